@@ -1,0 +1,83 @@
+"""``toolkit check``: lint every pipeline of a project without running anything.
+
+It reports all problems it can find, not just the first: specs that don't validate, missing
+notebooks, notebooks without a ``parameters`` cell, and parameters or paths a spec passes that
+the notebook does not declare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.errors import ToolkitError, did_you_mean
+from toolkit.nbparams import read_params
+from toolkit.plan import build_plan
+from toolkit.spec import Pipeline, load_spec
+
+
+@dataclass(frozen=True)
+class Problem:
+    spec: Path
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.spec}: {self.message}"
+        return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+def check_spec(path: Path) -> list[Problem]:
+    """All problems found in one spec and the notebooks it uses."""
+    try:
+        spec = load_spec(path)
+    except ToolkitError as exc:
+        return [Problem(path, exc.message, exc.hint)]
+    problems = _check_steps(spec)
+    if not problems:
+        try:
+            build_plan(spec, spec.source.parent / ".check-run")
+        except ToolkitError as exc:
+            problems.append(Problem(spec.source, exc.message, exc.hint))
+    return problems
+
+
+def _check_steps(spec: Pipeline) -> list[Problem]:
+    problems: list[Problem] = []
+    declared_anywhere: set[str] = set()
+    for step in spec.steps:
+        try:
+            params = read_params(step.notebook)
+        except ToolkitError as exc:
+            problems.append(Problem(spec.source, f"step {step.name!r}: {exc.message}", exc.hint))
+            continue
+        declared_anywhere |= params.names
+        explicit = [("parameter", k) for k in step.parameters]
+        explicit += [("input", k) for k in step.inputs]
+        explicit += [("output", k) for k in step.outputs]
+        for kind, key in explicit:
+            if key not in params.names:
+                problems.append(
+                    Problem(
+                        spec.source,
+                        f"step {step.name!r} passes {kind} {key!r}, but the parameters cell of "
+                        f"{step.notebook.name} does not declare it",
+                        did_you_mean(key, params.names) or f"add `{key} = ...` to that cell",
+                    )
+                )
+    if not problems:
+        for key in spec.parameters:
+            if key not in declared_anywhere:
+                problems.append(
+                    Problem(
+                        spec.source,
+                        f"pipeline parameter {key!r} is declared by no step's notebook",
+                        did_you_mean(key, declared_anywhere),
+                    )
+                )
+    return problems
+
+
+def check_project(specs: list[Path]) -> list[Problem]:
+    """Check each spec; an empty list means the project is clean."""
+    return [problem for path in specs for problem in check_spec(path)]

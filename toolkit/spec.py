@@ -1,0 +1,267 @@
+"""Pipeline specs: the pydantic models of ``pipelines/*.yaml`` and :func:`load_spec`.
+
+A spec names the pipeline, gives default parameters and lists steps. Each step is a notebook
+with its own parameters, declared inputs (``<step>.<output>`` references, or files entering the
+pipeline from outside) and declared outputs (paths inside the run folder). Paths are resolved
+against the spec file's folder. Everything a reader needs to fix a broken spec is in the error:
+the file, the dotted field path and, for typos, a "did you mean".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from toolkit.errors import SpecError, did_you_mean
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+OnFail = Literal["error", "warn"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Output(_Model):
+    """A file a step writes, relative to the run's data folder, with an optional contract."""
+
+    path: str
+    contract: str | None = None
+    on_fail: OnFail = "error"
+
+    @field_validator("path")
+    @classmethod
+    def _inside_run_folder(cls, value: str) -> str:
+        pure = PurePosixPath(value)
+        if not value or pure.is_absolute() or ".." in pure.parts:
+            raise ValueError(
+                f"output path {value!r} must be relative and stay inside the run folder "
+                "(outputs are written per run so runs never overwrite each other)"
+            )
+        return value
+
+
+class ExternalInput(_Model):
+    """A file entering the pipeline from outside, with an optional contract on its content."""
+
+    path: Path
+    contract: str | None = None
+    on_fail: OnFail = "error"
+
+
+class SecretParam(_Model):
+    """A parameter whose value must never be logged; read from ``env`` or given as ``value``."""
+
+    secret: Literal[True]
+    env: str | None = None
+    value: Any = None
+
+
+class Step(_Model):
+    """One notebook step."""
+
+    name: str
+    notebook: Path
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, str | ExternalInput] = Field(default_factory=dict)
+    outputs: dict[str, str | Output] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0, description="seconds for the whole step")
+    retries: int = Field(default=0, ge=0)
+    retry_delay: float = Field(default=0.0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(f"step name {value!r} must be an identifier (letters, digits, _ or -)")
+        return value
+
+    @field_validator("outputs", mode="after")
+    @classmethod
+    def _normalise_outputs(cls, value: dict[str, str | Output]) -> dict[str, str | Output]:
+        return {k: Output(path=v) if isinstance(v, str) else v for k, v in value.items()}
+
+    def output_specs(self) -> dict[str, Output]:
+        return {k: v for k, v in self.outputs.items() if isinstance(v, Output)}
+
+
+class Pipeline(_Model):
+    """A whole pipeline file."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
+    source: Path = Field(default=Path("."), exclude=True)
+    content_hash: str = Field(default="", exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(f"pipeline name {value!r} must be an identifier")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pipeline:
+        names = [s.name for s in self.steps]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"step names must be unique; repeated: {', '.join(dupes)}")
+        writers: dict[str, str] = {}
+        for step in self.steps:
+            for key, out in step.output_specs().items():
+                norm = str(PurePosixPath(out.path))
+                if norm in writers:
+                    raise ValueError(
+                        f"two steps write the same output {norm!r}: "
+                        f"{writers[norm]} and {step.name}.{key}"
+                    )
+                writers[norm] = f"{step.name}.{key}"
+        return self
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    @property
+    def step_names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+    def secret_names(self) -> frozenset[str]:
+        """Parameters declared ``{secret: true}`` anywhere in the spec."""
+        names = {k for k, v in self.parameters.items() if isinstance(v, SecretParam)}
+        for step in self.steps:
+            names |= {k for k, v in step.parameters.items() if isinstance(v, SecretParam)}
+        return frozenset(names)
+
+
+def _known_keys() -> set[str]:
+    keys: set[str] = set()
+    for model in (Pipeline, Step, Output, ExternalInput, SecretParam):
+        keys |= set(model.model_fields)
+    return keys - {"source", "content_hash"}
+
+
+def _format_loc(loc: tuple[int | str, ...], data: Any) -> str:
+    """Turn pydantic's loc into ``steps[1](train).outputs.model`` for humans."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            try:
+                node = node[item]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    label += f"({node['name']})"
+            except (IndexError, KeyError, TypeError):
+                node = None
+            parts.append(label)
+        else:
+            if item in {"str", "ExternalInput", "Output", "SecretParam"} or "[" in item:
+                continue  # union-branch labels, not fields the user wrote
+            parts.append(("." if parts else "") + item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _parse_secret_params(params: Any) -> Any:
+    if not isinstance(params, dict):
+        return params
+    return {
+        k: SecretParam(**v) if isinstance(v, dict) and v.get("secret") is True else v
+        for k, v in params.items()
+    }
+
+
+def _error_from_validation(exc: ValidationError, path: Path, data: Any) -> SpecError:
+    # Report the first error precisely; list the count of others so nothing is hidden.
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(first["loc"])
+    location = _format_loc(loc, data)
+    hint = None
+    if first["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        message = f"unknown key {key!r}"
+        hint = did_you_mean(key, _known_keys())
+    elif first["type"] == "missing":
+        message = f"missing required key {str(loc[-1])!r}"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+    others = len(errors) - 1
+    if others:
+        message += f" (and {others} more problem{'s' if others > 1 else ''})"
+    return SpecError(message, path=path, location=location or None, hint=hint)
+
+
+def load_spec(path: Path | str) -> Pipeline:
+    """Read, validate and resolve a pipeline spec.
+
+    Raises:
+        SpecError: the file is missing, is not YAML, or does not describe a valid pipeline.
+    """
+    path = Path(path).expanduser().resolve()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        hint = None
+        if path.parent.is_dir():
+            hint = did_you_mean(path.name, [p.name for p in path.parent.glob("*.y*ml")])
+        raise SpecError("spec file not found", path=path, hint=hint) from exc
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file: {exc.strerror}", path=path) from exc
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"invalid YAML: {problem}", path=path, location=where) from exc
+    if not isinstance(data, dict):
+        raise SpecError("a spec must be a YAML mapping with 'name' and 'steps'", path=path)
+    data = dict(data)
+    data["parameters"] = _parse_secret_params(data.get("parameters", {}))
+    if isinstance(data.get("steps"), list):
+        data["steps"] = [
+            {**s, "parameters": _parse_secret_params(s.get("parameters", {}))}
+            if isinstance(s, dict)
+            else s
+            for s in data["steps"]
+        ]
+    try:
+        pipeline = Pipeline.model_validate(data)
+    except ValidationError as exc:
+        raise _error_from_validation(exc, path, data) from exc
+    return _resolve_paths(pipeline, path, hashlib.sha256(raw).hexdigest())
+
+
+def _resolve_paths(pipeline: Pipeline, path: Path, digest: str) -> Pipeline:
+    base = path.parent
+    steps = []
+    for step in pipeline.steps:
+        inputs = {
+            k: v.model_copy(update={"path": (base / v.path).resolve()})
+            if isinstance(v, ExternalInput)
+            else v
+            for k, v in step.inputs.items()
+        }
+        steps.append(
+            step.model_copy(update={"notebook": (base / step.notebook).resolve(), "inputs": inputs})
+        )
+    return pipeline.model_copy(update={"steps": steps, "source": path, "content_hash": digest})
+
+
+def discover_specs(pipelines_dir: Path) -> list[Path]:
+    """All spec files in a project's ``pipelines/`` folder, sorted."""
+    if not pipelines_dir.is_dir():
+        return []
+    return sorted([*pipelines_dir.glob("*.yaml"), *pipelines_dir.glob("*.yml")])
