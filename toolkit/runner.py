@@ -123,6 +123,7 @@ class _Execution:
         self.handles: dict[str, KernelHandle] = {}
         self.stopping = threading.Event()
         self.lock = threading.Lock()
+        self.running: dict[Future[StepReport], str] = {}
 
     def step_env(self, step: PlannedStep) -> dict[str, str]:
         return {
@@ -273,6 +274,10 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
             interrupted = True
             execution.stop()
             pool.shutdown(wait=True, cancel_futures=True)
+            # Steps that were running end as interrupted; record how they ended.
+            for future, name in execution.running.items():
+                if future.done() and not future.cancelled():
+                    results[name] = future.result()
     steps = tuple(
         results.get(s.name) or StepReport(s.name, SKIPPED, reason="run interrupted")
         for s in plan.steps
@@ -303,7 +308,7 @@ def _schedule(
 ) -> None:
     sorter = TopologicalSorter(plan.graph())
     sorter.prepare()
-    running: dict[Future[StepReport], str] = {}
+    running = execution.running
     blocked: dict[str, str] = {}
     while sorter.is_active():
         for name in sorter.get_ready():

@@ -84,7 +84,9 @@ def load_settings(start: Path | None = None) -> Settings:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or table.get("tracking_uri")
     if uri is None:
         uri = _sqlite_uri(root / "mlflow.db")
-    elif isinstance(uri, str) and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+    elif (
+        isinstance(uri, str) and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////")
+    ):
         # A relative sqlite path would follow the process cwd; pin it to the project.
         uri = _sqlite_uri((root / uri.removeprefix("sqlite:///")).resolve())
     patterns = table.get("secret_patterns", DEFAULT_SECRET_PATTERNS)

@@ -184,7 +184,8 @@ def _parse_secret_params(params: Any) -> Any:
 
 def _error_from_validation(exc: ValidationError, path: Path, data: Any) -> SpecError:
     # Report the first error precisely; list the count of others so nothing is hidden.
-    errors = exc.errors()
+    # A typo shows up twice (unknown key + missing key); the unknown one explains both.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = tuple(first["loc"])
     location = _format_loc(loc, data)

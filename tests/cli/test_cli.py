@@ -1,0 +1,190 @@
+"""The command line: exit codes, JSON output and one-paragraph errors, in-process where possible."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import MakeProject
+
+from toolkit.cli import main
+
+SIMPLE = """
+name: simple
+steps:
+  - name: a
+    notebook: ../notebooks/ok.ipynb
+    outputs: {out: a.txt}
+  - name: b
+    notebook: ../notebooks/ok.ipynb
+    inputs: {inp: a.out}
+    outputs: {out: b.txt}
+"""
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_run_json_summary(make_project: MakeProject, capsys: pytest.CaptureFixture[str]) -> None:
+    path = make_project(SIMPLE)
+    assert run_cli("run", str(path), "--json", "-p", "x=5", "--workers", "1") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "succeeded" and summary["exit_code"] == 0
+    assert [s["name"] for s in summary["steps"]] == ["a", "b"]
+    for step in summary["steps"]:
+        assert step["status"] == "succeeded"
+        assert step["metrics"] == {"x": 5.0}
+        assert Path(step["notebook"]).exists()
+        assert step["duration"] > 0 and step["error"] is None
+    assert summary["run_id"] == Path(summary["run_dir"]).name
+
+
+def test_failed_step_exit_code_and_message(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = "name: f\nsteps:\n  - {name: boom, notebook: ../notebooks/raises.ipynb}\n"
+    assert run_cli("run", str(make_project(spec, notebooks=("raises",))), "--quiet") == 1
+    out = capsys.readouterr().out
+    assert "step 'boom' failed" in out and "ValueError" in out and "boom with x=1" in out
+    assert "executed notebook kept at" in out
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda p: p.with_name("nope.yaml"), "spec file not found"),
+        (lambda p: (p.write_text("name: [x\n"), p)[1], "invalid YAML"),
+        (
+            lambda p: (
+                p.write_text(SIMPLE.replace("outputs: {out: a.txt}", "outputz: {out: a.txt}")),
+                p,
+            )[1],
+            "unknown key 'outputz'",
+        ),
+        (
+            lambda p: (p.write_text(SIMPLE.replace("inp: a.out", "inp: c.out")), p)[1],
+            "not produced by any step",
+        ),
+        (
+            lambda p: (p.write_text(SIMPLE.replace("b.txt", "a.txt")), p)[1],
+            "two steps write the same output",
+        ),
+        (
+            lambda p: (
+                p.write_text(
+                    SIMPLE.replace(
+                        "ok.ipynb\n    outputs: {out: a", "gone.ipynb\n    outputs: {out: a"
+                    )
+                ),
+                p,
+            )[1],
+            "notebook not found",
+        ),
+    ],
+    ids=[
+        "missing-spec",
+        "invalid-yaml",
+        "unknown-key",
+        "unproduced-input",
+        "two-writers",
+        "missing-notebook",
+    ],
+)
+def test_bad_input_exits_2_with_one_paragraph(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str], mutate, expected: str
+) -> None:
+    path = mutate(make_project(SIMPLE))
+    assert run_cli("run", str(path)) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_unknown_parameter_and_cycle(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_project(SIMPLE)
+    assert run_cli("run", str(path), "-p", "lable=1") == 2
+    assert "did you mean 'label'" in capsys.readouterr().err
+    path.write_text(
+        SIMPLE.replace("outputs: {out: a.txt}", "inputs: {inp: b.out}\n    outputs: {out: a.txt}")
+    )
+    assert run_cli("plan", str(path)) == 2
+    assert "cycle" in capsys.readouterr().err
+
+
+def test_no_parameters_cell_is_usage_error(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = "name: n\nsteps:\n  - {name: a, notebook: ../notebooks/no_parameters_cell.ipynb}\n"
+    assert run_cli("run", str(make_project(spec, notebooks=("no_parameters_cell",)))) == 2
+    assert "no cell tagged 'parameters'" in capsys.readouterr().err
+
+
+def test_plan_is_a_dry_run(make_project: MakeProject, capsys: pytest.CaptureFixture[str]) -> None:
+    path = make_project(SIMPLE)
+    assert run_cli("plan", str(path), "--json", "-p", "b.x=3") == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in plan["steps"]] == ["a", "b"]
+    assert plan["steps"][1]["parameters"]["x"] == 3
+    assert not (path.parents[1] / "runs").exists()
+
+
+def test_check_passes_and_fails(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_project(SIMPLE)
+    assert run_cli("check", str(path)) == 0
+    path.write_text(
+        SIMPLE.replace("outputs: {out: b.txt}", "parameters: {lable: 1}\n    outputs: {out: b.txt}")
+    )
+    assert run_cli("check", str(path)) == 2
+    assert "did you mean 'label'" in capsys.readouterr().err
+
+
+def test_debug_shows_traceback_for_toolkit_errors(make_project: MakeProject) -> None:
+    from toolkit.errors import SpecError
+
+    with pytest.raises(SpecError):
+        run_cli("--debug", "run", str(make_project(SIMPLE).with_name("missing.yaml")))
+
+
+def test_help_does_not_import_engines() -> None:
+    code = (
+        "import sys\nfrom toolkit.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print([m for m in ('mlflow', 'great_expectations', 'papermill', 'pandas', 'pydantic') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_sigterm_interrupts_the_run(make_project: MakeProject) -> None:
+    spec = "name: long\nsteps:\n  - {name: nap, notebook: ../notebooks/sleeps.ipynb, parameters: {seconds: 60}}\n"
+    path = make_project(spec, notebooks=("sleeps",))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", str(path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 60
+    runs = path.parents[1] / "runs" / "long"
+    # Wait until the step's kernel is executing (its partial notebook exists), then stop the run.
+    while time.monotonic() < deadline and not list(runs.glob("*/notebooks/.nap.partial.ipynb")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["status"] == "interrupted"
+    assert summary["steps"][0]["status"] == "interrupted"

@@ -1,0 +1,51 @@
+"""Shared fixtures: isolated Jupyter/MLflow state and mini-projects copied into tmp_path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[1]
+
+# Kernels inherit the environment: keep their runtime files and MLflow's telemetry out of $HOME.
+_STATE = Path(tempfile.mkdtemp(prefix="toolkit-tests-"))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ["IPYTHONDIR"] = str(_STATE / "ipython")
+os.environ["JUPYTER_RUNTIME_DIR"] = str(_STATE / "jupyter-runtime")
+for _var in ("MLFLOW_TRACKING_URI", "TOOLKIT_RUNS_DIR", "TOOLKIT_EXPECTATIONS_DIR"):
+    os.environ.pop(_var, None)
+
+
+MakeProject = Callable[..., Path]
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> MakeProject:
+    """Build a mini-project: pyproject.toml, fixture notebooks, and one pipeline spec.
+
+    Returns a function ``(spec_yaml, notebooks=(...), name="p") -> spec path``. Notebook names
+    refer to ``tests/fixtures/notebooks``; the spec's notebook paths are relative to
+    ``pipelines/``, e.g. ``../notebooks/ok.ipynb``.
+    """
+
+    def build(spec: str, notebooks: tuple[str, ...] = ("ok",), name: str = "p") -> Path:
+        root = tmp_path / "project"
+        (root / "notebooks").mkdir(parents=True, exist_ok=True)
+        (root / "pipelines").mkdir(exist_ok=True)
+        pyproject = root / "pyproject.toml"
+        if not pyproject.exists():
+            pyproject.write_text('[project]\nname = "mini"\n[tool.toolkit]\n')
+        for nb in notebooks:
+            shutil.copy(FIXTURES / "notebooks" / f"{nb}.ipynb", root / "notebooks")
+        path = root / "pipelines" / f"{name}.yaml"
+        path.write_text(textwrap.dedent(spec))
+        return path
+
+    return build

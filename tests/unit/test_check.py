@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from conftest import MakeProject
+
+from toolkit.check import check_project
+
+GOOD = """
+name: p
+parameters: {x: 2}
+steps:
+  - name: a
+    notebook: ../notebooks/ok.ipynb
+    outputs: {out: a.txt}
+"""
+
+
+def test_clean_project_has_no_problems(make_project: MakeProject) -> None:
+    assert check_project([make_project(GOOD)]) == []
+
+
+def test_reports_every_problem_with_hints(make_project: MakeProject) -> None:
+    spec = (
+        GOOD
+        + """  - name: b
+    notebook: ../notebooks/ok.ipynb
+    parameters: {lable: z}
+    outputs: {outt: b.txt}
+  - name: c
+    notebook: ../notebooks/no_parameters_cell.ipynb
+"""
+    )
+    problems = check_project([make_project(spec, notebooks=("ok", "no_parameters_cell"))])
+    text = "\n".join(str(p) for p in problems)
+    assert len(problems) == 3
+    assert "parameter 'lable'" in text and "did you mean 'label'" in text
+    assert "output 'outt'" in text and "did you mean 'out'" in text
+    assert "no cell tagged 'parameters'" in text
+
+
+def test_pipeline_parameter_nobody_declares(make_project: MakeProject) -> None:
+    problems = check_project([make_project(GOOD.replace("{x: 2}", "{y: 2}"))])
+    assert [p.message for p in problems] == [
+        "pipeline parameter 'y' is declared by no step's notebook"
+    ]
+
+
+def test_invalid_spec_is_a_problem_not_a_crash(make_project: MakeProject) -> None:
+    problems = check_project([make_project("name: p\nsteps: []\n")])
+    assert len(problems) == 1 and "steps" in problems[0].message

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from toolkit.errors import NotebookError
+from toolkit.nbparams import read_params
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "notebooks"
+
+
+def test_reads_defaults_from_the_parameters_cell() -> None:
+    params = read_params(FIXTURES / "ok.ipynb")
+    assert params.defaults == {"x": 1, "label": "a", "inp": "", "out": "out.txt"}
+    assert params.cell_index == 1
+    assert params.kernel == "python3"
+
+
+def test_non_literal_defaults_keep_their_source(tmp_path: Path) -> None:
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {"tags": ["parameters"]},
+                "source": "%matplotlib inline\nn: int = 3\npath = str(1 + 1)\n",
+            }
+        ]
+    }
+    (tmp_path / "n.ipynb").write_text(json.dumps(nb))
+    assert read_params(tmp_path / "n.ipynb").defaults == {"n": 3, "path": "str(1 + 1)"}
+
+
+def test_invalid_parameters_cell(tmp_path: Path) -> None:
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = ("}]}
+    (tmp_path / "n.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(NotebookError, match="not valid Python"):
+        read_params(tmp_path / "n.ipynb")
+
+
+def test_not_a_notebook(tmp_path: Path) -> None:
+    (tmp_path / "n.ipynb").write_text("{}")
+    with pytest.raises(NotebookError, match="not a Jupyter notebook"):
+        read_params(tmp_path / "n.ipynb")

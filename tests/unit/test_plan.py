@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import MakeProject
+
+from toolkit.errors import NotebookError, SpecError, UsageError
+from toolkit.plan import build_plan, parse_overrides
+from toolkit.spec import load_spec
+
+CHAIN = """
+name: chain
+parameters: {x: 10, unused_by_raises: 5}
+steps:
+  - name: first
+    notebook: ../notebooks/ok.ipynb
+    parameters: {label: first}
+    outputs: {out: first.txt}
+  - name: second
+    notebook: ../notebooks/ok.ipynb
+    parameters: {x: 20}
+    inputs: {inp: first.out}
+    outputs: {out: second.txt}
+  - name: side
+    notebook: ../notebooks/ok.ipynb
+    outputs: {out: side.txt}
+"""
+
+
+def plan_for(path: Path, **kwargs):  # type: ignore[no-untyped-def]
+    return build_plan(load_spec(path), path.parent / "run", **kwargs)
+
+
+def test_parameters_merge_in_documented_precedence(make_project: MakeProject) -> None:
+    path = make_project(CHAIN)
+    plan = plan_for(path, overrides={"label": "cli", "second.x": 30})
+    first, second = plan.step("first"), plan.step("second")
+    # pipeline default < step parameter < -p override < resolved paths
+    assert first.parameters["x"] == 10
+    assert first.parameters["label"] == "cli"
+    assert second.parameters["x"] == 30
+    assert second.parameters["inp"] == str(path.parent / "run" / "data" / "first.txt")
+    assert second.parameters["out"] == str(path.parent / "run" / "data" / "second.txt")
+    assert "unused_by_raises" not in first.parameters  # ok.ipynb doesn't declare it
+
+
+def test_order_follows_dependencies_then_spec_order(make_project: MakeProject) -> None:
+    plan = plan_for(make_project(CHAIN))
+    assert plan.names == ["first", "second", "side"]
+    assert plan.step("second").upstream == {"first"}
+    assert plan.downstream("first") == {"second"}
+    assert plan.downstream("side") == set()
+
+
+def test_cycle_names_the_steps(make_project: MakeProject) -> None:
+    spec = CHAIN.replace("parameters: {label: first}", "inputs: {inp: second.out}")
+    with pytest.raises(SpecError) as info:
+        plan_for(make_project(spec))
+    message = str(info.value)
+    assert "cycle" in message and "first" in message and "second" in message
+
+
+def test_input_that_nothing_produces_suggests_the_closest(make_project: MakeProject) -> None:
+    with pytest.raises(SpecError) as info:
+        plan_for(make_project(CHAIN.replace("inp: first.out", "inp: first.outt")))
+    message = str(info.value)
+    assert "'first.outt' is not produced by any step" in message
+    assert "did you mean 'first.out'" in message
+    assert "steps[1](second).inputs.inp" in message
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"lable": 1}, "did you mean 'label'"),
+        ({"second.y": 1}, "has no parameter 'y'"),
+        ({"secnd.x": 1}, "did you mean 'second'"),
+    ],
+)
+def test_unknown_override(make_project: MakeProject, override: dict, expected: str) -> None:
+    with pytest.raises(UsageError, match=expected):
+        plan_for(make_project(CHAIN), overrides=override)
+
+
+def test_step_parameter_missing_from_notebook(make_project: MakeProject) -> None:
+    with pytest.raises(SpecError, match="did you mean 'label'"):
+        plan_for(make_project(CHAIN.replace("{label: first}", "{labl: first}")))
+
+
+def test_missing_notebook(make_project: MakeProject) -> None:
+    with pytest.raises(NotebookError, match=r"step 'side'.*notebook not found.*okk.ipynb"):
+        plan_for(
+            make_project(
+                CHAIN.replace(
+                    "ok.ipynb\n    outputs: {out: side", "okk.ipynb\n    outputs: {out: side"
+                )
+            )
+        )
+
+
+def test_notebook_without_parameters_cell(make_project: MakeProject) -> None:
+    spec = "name: p\nsteps:\n  - {name: a, notebook: ../notebooks/no_parameters_cell.ipynb}\n"
+    with pytest.raises(NotebookError) as info:
+        plan_for(make_project(spec, notebooks=("no_parameters_cell",)))
+    assert "no cell tagged 'parameters'" in str(info.value)
+    assert "hint" in str(info.value)
+
+
+def test_only_takes_upstream_outputs_from_earlier_runs(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    earlier = tmp_path / "earlier.txt"
+    earlier.write_text("x")
+    plan = plan_for(
+        make_project(CHAIN),
+        only=["second"],
+        previous_outputs=lambda step, out: earlier if (step, out) == ("first", "out") else None,
+    )
+    assert plan.names == ["second"]
+    assert plan.step("second").parameters["inp"] == str(earlier)
+    with pytest.raises(UsageError, match="no earlier run produced"):
+        plan_for(make_project(CHAIN), only=["second"], previous_outputs=lambda s, o: None)
+
+
+def test_secret_parameters_come_from_the_environment(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = CHAIN.replace(
+        "parameters: {x: 10, unused_by_raises: 5}",
+        "parameters: {label: {secret: true, env: MINI_SECRET}}",
+    ).replace("parameters: {label: first}", "")
+    monkeypatch.setenv("MINI_SECRET", "s3cr3t-value")
+    plan = plan_for(make_project(spec))
+    assert plan.step("first").parameters["label"] == "s3cr3t-value"
+    assert "label" in plan.step("first").secret_params
+    assert plan.secret_values == {"s3cr3t-value"}
+    assert plan.to_dict()["steps"][0]["parameters"]["label"] == "***"
+    monkeypatch.delenv("MINI_SECRET")
+    with pytest.raises(UsageError, match="MINI_SECRET"):
+        plan_for(make_project(spec))
+
+
+def test_parse_overrides_types_values_like_yaml() -> None:
+    assert parse_overrides(["a=3", "b=0.5", "c=text", "d=true", "e="]) == {
+        "a": 3,
+        "b": 0.5,
+        "c": "text",
+        "d": True,
+        "e": "",
+    }
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        parse_overrides(["novalue"])
