@@ -91,6 +91,34 @@ class Step(_Model):
         return {k: v for k, v in self.outputs.items() if isinstance(v, Output)}
 
 
+class ModelSpec(_Model):
+    """The model a pipeline releases: which step output holds it, and its registry name."""
+
+    name: str
+    step: str
+    output: str
+
+
+class GatesSpec(_Model):
+    """Release gates, evaluated after ``step`` (usually ``evaluate``) has logged its metrics.
+
+    Each check is a small expression: ``roc_auc >= 0.95``, ``roc_auc >= champion.roc_auc - 0.01``,
+    ``predict_p95_ms <= 20``, or ``contracts`` (every contract of the run passed).
+    """
+
+    step: str
+    checks: list[str] = Field(min_length=1)
+
+
+class ReleaseSpec(_Model):
+    """Who must approve a candidate before it can be promoted to champion."""
+
+    require_approval: bool = True
+    min_approvals: int = Field(default=1, ge=0)
+    approvers: list[str] = Field(default_factory=list)
+    forbid_self_approval: bool = False
+
+
 class Pipeline(_Model):
     """A whole pipeline file."""
 
@@ -98,6 +126,9 @@ class Pipeline(_Model):
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
+    model: ModelSpec | None = None
+    gates: GatesSpec | None = None
+    release: ReleaseSpec = Field(default_factory=ReleaseSpec)
     source: Path = Field(default=Path("."), exclude=True)
     content_hash: str = Field(default="", exclude=True)
 
@@ -124,6 +155,16 @@ class Pipeline(_Model):
                         f"{writers[norm]} and {step.name}.{key}"
                     )
                 writers[norm] = f"{step.name}.{key}"
+        for section, ref in (("model.step", self.model), ("gates.step", self.gates)):
+            if ref is not None and ref.step not in names:
+                hint = did_you_mean(ref.step, names)
+                raise ValueError(
+                    f"{section}: no step named {ref.step!r}" + (f"; {hint}" if hint else "")
+                )
+        if self.model and self.model.output not in self.step(self.model.step).outputs:
+            raise ValueError(
+                f"model.output: step {self.model.step!r} has no output {self.model.output!r}"
+            )
         return self
 
     def step(self, name: str) -> Step:
@@ -146,7 +187,16 @@ class Pipeline(_Model):
 
 def _known_keys() -> set[str]:
     keys: set[str] = set()
-    for model in (Pipeline, Step, Output, ExternalInput, SecretParam):
+    for model in (
+        Pipeline,
+        Step,
+        Output,
+        ExternalInput,
+        SecretParam,
+        ModelSpec,
+        GatesSpec,
+        ReleaseSpec,
+    ):
         keys |= set(model.model_fields)
     return keys - {"source", "content_hash"}
 
