@@ -1,0 +1,404 @@
+"""Result types of a contract validation and their renderings (JSON, HTML, text).
+
+Kept apart from :mod:`toolkit.contracts` so that reading, rendering or comparing a result never
+imports Great Expectations: this module only needs the standard library.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+_COLUMN_KWARGS = ("column", "column_A", "column_B")
+#: Examples kept per failing expectation: enough to recognise the problem, small on 1M rows.
+MAX_EXAMPLES = 5
+_SHORT = 90  # characters of a value shown in text and HTML before it is cut
+
+
+def jsonable(value: Any) -> Any:
+    """Return ``value`` as plain JSON data: NaN/NaT/NA become None, numpy scalars become Python.
+
+    GX results carry numpy scalars, pandas timestamps and NaN; ``json.dumps`` would either fail
+    or write ``NaN``, which is not JSON.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    # pandas.NA and NaT are singletons whose truth value is ambiguous; match them by type name
+    # so this module need not import pandas.
+    if type(value).__name__ in {"NAType", "NaTType"}:
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return jsonable(float(value))
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return jsonable(value.tolist())
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def short(value: Any, limit: int = _SHORT) -> str:
+    """A compact one-line rendering of a JSON-able value for people (JSON-like, cut at limit)."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}%"
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """What happened to one expectation of a suite, in suite order.
+
+    Attributes:
+        index: position of the expectation in the suite file (0-based).
+        expectation_type: e.g. ``expect_column_values_to_be_between``.
+        column: the ``column`` kwarg, or None for table-level expectations.
+        kwargs: the expectation's kwargs exactly as written in the suite file.
+        severity: ``critical``, ``warning`` or ``info``.
+        success: whether the expectation held.
+        observed_value: the aggregate GX observed (mean, row count, dtype...), if any.
+        unexpected_count: rows that broke a per-row expectation, if applicable.
+        unexpected_percent: the same as a percentage of the non-null rows.
+        examples: up to :data:`MAX_EXAMPLES` distinct offending values.
+        error: why the expectation could not be evaluated (e.g. a missing column), or None.
+        details: extra GX detail, e.g. ``{"mismatched": {"missing": ["x"]}}`` for column sets.
+        notes: the suite author's notes for this expectation.
+    """
+
+    index: int
+    expectation_type: str
+    column: str | None
+    kwargs: dict[str, Any]
+    severity: str
+    success: bool
+    observed_value: Any = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    examples: tuple[Any, ...] = ()
+    error: str | None = None
+    details: dict[str, Any] | None = None
+    notes: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (NaN becomes None)."""
+        return jsonable(
+            {
+                "index": self.index,
+                "type": self.expectation_type,
+                "column": self.column,
+                "kwargs": self.kwargs,
+                "severity": self.severity,
+                "success": self.success,
+                "observed_value": self.observed_value,
+                "unexpected_count": self.unexpected_count,
+                "unexpected_percent": self.unexpected_percent,
+                "examples": list(self.examples),
+                "error": self.error,
+                "details": self.details,
+                "notes": self.notes,
+            }
+        )
+
+    def describe_kwargs(self) -> str:
+        """The kwargs other than ``column``, as ``k=v`` text, for a compact display."""
+        parts = [f"{k}={short(jsonable(v), 60)}" for k, v in self.kwargs.items() if k != "column"]
+        return ", ".join(parts)
+
+    def summary(self) -> str:
+        """One line for the CLI: status, severity, type, column, then what was seen."""
+        head = f"{'ok' if self.success else 'FAIL'} [{self.severity}] {self.expectation_type}"
+        if self.column is not None:
+            head += f" ({self.column})"
+        if self.error:
+            return f"{head}: {self.error}"
+        facts = []
+        if self.observed_value is not None:
+            facts.append(f"observed {short(self.observed_value)}")
+        if self.unexpected_count:
+            facts.append(
+                f"{self.unexpected_count} unexpected ({_percent(self.unexpected_percent)})"
+            )
+        if self.examples:
+            facts.append("e.g. " + ", ".join(short(v, 30) for v in self.examples))
+        if self.details:
+            facts.append(short(self.details))
+        if not facts and self.kwargs:
+            facts.append(self.describe_kwargs())
+        return f"{head}: {'; '.join(facts)}" if facts else head
+
+
+@dataclass(frozen=True)
+class ContractResult:
+    """The outcome of validating one DataFrame against one suite.
+
+    ``success`` is False as soon as any expectation fails; ``blocking`` is True only when a
+    failing expectation has severity ``critical`` (GX's ``severity`` never changes success, so a
+    warning-only failure is "not successful" yet "not blocking").
+    """
+
+    suite_name: str
+    data_name: str
+    outcomes: tuple[ExpectationOutcome, ...]
+    row_count: int | None = None
+    suite_path: str | None = None
+    validated_at: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    @property
+    def failures(self) -> tuple[ExpectationOutcome, ...]:
+        """The failing expectations, in suite order."""
+        return tuple(o for o in self.outcomes if not o.success)
+
+    @property
+    def blocking(self) -> bool:
+        return any(o.severity == "critical" for o in self.failures)
+
+    @property
+    def statistics(self) -> dict[str, float]:
+        """Counts in GX's vocabulary: evaluated, successful and unsuccessful expectations."""
+        evaluated = len(self.outcomes)
+        ok = sum(o.success for o in self.outcomes)
+        return {
+            "evaluated_expectations": evaluated,
+            "successful_expectations": ok,
+            "unsuccessful_expectations": evaluated - ok,
+            "success_percent": 100.0 * ok / evaluated if evaluated else 100.0,
+        }
+
+    @property
+    def status(self) -> str:
+        """``passed``, ``warning`` (only non-critical failures) or ``failed``."""
+        if self.success:
+            return "passed"
+        return "failed" if self.blocking else "warning"
+
+    def file_stem(self) -> str:
+        """A safe file name stem for this result: the data file's stem, else the suite name."""
+        name = self.data_name.replace("\\", "/").rsplit("/", 1)[-1] or self.suite_name
+        for suffix in (".csv.gz", ".csv", ".tsv", ".parquet", ".pq"):
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
+        return safe or self.suite_name
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form, with every expectation in suite order."""
+        return jsonable(
+            {
+                "suite": self.suite_name,
+                "data_name": self.data_name,
+                "success": self.success,
+                "blocking": self.blocking,
+                "status": self.status,
+                "statistics": self.statistics,
+                "row_count": self.row_count,
+                "suite_path": self.suite_path,
+                "validated_at": self.validated_at,
+                "meta": self.meta,
+                "expectations": [o.to_dict() for o in self.outcomes],
+            }
+        )
+
+    def summary_lines(self) -> list[str]:
+        """One short line per failing expectation, for the CLI."""
+        return [o.summary() for o in self.failures]
+
+    def headline(self) -> str:
+        stats = self.statistics
+        target = f" on {self.data_name}" if self.data_name else ""
+        return (
+            f"contract {self.suite_name!r}{target}: {self.status.upper()} "
+            f"({stats['successful_expectations']}/{stats['evaluated_expectations']} "
+            "expectations passed)"
+        )
+
+    def __str__(self) -> str:
+        return "\n".join([self.headline(), *("  " + line for line in self.summary_lines())])
+
+    def to_html(self, *, full_page: bool = True) -> str:
+        """A self-contained, readable HTML report (inline CSS, no scripts, no CDN).
+
+        Args:
+            full_page: wrap the fragment in an ``<html>`` document; False gives the fragment
+                alone, for embedding (JupyterLab, other reports).
+        """
+        fragment = _render_fragment(self)
+        if not full_page:
+            return fragment
+        title = html.escape(self.headline())
+        return (
+            "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{title}</title></head><body>\n{fragment}\n</body></html>\n"
+        )
+
+    def _repr_html_(self) -> str:
+        return self.to_html(full_page=False)
+
+
+_CSS = """
+.tk-contract{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:14px;
+ color:#1f2328;max-width:1200px}
+.tk-contract h2{font-size:18px;margin:0 0 4px}
+.tk-contract .tk-meta{color:#59636e;margin:0 0 10px}
+.tk-contract .tk-badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;
+ font-weight:600;font-size:12px;vertical-align:middle;margin-left:8px}
+.tk-contract .tk-passed{background:#1a7f37}.tk-contract .tk-failed{background:#cf222e}
+.tk-contract .tk-warning{background:#9a6700}
+.tk-contract table{border-collapse:collapse;width:100%}
+.tk-contract th,.tk-contract td{border:1px solid #d1d9e0;padding:4px 8px;text-align:left;
+ vertical-align:top}
+.tk-contract th{background:#f6f8fa}
+.tk-contract tr.tk-row-failed td{background:#ffebe9}
+.tk-contract tr.tk-row-warning td{background:#fff8c5}
+.tk-contract code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
+.tk-contract .tk-kw{color:#59636e;font-size:12px}
+.tk-contract .tk-err{color:#cf222e;font-weight:600}
+"""
+
+
+def _cell(text: str) -> str:
+    return f"<td>{html.escape(text)}</td>"
+
+
+def _render_row(o: ExpectationOutcome) -> str:
+    if o.success:
+        row_class, status = "", "passed"
+    else:
+        row_class = (
+            " class='tk-row-failed'" if o.severity == "critical" else " class='tk-row-warning'"
+        )
+        status = "FAILED"
+    kwargs = o.describe_kwargs()
+    expectation = f"<code>{html.escape(o.expectation_type)}</code>"
+    if kwargs:
+        expectation += f"<div class='tk-kw'>{html.escape(kwargs)}</div>"
+    if o.notes:
+        expectation += f"<div class='tk-kw'>{html.escape(o.notes)}</div>"
+    observed = "" if o.observed_value is None else short(o.observed_value)
+    if o.details:
+        observed = f"{observed} {short(o.details)}".strip()
+    unexpected = ""
+    if o.unexpected_count is not None:
+        unexpected = f"{o.unexpected_count} ({_percent(o.unexpected_percent)})"
+    if o.error:
+        evidence = f"<td class='tk-err'>{html.escape(o.error)}</td>"
+    else:
+        evidence = _cell(", ".join(short(v, 40) for v in o.examples))
+    return (
+        f"<tr{row_class}><td>{o.index}</td><td>{expectation}</td>{_cell(o.column or '')}"
+        f"{_cell(o.severity)}{_cell(status)}{_cell(observed)}{_cell(unexpected)}{evidence}</tr>"
+    )
+
+
+def _render_fragment(result: ContractResult) -> str:
+    stats = result.statistics
+    passed, evaluated = stats["successful_expectations"], stats["evaluated_expectations"]
+    facts = [f"{passed} of {evaluated} expectations passed"]
+    if result.data_name:
+        facts.insert(0, f"data: {result.data_name}")
+    if result.row_count is not None:
+        facts.append(f"{result.row_count:,} rows")
+    if result.validated_at:
+        facts.append(f"validated {result.validated_at}")
+    label = {"passed": "PASSED", "failed": "FAILED", "warning": "FAILED (warnings only)"}
+    rows = "\n".join(_render_row(o) for o in result.outcomes)
+    return (
+        f"<div class='tk-contract'><style>{_CSS}</style>\n"
+        f"<h2>Contract <code>{html.escape(result.suite_name)}</code>"
+        f"<span class='tk-badge tk-{result.status}'>{label[result.status]}</span></h2>\n"
+        f"<p class='tk-meta'>{html.escape(' · '.join(facts))}</p>\n"
+        "<table><thead><tr><th>#</th><th>expectation</th><th>column</th><th>severity</th>"
+        "<th>status</th><th>observed</th><th>unexpected</th><th>examples / error</th></tr>"
+        f"</thead><tbody>\n{rows}\n</tbody></table></div>"
+    )
+
+
+# ----------------------------------------------------------------------------- from GX results
+# These read GX result objects by attribute only, so this module still never imports GX.
+
+
+def _exception_messages(info: dict[str, Any]) -> list[str]:
+    """Messages of a GX ``exception_info`` in either shape it comes in.
+
+    Flat ``{"raised_exception": bool, "exception_message": ...}`` when the expectation itself
+    raised; keyed by ``MetricConfigurationID(...)`` strings when a metric failed (a missing
+    column, for one).
+    """
+    shapes = (
+        [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    )
+    return [
+        str(s.get("exception_message") or "GX raised an exception")
+        for s in shapes
+        if s.get("raised_exception")
+    ]
+
+
+def outcome_from_gx(
+    index: int, entry: dict[str, Any], res: Any, columns: set[str]
+) -> ExpectationOutcome:
+    """Summarise one GX ``ExpectationValidationResult`` (or None) for suite entry ``index``.
+
+    Args:
+        index: position in the suite.
+        entry: the suite's expectation dict (``type``, ``kwargs``, ``severity``...).
+        res: GX's result for it, or None if GX returned none.
+        columns: the validated frame's column names, to name a missing column plainly.
+    """
+    kwargs = entry["kwargs"]
+    column = kwargs.get("column")
+    notes = entry.get("notes")
+    base: dict[str, Any] = {
+        "index": index,
+        "expectation_type": entry["type"],
+        "column": None if column is None else str(column),
+        "kwargs": jsonable(kwargs),
+        "severity": entry["severity"],
+        "notes": "\n".join(map(str, notes)) if isinstance(notes, list) else notes,
+    }
+    if res is None:  # never seen; kept so a GX change cannot silently pass an expectation
+        return ExpectationOutcome(**base, success=False, error="GX returned no result")
+    messages = _exception_messages(res.exception_info or {})
+    if messages:
+        referenced = [kwargs.get(k) for k in _COLUMN_KWARGS] + list(kwargs.get("column_list", []))
+        missing = [str(c) for c in referenced if c is not None and str(c) not in columns]
+        error = "; ".join(f"column {c!r} is missing from the data" for c in missing)
+        return ExpectationOutcome(**base, success=False, error=error or messages[0])
+    result = res.result or {}
+    examples: list[Any] = []
+    for raw in result.get("partial_unexpected_list") or []:
+        value = jsonable(raw)
+        if value not in examples:
+            examples.append(value)
+        if len(examples) == MAX_EXAMPLES:
+            break
+    count = result.get("unexpected_count")
+    return ExpectationOutcome(
+        **base,
+        success=bool(res.success),
+        observed_value=jsonable(result.get("observed_value")),
+        unexpected_count=None if count is None else int(count),
+        unexpected_percent=jsonable(result.get("unexpected_percent")),
+        examples=tuple(examples),
+        details=jsonable(result["details"]) if result.get("details") else None,
+    )
