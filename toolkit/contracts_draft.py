@@ -183,7 +183,7 @@ def draft_suite(df: pd.DataFrame, name: str, *, source: str = "") -> dict[str, A
         if (categories := _category_expectation(column, series)) is not None:
             expectations.append(categories)
     meta: dict[str, Any] = {
-        "drafted_by": "toolkit contracts draft",
+        "drafted_by": "toolkit contracts new",
         "drafted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": source,
         "sample_rows": len(df),

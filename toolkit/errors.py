@@ -85,8 +85,10 @@ class StepFailed(ToolkitError):
         evalue: str | None = None,
         traceback: str | None = None,
         notebook: object | None = None,
+        details: list[str] | None = None,
     ) -> None:
         super().__init__(f"step {step!r} failed: {reason}")
+        self.details = details or []
         self.step = step
         self.reason = reason
         self.kind = kind

@@ -39,6 +39,7 @@ class PlannedOutput:
     path: Path
     contract: str | None = None
     on_fail: str = "error"
+    same_rows_as: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Plan:
     run_dir: Path
     steps: tuple[PlannedStep, ...]
     secret_values: frozenset[str] = field(default_factory=frozenset)
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    secret_params: frozenset[str] = frozenset()
 
     def step(self, name: str) -> PlannedStep:
         return next(s for s in self.steps if s.name == name)
@@ -282,7 +285,12 @@ def build_plan(
                     )
                 inputs[key] = PlannedInput(path=earlier, producer=None, output=planned.output)
         outputs = {
-            k: PlannedOutput(path=data_dir / o.path, contract=o.contract, on_fail=o.on_fail)
+            k: PlannedOutput(
+                path=data_dir / o.path,
+                contract=o.contract,
+                on_fail=o.on_fail,
+                same_rows_as=o.same_rows_as,
+            )
             for k, o in step.output_specs().items()
         }
         for key in (*inputs, *outputs):
@@ -312,7 +320,11 @@ def build_plan(
                 secret_params=secrets,
             )
         )
+    pipeline_params = {k: _resolve_secret(k, v) for k, v in spec.parameters.items()}
+    pipeline_params.update({k: v for k, v in overrides.items() if "." not in k})
     return Plan(
+        parameters=pipeline_params,
+        secret_params=secret_names,
         pipeline=spec.name,
         spec_path=spec.source,
         spec_hash=spec.content_hash,

@@ -33,6 +33,9 @@ class Output(_Model):
     path: str
     contract: str | None = None
     on_fail: OnFail = "error"
+    same_rows_as: str | None = Field(
+        default=None, description="an input of the same step whose row count this must equal"
+    )
 
     @field_validator("path")
     @classmethod
@@ -161,6 +164,13 @@ class Pipeline(_Model):
                 raise ValueError(
                     f"{section}: no step named {ref.step!r}" + (f"; {hint}" if hint else "")
                 )
+        for step in self.steps:
+            for key, out in step.output_specs().items():
+                if out.same_rows_as and out.same_rows_as not in step.inputs:
+                    raise ValueError(
+                        f"steps({step.name}).outputs.{key}.same_rows_as: {step.name!r} has no "
+                        f"input {out.same_rows_as!r}"
+                    )
         if self.model and self.model.output not in self.step(self.model.step).outputs:
             raise ValueError(
                 f"model.output: step {self.model.step!r} has no output {self.model.output!r}"

@@ -129,7 +129,7 @@ def test_small_categorical_sets_only(sample: pd.DataFrame) -> None:
 def test_meta_says_drafted_from_where_and_asks_for_review(sample: pd.DataFrame) -> None:
     meta = draft_suite(sample, "sales", source="data/sales.csv")["meta"]
     assert meta["source"] == "data/sales.csv"
-    assert meta["drafted_by"] == "toolkit contracts draft"
+    assert meta["drafted_by"] == "toolkit contracts new"
     assert meta["drafted_at"].endswith("+00:00")
     assert meta["sample_rows"] == 100
     assert "review" in meta["review"]

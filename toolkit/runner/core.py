@@ -23,11 +23,15 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import StepFailed, UsageError
+from toolkit.errors import StepFailed, ToolkitError, UsageError
 from toolkit.fsutil import atomic_write_json
 from toolkit.notebook import ExecutionRequest, KernelHandle, execute
 from toolkit.plan import Plan, PlannedStep, build_plan
 from toolkit.report import FAILED, INTERRUPTED, SKIPPED, SUCCEEDED, RunReport, StepReport
+from toolkit.runner import contract_checks
+from toolkit.runner.contract_checks import ContractFailed
+from toolkit.runner.tracked import RunTracking, tracking_disabled
+from toolkit.secrets import Redactor, redact_params
 from toolkit.settings import Settings, load_settings
 from toolkit.spec import load_spec
 
@@ -42,6 +46,7 @@ class RunRequest:
     only: tuple[str, ...] = ()
     run_id: str | None = None
     stream_output: bool = False
+    track: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,17 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
 class _Execution:
     """The state of one run while it executes; one instance per ``run_pipeline`` call."""
 
-    def __init__(self, settings: Settings, plan: Plan, request: RunRequest, emit: EventSink):
+    def __init__(
+        self,
+        settings: Settings,
+        plan: Plan,
+        request: RunRequest,
+        emit: EventSink,
+        tracking: RunTracking | None,
+    ):
+        self.tracking = tracking
+        # Error messages and tracebacks can quote a secret; scrub them before anyone sees them.
+        self.redactor = Redactor(plan.secret_values)
         self.settings = settings
         self.plan = plan
         self.request = request
@@ -137,24 +152,44 @@ class _Execution:
     def run_step(self, step: PlannedStep) -> StepReport:
         started_at, t0 = now_iso(), time.monotonic()
         self.emit(Event("step_started", step.name))
+        events_path = self.plan.run_dir / "events" / f"{step.name}.jsonl"
+        mlflow_run = self.tracking.step_started(step, events_path) if self.tracking else None
         output = self.plan.run_dir / "notebooks" / f"{step.name}.ipynb"
+        contracts_dir = self.plan.run_dir / "contracts" / step.name
         error: dict[str, Any] | None = None
         status = SUCCEEDED
         attempts = 0
-        for attempt in range(step.retries + 1):
-            attempts = attempt + 1
-            try:
-                self._attempt(step, output)
-                status, error = SUCCEEDED, None
-                break
-            except StepFailed as exc:
-                status = INTERRUPTED if exc.kind == "interrupted" else FAILED
-                error = _error_dict(exc)
-                if status == INTERRUPTED or attempt == step.retries or self.stopping.is_set():
+        contracts: list[dict[str, Any]] = []
+        try:
+            contracts += contract_checks.check(
+                step, "inputs", step.inputs, self.settings.expectations_dir, contracts_dir
+            )
+            for attempt in range(step.retries + 1):
+                attempts = attempt + 1
+                try:
+                    self._attempt(step, output)
+                    status, error = SUCCEEDED, None
                     break
-                self.emit(Event("step_retry", step.name, message=exc.reason))
-                self.stopping.wait(step.retry_delay)
-        events = _read_events(self.plan.run_dir / "events" / f"{step.name}.jsonl")
+                except StepFailed as exc:
+                    status = INTERRUPTED if exc.kind == "interrupted" else FAILED
+                    error = _error_dict(exc)
+                    if status == INTERRUPTED or attempt == step.retries or self.stopping.is_set():
+                        break
+                    self.emit(Event("step_retry", step.name, message=exc.reason))
+                    self.stopping.wait(step.retry_delay)
+            if status == SUCCEEDED:
+                contracts += contract_checks.check(
+                    step, "outputs", step.outputs, self.settings.expectations_dir, contracts_dir
+                )
+        except ContractFailed as exc:
+            status, error = FAILED, _error_dict(exc)
+            contracts += exc.entries
+        except ToolkitError as exc:  # a suite that is missing or invalid: say so on the step
+            status = FAILED
+            error = {"kind": "contract_error", "message": str(exc)}
+        if error is not None:
+            error = self.redactor.scrub_obj(error)  # type: ignore[assignment]
+        events = _read_events(events_path)
         metrics = {e["key"]: e["value"] for e in events if e.get("kind") == "metric"}
         outputs = {k: str(v.path) for k, v in step.outputs.items()}
         outputs.update({e["name"]: e["path"] for e in events if e.get("kind") == "output"})
@@ -168,8 +203,12 @@ class _Execution:
             metrics=metrics,
             outputs=outputs,
             error=error,
+            contracts=tuple(contracts),
             attempts=attempts,
+            mlflow_run_id=mlflow_run,
         )
+        if self.tracking:
+            self.tracking.step_finished(step, report)
         self.emit(Event("step_finished", step.name, status, error["message"] if error else ""))
         return report
 
@@ -223,6 +262,8 @@ class _Execution:
 
 def _error_dict(exc: StepFailed) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": exc.kind, "message": exc.reason}
+    if exc.details:
+        data["details"] = exc.details
     for key in ("cell_index", "ename", "evalue", "traceback"):
         value = getattr(exc, key)
         if value is not None:
@@ -263,30 +304,70 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
     atomic_write_json(plan.run_dir / "plan.json", plan.to_dict())
     started_at, t0 = now_iso(), time.monotonic()
     emit(Event("run_started", message=f"{plan.pipeline} {plan.run_dir.name}"))
-    execution = _Execution(settings, plan, request, emit)
+    tracking = None
+    if request.track and not tracking_disabled():
+        tracking = RunTracking(settings, plan, external_run_id=request.run_id)
     results: dict[str, StepReport] = {}
     interrupted = False
     workers = max(1, request.workers or os.cpu_count() or 1)
-    with _signals_raise_interrupt(), ThreadPoolExecutor(workers, "toolkit-step") as pool:
-        try:
-            _schedule(plan, execution, pool, results)
-        except KeyboardInterrupt:
-            interrupted = True
-            execution.stop()
-            pool.shutdown(wait=True, cancel_futures=True)
-            # Steps that were running end as interrupted; record how they ended.
-            for future, name in execution.running.items():
-                if future.done() and not future.cancelled():
-                    results[name] = future.result()
+    try:
+        with _signals_raise_interrupt():
+            if tracking:
+                tracking.start()
+                emit(Event("tracking", message=tracking.ui_link() or settings.tracking_uri))
+            execution = _Execution(settings, plan, request, emit, tracking)
+            with ThreadPoolExecutor(workers, "toolkit-step") as pool:
+                try:
+                    _schedule(plan, execution, pool, results)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    execution.stop()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    # Steps that were running end as interrupted; record how they ended.
+                    for future, name in execution.running.items():
+                        if future.done() and not future.cancelled():
+                            results[name] = future.result()
+            report = _report(
+                plan, settings, request, results, interrupted, started_at, t0, tracking
+            )
+            atomic_write_json(plan.run_dir / "summary.json", report.to_dict())
+            if tracking:
+                tracking.finish(report)
+    except KeyboardInterrupt:
+        if tracking:
+            tracking.abort("KILLED")
+        raise
+    except BaseException:
+        if tracking:
+            tracking.abort("FAILED")
+        raise
+    finally:
+        if tracking:
+            tracking.abort("KILLED")  # a no-op when every run was closed properly
+    emit(Event("run_finished", status=report.status))
+    return report
+
+
+def _report(
+    plan: Plan,
+    settings: Settings,
+    request: RunRequest,
+    results: dict[str, StepReport],
+    interrupted: bool,
+    started_at: str,
+    t0: float,
+    tracking: RunTracking | None,
+) -> RunReport:
     steps = tuple(
         results.get(s.name) or StepReport(s.name, SKIPPED, reason="run interrupted")
         for s in plan.steps
     )
     statuses = {s.status for s in steps}
-    status = (
-        INTERRUPTED if interrupted else (SUCCEEDED if statuses <= {SUCCEEDED, "cached"} else FAILED)
-    )
-    report = RunReport(
+    if interrupted:
+        status = INTERRUPTED
+    else:
+        status = SUCCEEDED if statuses <= {SUCCEEDED, "cached"} else FAILED
+    return RunReport(
         run_id=plan.run_dir.name,
         pipeline=plan.pipeline,
         status=status,
@@ -296,11 +377,12 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
         ended_at=now_iso(),
         duration=round(time.monotonic() - t0, 3),
         steps=steps,
-        parameters=dict(request.overrides),
+        parameters=redact_params(
+            request.overrides, patterns=settings.secret_patterns, declared=plan.secret_params
+        ),
+        mlflow_run_id=tracking.parent if tracking else None,
+        tracking_uri=settings.tracking_uri if tracking else None,
     )
-    atomic_write_json(plan.run_dir / "summary.json", report.to_dict())
-    emit(Event("run_finished", status=status))
-    return report
 
 
 def _schedule(

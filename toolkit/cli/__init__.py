@@ -1,0 +1,117 @@
+"""The ``toolkit`` command: parse, build a typed request, call one core function, exit.
+
+Heavy modules (papermill, Great Expectations, MLflow, even pandas) are imported inside the
+command handlers, so ``toolkit --help`` starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from toolkit import __version__
+from toolkit.cli import contracts_cmds, pipeline_cmds, runs_cmds
+from toolkit.errors import ExitCode, ToolkitError
+
+EXIT_CODES_HELP = """exit codes:
+  0    ok
+  1    a step failed (cell error, dead kernel, timeout)
+  2    bad usage or an invalid spec
+  3    a data contract was violated
+  4    a gate failed
+  5    a monitoring alert fired
+  6    another run of the same pipeline holds the lock
+  130  interrupted (SIGINT or SIGTERM)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="toolkit",
+        description="Run notebooks as reproducible, gated, tracked pipeline steps.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="run a pipeline",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("pipeline", help="path to a pipeline spec (pipelines/NAME.yaml)")
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter; STEP.KEY=VALUE for one step (repeatable)",
+    )
+    run.add_argument(
+        "--workers", type=int, default=None, help="steps run at once (default: number of cores)"
+    )
+    run.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="run only this step (repeatable); inputs come from earlier runs",
+    )
+    run.add_argument("--run-id", help="use this run id (e.g. the scheduler's)")
+    run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    run.add_argument(
+        "--log-output",
+        action="store_true",
+        help="stream the notebooks' own stdout/stderr into the log",
+    )
+    run.set_defaults(handler=pipeline_cmds.cmd_run)
+
+    plan = sub.add_parser("plan", help="show what a run would do, without running it")
+    plan.add_argument("pipeline")
+    plan.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    plan.add_argument("--only", action="append", default=[], metavar="STEP")
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(handler=pipeline_cmds.cmd_plan)
+
+    check = sub.add_parser("check", help="lint specs and notebooks")
+    check.add_argument("pipelines", nargs="*", help="specs to check (default: pipelines/*.yaml)")
+    check.set_defaults(handler=pipeline_cmds.cmd_check)
+    contracts_cmds.register(sub)
+    runs_cmds.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: the single error boundary of the command line."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ToolkitError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in toolkit; re-run with --debug for the traceback and report it",
+            file=sys.stderr,
+        )
+        return 70

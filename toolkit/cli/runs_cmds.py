@@ -1,0 +1,109 @@
+"""``toolkit runs list|show`` and ``toolkit ui``: looking at tracked runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+
+def _tracker():  # type: ignore[no-untyped-def]
+    from toolkit.settings import load_settings
+    from toolkit.tracking import Tracker
+
+    settings = load_settings()
+    return Tracker(settings.tracking_uri, artifacts_dir=settings.artifacts_dir)
+
+
+def _metrics(metrics: dict[str, float], limit: int = 4) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in list(sorted(metrics.items()))[:limit])
+
+
+def _secs(value: float | None) -> str:
+    return f"{value:7.1f}s" if value is not None else "      -"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    runs = _tracker().list_runs(args.pipeline, max_results=args.limit)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in runs], indent=2, default=str))
+        return 0
+    if not runs:
+        print("no runs yet")
+    for r in runs:
+        when = r.start_time.strftime("%Y-%m-%d %H:%M") if r.start_time else "?"
+        print(
+            f"{r.toolkit_run_id or r.run_id:<24} {r.pipeline or '':<12} {r.status:<9} "
+            f"{when}  {_secs(r.duration_s)}  {r.ui_url or r.run_id}"
+        )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    run = _tracker().get_run(args.run_id)
+    if args.json:
+        print(json.dumps(run.to_dict(), indent=2, default=str))
+        return 0
+    tags: dict[str, Any] = run.tags
+    print(
+        f"run {run.toolkit_run_id} of {run.pipeline}: {run.status} in {_secs(run.duration_s).strip()}"
+    )
+    print(
+        f"  mlflow run {run.run_id}  commit {tags.get('git.commit', '?')[:12]}"
+        f"{' (dirty)' if tags.get('git.dirty') == 'true' else ''}  by {tags.get('toolkit.triggered_by', '?')}"
+    )
+    if run.ui_url:
+        print(f"  {run.ui_url}")
+    width = max((len(s.step) for s in run.steps), default=4)
+    for s in run.steps:
+        print(f"  {s.step:<{width}}  {s.status:<9} {_secs(s.duration_s)}  {_metrics(s.metrics)}")
+        print(f"  {'':<{width}}  artifacts: {s.artifact_uri}/notebook/{s.step}.html")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from toolkit.settings import load_settings
+
+    settings = load_settings()
+    uri = settings.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        print(f"the tracking server is already a UI: {uri}")
+        return 0
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        "1",
+    ]
+    print(f"MLflow UI on http://{args.host}:{args.port} (backend {uri}); Ctrl-C to stop")
+    return subprocess.call(cmd, env=env)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    runs = sub.add_parser("runs", help="tracked pipeline runs")
+    rsub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    lst = rsub.add_parser("list", help="recent pipeline runs, newest first")
+    lst.add_argument("pipeline", nargs="?")
+    lst.add_argument("-n", "--limit", type=int, default=20)
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(handler=cmd_list)
+    show = rsub.add_parser("show", help="one run: steps, status, durations, metrics, links")
+    show.add_argument("run_id", help="toolkit run id or MLflow run id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_show)
+    ui = sub.add_parser("ui", help="start the MLflow UI on the configured backend")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=cmd_ui)

@@ -1,0 +1,184 @@
+"""MLflow bookkeeping for one pipeline run: a parent run, one nested run per step.
+
+Everything goes through :class:`toolkit.tracking.Tracker` with explicit run ids, so steps
+running in parallel threads never log into each other's runs. Secrets are redacted by name and
+by value before anything leaves the process; the executed notebook is logged as a scrubbed copy.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from toolkit import __version__
+from toolkit.forwarder import MetricsForwarder
+from toolkit.lineage import current_user, environment, fingerprint, git_info, scheduler_context
+from toolkit.nbrender import render_html
+from toolkit.plan import Plan, PlannedStep
+from toolkit.report import FAILED, INTERRUPTED, SUCCEEDED, RunReport, StepReport
+from toolkit.secrets import Redactor, redact_params, scrub_notebook
+from toolkit.settings import Settings
+from toolkit.tracking import Tracker, lineage_tags
+
+STATUS = {SUCCEEDED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
+TAG_TRIGGERED_BY = "toolkit.triggered_by"
+
+
+class RunTracking:
+    """Opens, feeds and always closes the MLflow runs of one pipeline run."""
+
+    def __init__(self, settings: Settings, plan: Plan, *, external_run_id: str | None) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.redactor = Redactor(plan.secret_values)
+        self.tracker = Tracker(
+            settings.tracking_uri, artifacts_dir=settings.artifacts_dir, redact=self.redactor
+        )
+        self.external_run_id = external_run_id
+        self.parent: str | None = None
+        self.step_runs: dict[str, str] = {}
+        self.forwarders: dict[str, MetricsForwarder] = {}
+        self._env_thread: threading.Thread | None = None
+
+    def _redact(self, params: Mapping[str, Any], declared: frozenset[str]) -> dict[str, Any]:
+        return redact_params(params, patterns=self.settings.secret_patterns, declared=declared)
+
+    def start(self) -> str:
+        """Open the pipeline's run with lineage tags; log the spec and (in background) the env."""
+        self.tracker.check_connection()
+        plan = self.plan
+        scheduler = scheduler_context()
+        if self.external_run_id:
+            scheduler = {**scheduler, "RUN_ID": self.external_run_id}
+        tags = lineage_tags(
+            git_info(self.settings.root),
+            spec_hash=plan.spec_hash,
+            toolkit_version=__version__,
+            scheduler=scheduler,
+        )
+        tags[TAG_TRIGGERED_BY] = current_user() or "unknown"
+        self.parent = self.tracker.start_pipeline(
+            plan.pipeline,
+            run_name=plan.run_dir.name,
+            params=self._redact(plan.parameters, plan.secret_params),
+            tags=tags,
+            toolkit_run_id=plan.run_dir.name,
+            source=str(plan.spec_path),
+            description=f"Pipeline `{plan.pipeline}`, run `{plan.run_dir.name}`: "
+            f"{len(plan.steps)} steps ({', '.join(plan.names)}).",
+        )
+        self.tracker.log_artifact(self.parent, plan.spec_path, "spec")
+        parent = self.parent
+        self._env_thread = threading.Thread(
+            target=lambda: self.tracker.log_dict(parent, environment(), "environment.json"),
+            name="toolkit-env",
+            daemon=True,
+        )
+        self._env_thread.start()
+        return self.parent
+
+    def step_started(self, step: PlannedStep, events_path: Path) -> str:
+        assert self.parent is not None
+        run_id = self.tracker.start_step(
+            self.parent,
+            step.name,
+            params=self._redact(step.parameters, step.secret_params),
+            source=str(step.notebook),
+        )
+        self.step_runs[step.name] = run_id
+        self.forwarders[step.name] = MetricsForwarder(self.tracker, run_id, events_path).start()
+        return run_id
+
+    def step_finished(self, step: PlannedStep, report: StepReport) -> None:
+        run_id = self.step_runs.get(step.name)
+        if run_id is None:
+            return
+        forwarder = self.forwarders.pop(step.name, None)
+        if forwarder is not None:
+            forwarder.stop()
+        prints = {
+            f"{kind}.{key}": fingerprint(item.path)
+            for kind, items in (("input", step.inputs), ("output", step.outputs))
+            for key, item in items.items()
+            if item.path.exists()
+        }
+        if prints:
+            self.tracker.log_dict(run_id, prints, "fingerprints.json")
+        for entry in report.contracts:
+            self.tracker.log_dict(
+                run_id, entry, f"contracts/{entry['direction']}.{entry['target']}.json"
+            )
+            if entry.get("html"):
+                self.tracker.log_artifact(run_id, Path(entry["html"]), "contracts")
+        if report.notebook:
+            self._log_notebook(run_id, step, Path(report.notebook))
+        tags: dict[str, object] = {
+            "toolkit.status": report.status,
+            "toolkit.attempts": report.attempts,
+        }
+        for key, facts in prints.items():
+            if "sha256" in facts:
+                tags[f"data.{key}.sha256"] = facts["sha256"]
+            if "rows" in facts:
+                tags[f"data.{key}.rows"] = facts["rows"]
+        error = None
+        if report.error:
+            error = report.error.get("message")
+            tags["toolkit.error.kind"] = report.error.get("kind", "")
+            if report.error.get("cell_index") is not None:
+                tags["toolkit.error.cell"] = report.error["cell_index"]
+            if report.error.get("ename"):
+                tags["toolkit.error.exception"] = report.error["ename"]
+        metrics = [("duration_s", float(report.duration or 0.0), None, None)]
+        self.tracker.end(
+            run_id, STATUS.get(report.status, "FAILED"), error=error, tags=tags, metrics=metrics
+        )
+
+    def _log_notebook(self, run_id: str, step: PlannedStep, notebook: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix="toolkit-nb-") as tmp:
+            clean = Path(tmp) / f"{step.name}.ipynb"
+            scrub_notebook(
+                notebook,
+                clean,
+                self.redactor,
+                patterns=self.settings.secret_patterns,
+                declared=step.secret_params,
+            )
+            html = render_html(clean, Path(tmp) / f"{step.name}.html", title=f"{step.name}")
+            self.tracker.log_artifact(run_id, clean, "notebook")
+            self.tracker.log_artifact(run_id, html, "notebook")
+
+    def finish(self, report: RunReport) -> None:
+        if self.parent is None:
+            return
+        if self._env_thread is not None:
+            self._env_thread.join(timeout=30)
+        summary = self.redactor.scrub_obj(report.to_dict())
+        self.tracker.log_dict(self.parent, summary, "summary.json")
+        totals = [("duration_s", float(report.duration), None, None)]
+        counts = {s.status for s in report.steps}
+        tags = {"toolkit.status": report.status, "toolkit.exit_code": int(report.exit_code)}
+        tags.update(
+            {f"toolkit.steps.{c}": sum(s.status == c for s in report.steps) for c in counts}
+        )
+        self.tracker.end(
+            self.parent, STATUS.get(report.status, "FAILED"), tags=tags, metrics=totals
+        )
+
+    def abort(self, status: str = "KILLED") -> None:
+        """Close whatever is still open; used on interrupts and unexpected errors."""
+        for forwarder in self.forwarders.values():
+            forwarder.stop()
+        self.forwarders.clear()
+        self.tracker.close_all(status)
+
+    def ui_link(self) -> str | None:
+        return self.tracker.ui_url(self.parent) if self.parent else None
+
+
+def tracking_disabled() -> bool:
+    return os.environ.get("TOOLKIT_TRACKING", "").lower() in {"0", "false", "off", "no"}
