@@ -49,3 +49,32 @@ def make_project(tmp_path: Path) -> MakeProject:
         return path
 
     return build
+
+
+def copy_example(dest: Path) -> Path:
+    """Copy the shipped example project (specs, notebooks, contracts) into ``dest``."""
+    for name in ("notebooks", "pipelines", "expectations"):
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, dest / name)
+    shutil.copy(REPO / "pyproject.toml", dest)
+    return dest
+
+
+@pytest.fixture
+def example_project(tmp_path: Path) -> Path:
+    """A fresh copy of the example project, as a new user would have it."""
+    return copy_example(tmp_path / "example")
+
+
+@pytest.fixture(scope="session")
+def raw_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example's raw table as a CSV extract, the way the ingest notebook would write it."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    df = bunch.frame.rename(columns=lambda c: c.replace(" ", "_"))
+    df["diagnosis"] = df.pop("target").map(dict(enumerate(bunch.target_names)))
+    df.insert(0, "patient_id", [f"P{i:04d}" for i in range(len(df))])
+    path = tmp_path_factory.mktemp("raw") / "raw.csv"
+    df.to_csv(path, index=False)
+    return path

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
-from conftest import REPO
 
-
-@pytest.fixture(scope="module")
-def example_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("example")
-    for name in ("notebooks", "pipelines", "expectations"):
-        if (REPO / name).exists():
-            shutil.copytree(REPO / name, root / name)
-    shutil.copy(REPO / "pyproject.toml", root)
-    return root
+from toolkit.settings import load_settings
 
 
 @pytest.mark.slow
@@ -38,3 +29,16 @@ def test_example_training_pipeline_runs_end_to_end(example_project: Path) -> Non
     metrics = summary["steps"][3]["metrics"]
     assert metrics["roc_auc"] > 0.95
     assert Path(summary["run_dir"], "data", "predictions.parquet").exists()
+    # Every contract of the example passed, including the predictions' row count.
+    contracts = [c for s in summary["steps"] for c in s["contracts"]]
+    assert {c["suite"] for c in contracts} == {"raw_measurements", "features", "predictions"}
+    assert all(c["success"] for c in contracts)
+    # MLflow holds the pipeline run and its four step runs.
+    client = mlflow.MlflowClient(load_settings(example_project).tracking_uri)
+    exp = client.get_experiment_by_name("train")
+    runs = client.search_runs([exp.experiment_id])
+    children = [
+        r for r in runs if r.data.tags.get("mlflow.parentRunId") == summary["mlflow_run_id"]
+    ]
+    assert len(children) == 4
+    assert all(r.info.status == "FINISHED" for r in runs)

@@ -1,0 +1,152 @@
+"""Pipeline runs as MLflow sees them: nested step runs, artifacts, lineage, no RUNNING leftovers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import MakeProject
+
+from toolkit.runner import RunRequest, run_pipeline
+from toolkit.settings import load_settings
+
+TWO_STEPS = """
+name: tracked
+parameters: {x: 3}
+steps:
+  - name: first
+    notebook: ../notebooks/ok.ipynb
+    outputs: {out: first.txt}
+  - name: second
+    notebook: ../notebooks/ok.ipynb
+    inputs: {inp: first.out}
+    outputs: {out: second.txt}
+"""
+
+
+def client_for(spec: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(load_settings(spec).tracking_uri)
+
+
+def runs_of(client: mlflow.MlflowClient, experiment: str) -> list:
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_pipeline_run_has_nested_step_runs_with_lineage(make_project: MakeProject) -> None:
+    spec = make_project(TWO_STEPS)
+    root = spec.parents[1]
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x", "--allow-empty"],
+        cwd=root,
+        check=True,
+    )
+    report = run_pipeline(RunRequest(spec))
+    assert report.status == "succeeded" and report.mlflow_run_id
+    client = client_for(spec)
+    runs = runs_of(client, "tracked")
+    parent = client.get_run(report.mlflow_run_id)
+    steps = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["toolkit.run_id"] == report.run_id
+    assert len(parent.data.tags["git.commit"]) == 40
+    assert parent.data.tags["git.dirty"] in {"true", "false"}
+    assert parent.data.tags["toolkit.spec_hash"]
+    assert parent.data.params == {"x": "3"}
+    assert {p.path for p in client.list_artifacts(parent.info.run_id)} >= {
+        "spec",
+        "summary.json",
+        "environment.json",
+    }
+    assert sorted(r.data.tags["toolkit.step"] for r in steps) == ["first", "second"]
+    for run in steps:
+        assert run.info.status == "FINISHED"
+        assert run.data.params["x"] == "3"
+        assert run.data.metrics["x"] == 3.0
+        names = {a.path for a in client.list_artifacts(run.info.run_id, "notebook")}
+        step = run.data.tags["toolkit.step"]
+        assert names == {f"notebook/{step}.ipynb", f"notebook/{step}.html"}
+        prints = client.download_artifacts(run.info.run_id, "fingerprints.json")
+        assert "sha256" in json.loads(Path(prints).read_text())["output.out"]
+
+
+def test_failed_step_run_ends_failed_with_cell_and_exception(make_project: MakeProject) -> None:
+    spec = make_project(
+        "name: tf\nsteps:\n  - {name: boom, notebook: ../notebooks/raises.ipynb}\n",
+        notebooks=("raises",),
+    )
+    report = run_pipeline(RunRequest(spec))
+    client = client_for(spec)
+    step = client.get_run(report.step("boom").mlflow_run_id)
+    assert step.info.status == "FAILED"
+    assert step.data.tags["toolkit.error.exception"] == "ValueError"
+    assert step.data.tags["toolkit.error.cell"].isdigit()
+    assert "boom with x=1" in step.data.tags["toolkit.error.message"]
+    assert {a.path for a in client.list_artifacts(step.info.run_id, "notebook")}
+    assert client.get_run(report.mlflow_run_id).info.status == "FAILED"
+
+
+def test_secret_value_lands_nowhere_in_mlflow(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "hunter2-Very-Secret-9f8e7d"
+    monkeypatch.setenv("DB_PASSWORD", secret)
+    spec = make_project(
+        """
+    name: secretive
+    parameters:
+      db_password: {secret: true, env: DB_PASSWORD}
+    steps:
+      - {name: use, notebook: ../notebooks/leaks_secret.ipynb, outputs: {out: out.txt}}
+    """,
+        notebooks=("leaks_secret",),
+    )
+    report = run_pipeline(RunRequest(spec))
+    assert report.status == "succeeded"
+    settings = load_settings(spec)
+    db = Path(settings.tracking_uri.removeprefix("sqlite:///"))
+    stores = [db, *[p for p in settings.artifacts_dir.rglob("*") if p.is_file()]]
+    assert len(stores) > 3
+    for path in stores:
+        assert secret.encode() not in path.read_bytes(), path
+    # The run's own summary (printed for schedulers) is clean too.
+    assert secret not in (Path(report.run_dir) / "summary.json").read_text()
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_run_running(make_project: MakeProject) -> None:
+    spec = make_project(
+        """
+    name: killed
+    steps:
+      - {name: nap, notebook: ../notebooks/sleeps.ipynb, parameters: {seconds: 60}}
+      - {name: quick, notebook: ../notebooks/ok.ipynb, outputs: {out: q.txt}}
+    """,
+        notebooks=("sleeps", "ok"),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", str(spec), "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    runs_dir = spec.parents[1] / "runs" / "killed"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not list(runs_dir.glob("*/notebooks/.nap.partial.ipynb")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    runs = runs_of(client_for(spec), "killed")
+    assert runs, "the pipeline run was tracked"
+    assert [r.info.status for r in runs if r.info.status == "RUNNING"] == []
+    assert {r.info.status for r in runs} == {"KILLED"}
