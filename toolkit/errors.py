@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     GATE = 4
     ALERT = 5
     LOCKED = 6
+    REPRODUCED_WITHIN_TOLERANCE = 7
+    NOT_REPRODUCED = 8
     INTERRUPTED = 130
 
 

@@ -356,6 +356,16 @@ class Tracker:
             else:
                 repo.log_artifact(str(path), artifact_path)
 
+    def read_json(self, run_id: str, artifact_file: str) -> Any:
+        """Read back a JSON artifact (e.g. ``summary.json``) of a run."""
+        import mlflow
+
+        with self._guard(f"download {artifact_file} of run {run_id} from"):
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=artifact_file, tracking_uri=self.tracking_uri
+            )
+        return json.loads(Path(local).read_text(encoding="utf-8"))
+
     def log_dict(self, run_id: str, data: object, artifact_file: str) -> None:
         """Log ``data`` as a JSON artifact (redacted, ``default=str`` for dates and paths)."""
         self.log_text(run_id, json.dumps(data, indent=2, default=str) + "\n", artifact_file)

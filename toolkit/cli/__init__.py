@@ -22,6 +22,8 @@ EXIT_CODES_HELP = """exit codes:
   4    a gate failed
   5    a monitoring alert fired
   6    another run of the same pipeline holds the lock
+  7    reproduce: metrics within tolerance, not identical
+  8    reproduce: results differ from the original
   130  interrupted (SIGINT or SIGTERM)
 """
 

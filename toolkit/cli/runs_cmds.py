@@ -91,6 +91,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from toolkit.cli.progress import ProgressPrinter
+    from toolkit.runner.reproduce import ReproduceRequest, reproduce
+
+    request = ReproduceRequest(
+        run=args.run_id, allow_dirty=args.allow_dirty, rtol=args.rtol, workers=args.workers
+    )
+    report = reproduce(request, None if args.json else ProgressPrinter())
+    print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.to_text())
+    return report.exit_code
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     runs = sub.add_parser("runs", help="tracked pipeline runs")
     rsub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
@@ -103,6 +115,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.add_argument("run_id", help="toolkit run id or MLflow run id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_show)
+    rep = sub.add_parser(
+        "reproduce",
+        help="re-run a past run from its commit and compare (exit 0 identical, "
+        "7 within tolerance, 8 differing)",
+    )
+    rep.add_argument("run_id", help="toolkit run id or MLflow run id")
+    rep.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="run even if the tree differs from the recorded commit",
+    )
+    rep.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for metrics")
+    rep.add_argument("--workers", type=int, default=None)
+    rep.add_argument("--json", action="store_true")
+    rep.set_defaults(handler=cmd_reproduce)
     ui = sub.add_parser("ui", help="start the MLflow UI on the configured backend")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
