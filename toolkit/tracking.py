@@ -106,6 +106,7 @@ class Tracker:
     ) -> None:
         # Before the import: MLflow reads it when its telemetry client is first used.
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
