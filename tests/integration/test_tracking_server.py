@@ -3,100 +3,24 @@ artifacts). Slow: the server needs ~5 s to come up."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import MakeProject
 from mlflow import MlflowClient
 
 from toolkit import tracking
 from toolkit.forwarder import MetricsForwarder
+from toolkit.runner import RunRequest, run_pipeline
 from toolkit.tracking import Tracker
 
 pytestmark = pytest.mark.slow
 
-_STARTUP_TIMEOUT_S = 90.0
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``(url, artifacts_destination)`` of a private MLflow server, stopped after the module."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    artifacts = root / "artifacts"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    # One worker and no job runner: ~2 processes and ~4 s to ready instead of ~16 and ~15 s.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    log_file = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'server.db'}",
-            "--artifacts-destination",
-            str(artifacts),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=root,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so killpg reaches every child
-    )
-    try:
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log_file.flush()
-                tail = (root / "server.log").read_text(errors="replace")[-3000:]
-                pytest.fail(f"mlflow server did not become healthy (rc={proc.poll()}):\n{tail}")
-            time.sleep(0.2)
-        yield url, artifacts
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # already gone
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log_file.close()
-
-
-def test_tracker_flow_against_a_tracking_server(server: tuple[str, Path], tmp_path: Path) -> None:
-    url, artifacts = server
+def test_tracker_flow_against_a_tracking_server(
+    mlflow_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, artifacts = mlflow_server
     tracker = Tracker(url, artifacts_dir=tmp_path / "ignored-for-servers")
     parent = tracker.start_pipeline(
         "served", run_name="srv-1", params={"rows": 3}, tags={"team": "ds"}, toolkit_run_id="srv1"
@@ -136,3 +60,27 @@ def test_tracker_flow_against_a_tracking_server(server: tuple[str, Path], tmp_pa
     assert {s.step for s in detail.steps} == {"train", "left-open"}
     assert detail.ui_url == f"{url}/#/experiments/{exp.experiment_id}/runs/{parent}"
     assert [r.run_id for r in tracker.list_runs("served")] == [parent]
+
+
+def test_pipeline_runs_against_a_tracking_server(
+    mlflow_server: tuple[str, Path], make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, artifacts = mlflow_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    spec = make_project(
+        "name: remote\nsteps:\n  - {name: a, notebook: ../notebooks/ok.ipynb, outputs: {out: a.txt}}\n"
+    )
+    report = run_pipeline(RunRequest(spec))
+    assert report.status == "succeeded" and report.tracking_uri == url
+    client = MlflowClient(url)
+    parent = client.get_run(report.mlflow_run_id)
+    assert parent.info.status == "FINISHED"
+    step = client.get_run(report.step("a").mlflow_run_id)
+    assert step.data.metrics["x"] == 1.0
+    assert {a.path for a in client.list_artifacts(step.info.run_id, "notebook")} == {
+        "notebook/a.ipynb",
+        "notebook/a.html",
+    }
+    # Artifacts went through the server into its own store, not into the project.
+    assert list(artifacts.rglob("a.html"))
+    assert not (spec.parents[1] / "mlruns").exists()
