@@ -45,9 +45,7 @@ def test_corrupted_raw_data_fails_the_contract_and_keeps_the_data(
     assert ("expect_column_values_to_be_between", "mean_area") in named
     assert ("expect_column_values_to_be_in_set", "diagnosis") in named
     assert any(f["column"] == "worst_texture" for f in failures)
-    unknown = next(
-        f for f in failures if f["type"] == "expect_column_values_to_be_in_set"
-    )
+    unknown = next(f for f in failures if f["type"] == "expect_column_values_to_be_in_set")
     assert unknown["examples"] == ["unsure"] and unknown["unexpected_count"] == 1
     # Nothing was deleted: the offending output and the result pages are in the run folder.
     run_dir = Path(summary["run_dir"])

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import MakeProject
+
 from toolkit.cli import main
 
 SPEC = """
