@@ -1,0 +1,158 @@
+"""The release path against a real ``mlflow server`` on loopback (REST registry, proxied
+artifacts): versions come back as strings there, errors as REST error codes, and clients on
+different machines get no shared lock. Slow: the server needs ~5 s to come up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+# Shared scenario and helpers (tests/integration is on sys.path: pytest's default rootdir import).
+from test_registry import (
+    GOOD,
+    OPEN,
+    Env,
+    X,
+    _assert_consistent,
+    _promote_all_at_once,
+    _registered,
+    full_release_path,
+    make_env,
+)
+
+from toolkit.errors import RegistryError
+from toolkit.registry import lock_path
+
+pytestmark = pytest.mark.slow
+
+_STARTUP_TIMEOUT_S = 90.0
+MODELS = ("served", "rest-errors", "served-race")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """``(url, root)`` of a private MLflow server, stopped after the module.
+
+    Same recipe as tests/integration/test_tracking_server.py (STACK 2.5).
+    """
+    root = tmp_path_factory.mktemp("registry-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    # One worker and no job runner: ~2 processes and ~4 s to ready instead of ~16 and ~15 s.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    log_file = (root / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'server.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so killpg reaches every child
+    )
+    try:
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log_file.flush()
+                tail = (root / "server.log").read_text(errors="replace")[-3000:]
+                pytest.fail(f"mlflow server did not become healthy (rc={proc.poll()}):\n{tail}")
+            time.sleep(0.2)
+        yield url, root
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log_file.close()
+
+
+@pytest.fixture(scope="module")
+def env(server: tuple[str, Path]) -> Iterator[Env]:
+    url, root = server
+    yield make_env(root, url)
+    # Server URIs lock in the temp dir (keyed by URI, so by this port): leave none behind.
+    for name in MODELS:
+        lock_path(url, name).unlink(missing_ok=True)
+
+
+def test_full_release_path_against_a_server(
+    env: Env, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env.uri)
+
+    def load(name: str) -> int:
+        return int(mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(X[:1])[0])
+
+    full_release_path(env, "served", load)
+    # The model files went through the server into its artifacts destination.
+    assert list((server[1] / "artifacts").rglob("MLmodel"))
+    # Every version of "served" has been champion, so none is waiting for review.
+    assert [c for c in env.registry.candidates() if c.version.name == "served"] == []
+    assert env.registry.get_version("served", 2).aliases == ("champion",)
+
+
+def test_bad_input_over_rest(env: Env) -> None:
+    env.release("rest-errors", GOOD)
+    with pytest.raises(RegistryError) as caught:
+        env.registry.get_version("rest-error", 1)
+    assert caught.value.hint == "did you mean 'rest-errors'?"
+    with pytest.raises(RegistryError, match="has no version 4; versions: 1"):
+        env.registry.promote("rest-errors", 4, policy=OPEN, by="x")
+    with pytest.raises(RegistryError, match="no previous champion"):
+        env.registry.rollback("rest-errors", by="x", reason="r")
+
+
+def test_lockless_concurrent_promotions_over_rest_settle(env: Env) -> None:
+    """Clients on different machines share no lock: the alias must still end on the latest
+    history entry, with no entry lost."""
+    name = "served-race"
+    _registered(env, name, 6)
+    _promote_all_at_once(env, name, [1, 2, 3], local_lock=False)
+    _assert_consistent(env, name, 3)
+    _promote_all_at_once(env, name, [4, 5, 6], local_lock=False)
+    _assert_consistent(env, name, 6)

@@ -1,0 +1,614 @@
+"""Model releases on the MLflow Model Registry: register, review, promote, roll back, audit.
+
+A model version is treated like a software release. :meth:`Registry.register` refuses a version
+whose gates failed, so such a model never reaches the registry; a registered version gets the
+alias ``candidate``, reviewers approve or reject it (one version tag per reviewer, so
+``min_approvals`` counts distinct people), :meth:`Registry.promote` moves the alias ``champion``
+once the policy is met, and :meth:`Registry.rollback` moves it back in one call.
+
+**Audit trail.** The history lives in the registry itself, so it survives the machine: one
+registered-model tag per entry, ``toolkit.release.<seq:08d>-<uuid8>`` = JSON ``{action, from, to,
+by, at, reason, forced, overrides}``. It is append-only: keys are never reused (the random suffix
+keeps two writers that picked the same ``seq`` apart) and nothing here rewrites or deletes one.
+
+**Concurrency.** MLflow has no compare-and-swap, so two promotions could interleave as "A writes
+its entry, B writes its entry, B moves the alias, A moves the alias" and leave the alias
+disagreeing with the history. Two layers prevent that:
+
+1. *A per-model lock* serialises every write operation on one model: ``flock`` on a file next to
+   the SQLite database (``<db dir>/.toolkit-locks/``), or in the temp dir for server URIs (which
+   then only covers one machine). ``flock`` locks belong to open file descriptions, so they
+   exclude threads of one process as well as processes. With it, ``from`` is always exact.
+2. *Write the entry, then move the alias, then settle*, which keeps the end state consistent even
+   without the lock (clients on different machines). The entries are totally ordered by key, and
+   the invariant is "the champion alias equals the ``to`` of the latest promote/rollback entry".
+   Settling re-reads the history and the alias and repairs the alias until one pass changes
+   nothing. Every alias write is followed by a settle pass that starts after it; the last alias
+   write overall is thus followed by a pass that sees every entry (each writer's entry precedes
+   its own alias write) and an alias nobody changes again, so that pass finds it consistent or
+   its repair is not the last write. No entry is lost; at worst two lockless promotions both
+   record the same ``from``.
+
+MLflow is imported lazily so that importing this module stays cheap. Only :class:`mlflow.MlflowClient`
+is used, with an explicit URI: never MLflow's process-global fluent state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from toolkit.errors import LockedError, RegistryError, ToolkitError, TrackingError, did_you_mean
+from toolkit.gates import GateReport
+from toolkit.lineage import current_user
+from toolkit.release import (
+    _ENTRY_KEY,
+    _MAX_TEXT,
+    _PERMANENT,
+    _SETTLE_ROUNDS,
+    _THREAD_LOCKS,
+    _THREAD_LOCKS_GUARD,
+    _WRITE_ATTEMPTS,
+    CANDIDATE,
+    CHAMPION,
+    DATA_PREFIX,
+    MOVES,
+    RELEASE_PREFIX,
+    REVIEW_PREFIX,
+    TAG_GATES,
+    TAG_GATES_PASSED,
+    TAG_GIT_COMMIT,
+    TAG_METRICS_RUN_ID,
+    TAG_MLFLOW_RUN_ID,
+    TAG_RUN_ID,
+    TAG_TRIGGERED_BY,
+    CandidateView,
+    Decision,
+    ModelVersionInfo,
+    ReleaseEntry,
+    Review,
+    ReviewRecord,
+    _entry,
+    _key_part,
+    _now,
+    _policy_problems,
+    _review_refusal,
+    _reviews,
+    _version,
+    champion_stack,
+    lock_path,
+)
+
+if TYPE_CHECKING:
+    from toolkit.spec import ReleaseSpec
+
+
+class Registry:
+    """Releases of registered models in the MLflow registry at ``tracking_uri``.
+
+    ``local_lock=False`` skips the per-model file lock (layer 1 of the module docstring); it
+    exists to test the lockless path, which is what clients on different machines get.
+    Backend failures raise :class:`TrackingError`; invalid requests :class:`RegistryError`,
+    and then nothing has changed.
+    """
+
+    def __init__(
+        self, tracking_uri: str, *, lock_timeout: float = 60.0, local_lock: bool = True
+    ) -> None:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read on MLflow's first use
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.lock_timeout = lock_timeout
+        self.local_lock = local_lock
+        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except ToolkitError:
+            raise
+        except Exception as exc:  # MlflowException, HTTP and SQL errors
+            raise TrackingError(
+                f"could not {action} in the registry at {self.tracking_uri}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    @contextlib.contextmanager
+    def _lock(self, model: str) -> Iterator[None]:
+        if not self.local_lock:
+            yield
+            return
+        import fcntl  # POSIX only; imported here so the module still imports elsewhere
+
+        path = lock_path(self.tracking_uri, model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _THREAD_LOCKS_GUARD:
+            thread_lock = _THREAD_LOCKS.setdefault(str(path), threading.Lock())
+        busy = LockedError(
+            f"another release operation on model {model!r} held its lock for "
+            f"{self.lock_timeout:g} s ({path})"
+        )
+        deadline = time.monotonic() + self.lock_timeout
+        if not thread_lock.acquire(timeout=self.lock_timeout):
+            raise busy
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise busy from None
+                        time.sleep(0.02)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+        finally:
+            thread_lock.release()
+
+    @staticmethod
+    def _write(call: Any, *args: Any) -> None:
+        """An idempotent write, retried on transient conflicts: without the lock two clients
+        creating the same alias race in MLflow's select-then-insert (an IntegrityError)."""
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                call(*args)
+                return
+            except Exception as exc:
+                code = getattr(exc, "error_code", None)
+                if code in _PERMANENT or attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    @staticmethod
+    def _missing(exc: Exception) -> bool:
+        return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+    def _model_names(self) -> list[str]:
+        names, token = [], None
+        while True:
+            page = self._client.search_registered_models(max_results=1000, page_token=token)
+            names += [m.name for m in page]
+            token = page.token
+            if not token:
+                return names
+
+    def _model(self, name: str) -> Any:
+        try:
+            return self._client.get_registered_model(name)
+        except Exception as exc:
+            if not self._missing(exc):
+                raise
+        hint = did_you_mean(name, self._model_names())
+        raise RegistryError(f"no registered model {name!r} in {self.tracking_uri}", hint=hint)
+
+    def _versions(self, name: str) -> list[Any]:
+        if "'" in name:
+            raise RegistryError(f"model names with quotes are not supported: {name!r}")
+        found, token = [], None
+        while True:
+            page = self._client.search_model_versions(
+                f"name='{name}'", max_results=1000, page_token=token
+            )
+            found += list(page)
+            token = page.token
+            if not token:
+                return found
+
+    def _mv(self, name: str, version: str) -> Any:
+        self._model(name)
+        try:
+            return self._client.get_model_version(name, version)
+        except Exception as exc:
+            if not self._missing(exc):
+                raise
+        known = sorted((int(v.version) for v in self._versions(name)), reverse=True)
+        listed = ", ".join(map(str, known[:20])) or "none"
+        raise RegistryError(f"model {name!r} has no version {version}; versions: {listed}")
+
+    def _info(self, mv: Any, aliases: Mapping[str, str]) -> ModelVersionInfo:
+        version, tags = str(mv.version), dict(mv.tags or {})
+        gates = None
+        with contextlib.suppress(TypeError, ValueError, KeyError):
+            gates = GateReport.from_dict(json.loads(tags[TAG_GATES]))
+        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC).isoformat()
+        return ModelVersionInfo(
+            name=mv.name,
+            version=version,
+            source=mv.source,
+            run_id=mv.run_id,
+            model_id=getattr(mv, "model_id", None),
+            created_at=created if mv.creation_timestamp else None,
+            aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
+            tags=tags,
+            gates=gates,
+            reviews=_reviews(tags),
+        )
+
+    @staticmethod
+    def _aliases(rm: Any) -> dict[str, str]:
+        return {alias: str(v) for alias, v in (rm.aliases or {}).items()}  # int on sqlite
+
+    def _history(self, rm: Any) -> list[ReleaseEntry]:
+        entries = (_entry(rm.name, k, v) for k, v in (rm.tags or {}).items())
+        return sorted((e for e in entries if e is not None), key=lambda e: e.key)
+
+    def _append(
+        self, name: str, action: str, frm: str | None, to: str | None, by: str | None, **extra: Any
+    ) -> ReleaseEntry:
+        """Add one history entry under a fresh key: never overwrites (append-only)."""
+        seqs = [int(m.group(1)) for k in self._model(name).tags or {} if (m := _ENTRY_KEY.match(k))]
+        key = f"{RELEASE_PREFIX}{max(seqs, default=0) + 1:08d}-{uuid.uuid4().hex[:8]}"
+        by = by[:200] if by else by
+        value = {"action": action, "from": frm, "to": to, "by": by, "at": _now(), **extra}
+        value["reason"] = str(value.get("reason") or "")[:_MAX_TEXT]
+        self._write(self._client.set_registered_model_tag, name, key, json.dumps(value))
+        entry = _entry(name, key, json.dumps(value))
+        assert entry is not None
+        return entry
+
+    def _settle(self, name: str) -> str | None:
+        """Make the champion alias agree with the latest promote/rollback entry (see module
+        doc) and return it. Run before each move too: the entry is the write-ahead record, so
+        a writer that died between its entry and its alias write is completed, not undone."""
+        for _ in range(_SETTLE_ROUNDS):
+            rm = self._model(name)  # history and aliases in one read
+            moves = [e for e in self._history(rm) if e.action in MOVES]
+            want, have = (moves[-1].to_version if moves else None), self._aliases(rm).get(CHAMPION)
+            if want is None or have == want:
+                return have
+            self._write(self._client.set_registered_model_alias, name, CHAMPION, want)
+        raise TrackingError(f"the champion alias of {name!r} kept changing; run the command again")
+
+    # --- registration ------------------------------------------------------------------------
+
+    def log_sklearn_model(
+        self,
+        run_id: str,
+        model: object,
+        *,
+        name: str = "model",
+        pip_requirements: list[str] | None = None,
+        serialization_format: str | None = None,
+    ) -> str:
+        """Log a scikit-learn model (an estimator or a joblib file) to ``run_id``; return its
+        ``models:/<model_id>`` URI.
+
+        This replays what ``mlflow.sklearn.log_model`` does through this registry's explicit
+        client: the fluent call reads the process-global tracking URI and active run, which is
+        unsafe next to step threads. ``pip_requirements`` defaults to MLflow's pinned defaults,
+        because inferring them runs a subprocess (~3 s). A path is loaded with joblib, which
+        unpickles: pass only files the pipeline itself wrote.
+        """
+        import mlflow.sklearn
+        from mlflow.entities import LoggedModelOutput
+        from mlflow.models import Model
+
+        if isinstance(model, str | Path):
+            import joblib
+
+            model = joblib.load(model)
+        fmt = serialization_format or mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS
+        reqs = pip_requirements or mlflow.sklearn.get_default_pip_requirements(
+            include_cloudpickle=fmt == "cloudpickle", include_skops=fmt == "skops"
+        )
+        with self._guard(f"log model {name!r} to run {run_id}"):
+            run = self._client.get_run(run_id)
+            logged = self._client.create_logged_model(
+                run.info.experiment_id, name=name, source_run_id=run_id
+            )
+            try:
+                self._client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+                meta = Model(
+                    artifact_path=logged.artifact_location,
+                    model_uuid=logged.model_id,
+                    run_id=run_id,
+                    model_id=logged.model_id,
+                )
+                with tempfile.TemporaryDirectory(prefix="toolkit-model-") as tmp:
+                    local = os.path.join(tmp, "model")
+                    mlflow.sklearn.save_model(
+                        model, local, mlflow_model=meta, serialization_format=fmt,
+                        pip_requirements=reqs,
+                    )  # fmt: skip
+                    self._client.log_model_artifacts(logged.model_id, local)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._client.finalize_logged_model(logged.model_id, "FAILED")
+                raise
+            self._client.finalize_logged_model(logged.model_id, "READY")
+        return f"models:/{logged.model_id}"
+
+    def _source(self, model_uri: str) -> tuple[str, str | None]:
+        """``(storage location, logged model id)``. The SQL registry store resolves
+        ``models:/<id>`` through MLflow's *global* client, so it gets the location instead."""
+        parsed = urlparse(model_uri)
+        if parsed.scheme == "models" and parsed.path.strip("/").startswith("m-"):
+            model_id = parsed.path.strip("/")
+            return self._client.get_logged_model(model_id).artifact_location, model_id
+        if parsed.scheme == "runs":
+            run_id, _, path = (parsed.netloc + parsed.path).strip("/").partition("/")
+            return self._client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + path, None
+        return model_uri, None
+
+    def register(
+        self,
+        model_name: str,
+        *,
+        model_uri: str,
+        run_id: str,
+        gate_report: GateReport | Mapping[str, Any],
+        triggered_by: str | None = None,
+        metrics_run_id: str | None = None,
+        toolkit_run_id: str | None = None,
+        git_commit: str | None = None,
+        data_fingerprints: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersionInfo:
+        """Register ``model_uri`` as a new version with alias ``candidate``, if every gate passed.
+
+        ``run_id`` is the MLflow run that produced the model, ``metrics_run_id`` the one whose
+        metrics the gates read (the gates step; champion comparisons read it later). A failed
+        report raises :class:`~toolkit.errors.GateFailed` (or RegistryError for a gate that
+        could not be evaluated) and registers nothing.
+        """
+        report = (
+            gate_report
+            if isinstance(gate_report, GateReport)
+            else GateReport.from_dict(gate_report)
+        )
+        report.raise_for_failure()
+        who = triggered_by or current_user() or "unknown"
+        all_tags = {
+            **{str(k): str(v) for k, v in (tags or {}).items()},
+            **{DATA_PREFIX + _key_part(k): str(v) for k, v in (data_fingerprints or {}).items()},
+            TAG_MLFLOW_RUN_ID: run_id,
+            TAG_METRICS_RUN_ID: metrics_run_id or run_id,
+            TAG_TRIGGERED_BY: who,
+            TAG_GATES: report.to_json(),
+            TAG_GATES_PASSED: "true",
+        }
+        all_tags |= {TAG_RUN_ID: toolkit_run_id} if toolkit_run_id else {}
+        all_tags |= {TAG_GIT_COMMIT: git_commit} if git_commit else {}
+        with self._guard(f"register model {model_name!r}"), self._lock(model_name):
+            source, model_id = self._source(model_uri)
+            try:
+                self._client.create_registered_model(model_name)
+            except Exception as exc:  # already registered, by now or by another process
+                if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            mv = self._client.create_model_version(
+                model_name, source=source, run_id=run_id, tags=all_tags, model_id=model_id
+            )
+            version = str(mv.version)
+            previous = self._aliases(self._model(model_name)).get(CANDIDATE)
+            reason = f"run {toolkit_run_id or run_id}"
+            self._append(model_name, "registered", previous, version, who, reason=reason)
+            self._write(self._client.set_registered_model_alias, model_name, CANDIDATE, version)
+            return self.get_version(model_name, version)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def get_version(self, model_name: str, version: str | int) -> ModelVersionInfo:
+        """One version, with its aliases, tags, gate results and reviews."""
+        version = _version(version)
+        with self._guard(f"read {model_name!r} v{version}"):
+            mv = self._mv(model_name, version)
+            return self._info(mv, self._aliases(self._model(model_name)))
+
+    def releases(self, model_name: str) -> list[ReleaseEntry]:
+        """The full history of ``model_name``, oldest first."""
+        with self._guard(f"read the history of {model_name!r}"):
+            return self._history(self._model(model_name))
+
+    def champion_metrics(self, model_name: str) -> tuple[str | None, dict[str, float]]:
+        """The champion's version and the metrics its gates read; ``(None, {})`` before the
+        first release (including when the model is not registered yet)."""
+        with self._guard(f"read the champion of {model_name!r}"):
+            try:
+                rm = self._client.get_registered_model(model_name)
+            except Exception as exc:
+                if self._missing(exc):
+                    return None, {}
+                raise
+            version = self._aliases(rm).get(CHAMPION)
+            if version is None:
+                return None, {}
+            return version, self._metrics(self._mv(model_name, version))
+
+    def _metrics(self, mv: Any) -> dict[str, float]:
+        tags = mv.tags or {}
+        try:
+            run = self._client.get_run(tags.get(TAG_METRICS_RUN_ID) or mv.run_id)
+            return {k: float(v) for k, v in run.data.metrics.items()}
+        except Exception as exc:  # the run was deleted: fall back on the values gates recorded
+            if not self._missing(exc):
+                raise
+            report = self._info(mv, {}).gates
+            return (
+                {g.name: g.value for g in report.results if g.value is not None} if report else {}
+            )
+
+    def candidates(
+        self, model_name: str | None = None, *, policy: ReleaseSpec | None = None
+    ) -> list[CandidateView]:
+        """Versions whose gates passed that were never champion nor rejected, newest first.
+
+        With a ``policy``, each view says what still blocks its promotion (``problems``).
+        """
+        views = []
+        with self._guard("list candidates"):
+            for name in [model_name] if model_name else self._model_names():
+                rm = self._model(name)
+                aliases, history = self._aliases(rm), self._history(rm)
+                released = {e.to_version for e in history if e.action in MOVES}
+                champion = aliases.get(CHAMPION)
+                champ_metrics = self._metrics(self._mv(name, champion)) if champion else {}
+                for mv in sorted(self._versions(name), key=lambda v: -int(v.version)):
+                    info = self._info(mv, aliases)
+                    if not info.gates_passed or info.version in released | {champion}:
+                        continue
+                    if any(r.decision == "rejected" for r in info.reviews):
+                        continue
+                    if policy is None:
+                        approved = (r.reviewer for r in info.reviews if r.decision == "approved")
+                        approvals, problems = tuple(approved), None
+                    else:
+                        approvals, problems, _ = _policy_problems(info.tags, policy)
+                    links = {"model_uri": info.model_uri, "source": info.source}
+                    links |= {k: v for k, v in info.tags.items() if k.endswith("run_id")}
+                    if self.tracking_uri.startswith(("http://", "https://")):
+                        base = self.tracking_uri.rstrip("/")
+                        links["ui"] = f"{base}/#/models/{name}/versions/{info.version}"
+                    views.append(
+                        CandidateView(
+                            version=info,
+                            champion_version=champion,
+                            champion_metrics=champ_metrics,
+                            approvals=approvals,
+                            problems=problems,
+                            links=links,
+                        )
+                    )
+        return views
+
+    # --- review and release ------------------------------------------------------------------
+
+    def review(
+        self,
+        model_name: str,
+        version: str | int,
+        *,
+        decision: Decision,
+        reviewer: str,
+        note: str = "",
+        policy: ReleaseSpec,
+    ) -> ReviewRecord:
+        """Record ``reviewer``'s decision on a version (a tag per reviewer, plus a history entry).
+
+        Only ``policy.approvers`` may review when that list is non-empty; with
+        ``forbid_self_approval`` the person who triggered the run cannot approve it.
+        """
+        version, reviewer = _version(version), reviewer.strip()
+        if decision not in ("approved", "rejected"):
+            raise RegistryError(f"a review decision is 'approved' or 'rejected', not {decision!r}")
+        if not reviewer:
+            raise RegistryError("a review needs a reviewer name")
+        with self._guard(f"review {model_name!r} v{version}"), self._lock(model_name):
+            mv = self._mv(model_name, version)
+            aliases = self._aliases(self._model(model_name))
+            refusal = _review_refusal(reviewer, decision, mv.tags or {}, policy)
+            if refusal:
+                hint = did_you_mean(reviewer, policy.approvers) if policy.approvers else None
+                raise RegistryError(
+                    f"{reviewer!r} cannot review {model_name!r}: {refusal}", hint=hint
+                )
+            if aliases.get(CHAMPION) == version:
+                raise RegistryError(f"{model_name!r} v{version} is already the champion")
+            record = Review(reviewer, decision, _now(), note[:_MAX_TEXT])
+            key = REVIEW_PREFIX + _key_part(reviewer)
+            self._client.set_model_version_tag(model_name, version, key, json.dumps(asdict(record)))
+            self._append(model_name, decision, None, version, reviewer, reason=record.note)
+            if decision == "rejected" and aliases.get(CANDIDATE) == version:
+                self._client.delete_registered_model_alias(model_name, CANDIDATE)
+            tags = self._client.get_model_version(model_name, version).tags or {}
+        approvals, problems, required = _policy_problems(tags, policy)
+        return ReviewRecord(
+            model_name, version, record, approvals, required, not problems, problems
+        )
+
+    def promote(
+        self,
+        model_name: str,
+        version: str | int,
+        *,
+        policy: ReleaseSpec,
+        by: str,
+        force: bool = False,
+        reason: str = "",
+    ) -> ReleaseEntry:
+        """Move ``champion`` to ``version`` if its gates passed and the policy is met.
+
+        ``force=True`` (with a ``reason``) overrides the policy; the entry records that it did
+        and what it overrode.
+        """
+        version = _version(version)
+        if force and not reason.strip():
+            raise RegistryError("a forced promotion needs a reason")
+        with self._guard(f"promote {model_name!r} v{version}"), self._lock(model_name):
+            mv = self._mv(model_name, version)
+            current = self._settle(model_name)
+            aliases = self._aliases(self._model(model_name))
+            if current == version:
+                raise RegistryError(f"{model_name!r} v{version} is already the champion")
+            _, problems, _ = _policy_problems(mv.tags or {}, policy)
+            if problems and not force:
+                raise RegistryError(
+                    f"cannot promote {model_name!r} v{version}: " + "; ".join(problems),
+                    hint=(
+                        f"approve it (toolkit review approve {model_name} {version}), or "
+                        if any("approval" in p for p in problems)
+                        else ""
+                    )
+                    + "override the policy with force and a reason",
+                )
+            entry = self._append(
+                model_name, "promoted", current, version, by,
+                reason=reason, forced=force, overrides=list(problems) if force else [],
+            )  # fmt: skip
+            self._write(self._client.set_registered_model_alias, model_name, CHAMPION, version)
+            if aliases.get(CANDIDATE) == version:
+                self._client.delete_registered_model_alias(model_name, CANDIDATE)
+            self._settle(model_name)
+        return entry
+
+    def rollback(
+        self, model_name: str, *, by: str, reason: str, to: str | int | None = None
+    ) -> ReleaseEntry:
+        """Move ``champion`` back to the previous champion, or to ``to`` (a past champion)."""
+        if not reason.strip():
+            raise RegistryError("a rollback needs a reason")
+        target = None if to is None else _version(to)
+        with self._guard(f"roll back {model_name!r}"), self._lock(model_name):
+            current = self._settle(model_name)
+            history = self._history(self._model(model_name))
+            stack = champion_stack(history)
+            while stack and stack[-1] == current:
+                stack.pop()
+            if target is None:
+                if not stack:
+                    raise RegistryError(
+                        f"{model_name!r} has no previous champion to roll back to"
+                        + (f" (v{current} is the first)" if current else "")
+                    )
+                target = stack[-1]
+            elif target == current:
+                raise RegistryError(f"{model_name!r} v{target} is already the champion")
+            elif target not in {e.to_version for e in history if e.action in MOVES}:
+                raise RegistryError(
+                    f"{model_name!r} v{target} was never champion; a rollback returns to a "
+                    "past champion",
+                    hint=f"promote it instead: toolkit promote {model_name} {target}",
+                )
+            self._mv(model_name, target)  # still exists
+            entry = self._append(model_name, "rolled_back", current, target, by, reason=reason)
+            self._write(self._client.set_registered_model_alias, model_name, CHAMPION, target)
+            self._settle(model_name)
+        return entry

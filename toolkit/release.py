@@ -1,0 +1,256 @@
+"""Release vocabulary without MLflow: history entries, reviews, approval policy, locks."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlparse
+
+from toolkit.errors import RegistryError
+from toolkit.gates import GateReport
+
+if TYPE_CHECKING:
+    from toolkit.spec import ReleaseSpec
+
+CHAMPION, CANDIDATE = "champion", "candidate"
+TAG_GATES, TAG_GATES_PASSED = "toolkit.gates", "toolkit.gates.passed"
+TAG_TRIGGERED_BY, TAG_RUN_ID = "toolkit.triggered_by", "toolkit.run_id"
+TAG_MLFLOW_RUN_ID, TAG_METRICS_RUN_ID = "toolkit.mlflow_run_id", "toolkit.metrics_run_id"
+TAG_GIT_COMMIT, DATA_PREFIX = "git.commit", "toolkit.data."
+REVIEW_PREFIX, RELEASE_PREFIX = "toolkit.review.", "toolkit.release."
+MOVES = frozenset({"promoted", "rolled_back"})  # the actions that move the champion alias
+Decision = Literal["approved", "rejected"]
+_ENTRY_KEY = re.compile(r"^toolkit\.release\.(\d+)-[0-9a-f]+$")
+_SETTLE_ROUNDS = 20
+_WRITE_ATTEMPTS = 5
+_PERMANENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS"}
+_MAX_TEXT = 1000  # reasons and notes; registered-model tag values are 5000 chars in SQL stores
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _key_part(text: str) -> str:
+    """A tag-key-safe form of ``text``; a digest keeps distinct names distinct after cleaning."""
+    clean = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80]
+    return clean if clean == text else f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def _version(version: object) -> str:
+    text = str(version).strip().removeprefix("v")
+    if not text.isdigit():
+        raise RegistryError(f"model version must be a number, not {version!r}")
+    return str(int(text))
+
+
+@dataclass(frozen=True)
+class ReleaseEntry:
+    """One audit entry: who did what to which version, when and why."""
+
+    model: str
+    key: str
+    seq: int
+    action: str  # registered | approved | rejected | promoted | rolled_back
+    from_version: str | None
+    to_version: str | None
+    by: str | None
+    at: str
+    reason: str = ""
+    forced: bool = False
+    overrides: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Review:
+    """One reviewer's latest decision on a version."""
+
+    reviewer: str
+    decision: str
+    at: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """A registered version, its lineage tags, gate results and reviews."""
+
+    name: str
+    version: str
+    source: str
+    run_id: str | None
+    model_id: str | None
+    created_at: str | None
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    gates: GateReport | None
+    reviews: tuple[Review, ...] = ()
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def gates_passed(self) -> bool:
+        return self.tags.get(TAG_GATES_PASSED) == "true"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["gates"] = self.gates.to_dict() if self.gates else None
+        return {**data, "model_uri": self.model_uri, "gates_passed": self.gates_passed}
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """The outcome of :meth:`Registry.review`, with the version's approval state after it."""
+
+    model: str
+    version: str
+    review: Review
+    approvals: tuple[str, ...]
+    required: int
+    promotable: bool
+    problems: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    """A version waiting for review, next to the champion it would replace."""
+
+    version: ModelVersionInfo
+    champion_version: str | None
+    champion_metrics: dict[str, float]
+    approvals: tuple[str, ...]
+    problems: tuple[str, ...] | None  # None when no policy was given
+    links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool | None:
+        return None if self.problems is None else not self.problems
+
+    def comparison_rows(self) -> list[tuple[str, float | None, float | None, bool]]:
+        """``(gate, candidate value, champion value, passed)`` per gate, for side-by-side views."""
+        gates = self.version.gates.results if self.version.gates else ()
+        return [(g.expression, g.value, self.champion_metrics.get(g.name), g.passed) for g in gates]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["version"] = self.version.to_dict()
+        return {**data, "ready": self.ready}
+
+
+def lock_path(tracking_uri: str, model: str) -> Path:
+    """The lock file of one model: next to a SQLite DB or file store, else in the temp dir."""
+    parsed = urlparse(tracking_uri)
+    folder = Path(tempfile.gettempdir()) / "toolkit-locks"
+    if parsed.scheme == "sqlite" and tracking_uri.startswith("sqlite:///"):
+        db = tracking_uri.removeprefix("sqlite:///").split("?")[0]
+        if db and db != ":memory:":
+            folder = Path(db).resolve().parent / ".toolkit-locks"
+    elif parsed.scheme == "file":
+        folder = Path(unquote(parsed.path)) / ".toolkit-locks"
+    digest = hashlib.sha256(f"{tracking_uri}\0{model}".encode()).hexdigest()[:16]
+    return folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', model)[:40]}-{digest}.lock"
+
+
+def _entry(model: str, key: str, value: str) -> ReleaseEntry | None:
+    match = _ENTRY_KEY.match(key)
+    try:
+        data = json.loads(value)
+    except (TypeError, ValueError):
+        return None
+    if match is None or not isinstance(data, dict):
+        return None
+    return ReleaseEntry(
+        model=model,
+        key=key,
+        seq=int(match.group(1)),
+        action=str(data.get("action")),
+        from_version=data.get("from"),
+        to_version=data.get("to"),
+        by=data.get("by"),
+        at=str(data.get("at")),
+        reason=str(data.get("reason") or ""),
+        forced=bool(data.get("forced")),
+        overrides=tuple(data.get("overrides") or ()),
+    )
+
+
+def _reviews(tags: Mapping[str, str]) -> tuple[Review, ...]:
+    found = []
+    for key, value in tags.items():
+        if key.startswith(REVIEW_PREFIX):
+            with contextlib.suppress(TypeError, ValueError, KeyError):
+                data = json.loads(value)
+                found.append(Review(data["reviewer"], data["decision"], data["at"], data["note"]))
+    return tuple(sorted(found, key=lambda r: r.at))
+
+
+def _policy_problems(
+    tags: Mapping[str, str], policy: ReleaseSpec
+) -> tuple[tuple[str, ...], tuple[str, ...], int]:
+    """``(approvals that count, reasons promotion is refused, approvals required)``."""
+    trigger = tags.get(TAG_TRIGGERED_BY)
+    reviews = _reviews(tags)
+    approvals = tuple(
+        r.reviewer
+        for r in reviews
+        if r.decision == "approved"
+        and (not policy.approvers or r.reviewer in policy.approvers)
+        and not (policy.forbid_self_approval and r.reviewer == trigger)
+    )
+    problems = []
+    if tags.get(TAG_GATES_PASSED) != "true":
+        problems.append("its gates did not pass" if TAG_GATES in tags else "it has no gate results")
+    for r in reviews:
+        if r.decision == "rejected":
+            problems.append(f"it was rejected by {r.reviewer}" + (f" ({r.note})" if r.note else ""))
+    required = max(policy.min_approvals, 1) if policy.require_approval else 0
+    if len(approvals) < required:
+        who = f" from {', '.join(policy.approvers)}" if policy.approvers else ""
+        problems.append(f"it has {len(approvals)} of {required} required approval(s){who}")
+    return approvals, tuple(problems), required
+
+
+def _review_refusal(
+    reviewer: str, decision: str, tags: Mapping[str, str], policy: ReleaseSpec
+) -> str | None:
+    """Why ``reviewer`` may not record ``decision`` under ``policy``, or None."""
+    if policy.approvers and reviewer not in policy.approvers:
+        return f"the approvers are {', '.join(policy.approvers)}"
+    trigger = tags.get(TAG_TRIGGERED_BY)
+    if decision == "approved" and policy.forbid_self_approval and trigger in (None, reviewer):
+        if trigger is None:
+            return "self-approval is forbidden and the version does not record who triggered it"
+        return "self-approval is forbidden and they triggered the run that produced it"
+    return None
+
+
+def champion_stack(entries: list[ReleaseEntry]) -> list[str]:
+    """Champions as a stack: a promotion pushes, a rollback pops back to its target."""
+    stack: list[str] = []
+    for e in entries:
+        if e.action not in MOVES or e.to_version is None:
+            continue
+        if e.action == "rolled_back" and e.to_version in stack:
+            del stack[len(stack) - stack[::-1].index(e.to_version) :]
+        else:
+            stack.append(e.to_version)
+    return stack
