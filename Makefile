@@ -32,6 +32,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/toolkit check
 	$(BIN)/toolkit run pipelines/train.yaml
+	$(BIN)/toolkit review approve breast_cancer_clf candidate --reviewer demo-reviewer --note "make demo"
+	$(BIN)/toolkit promote breast_cancer_clf candidate
+	$(BIN)/toolkit releases breast_cancer_clf
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,7 +18,7 @@ import yaml
 
 from toolkit.errors import NotebookError, SpecError, UsageError, did_you_mean
 from toolkit.nbparams import NotebookParams, read_params
-from toolkit.spec import ExternalInput, Pipeline, SecretParam
+from toolkit.spec import ExternalInput, GatesSpec, ModelSpec, Pipeline, ReleaseSpec, SecretParam
 
 DATA_DIR = "data"
 
@@ -70,6 +70,9 @@ class Plan:
     secret_values: frozenset[str] = field(default_factory=frozenset)
     parameters: Mapping[str, Any] = field(default_factory=dict)
     secret_params: frozenset[str] = frozenset()
+    model: ModelSpec | None = None
+    gates: GatesSpec | None = None
+    release: ReleaseSpec = field(default_factory=ReleaseSpec)
 
     def step(self, name: str) -> PlannedStep:
         return next(s for s in self.steps if s.name == name)
@@ -323,6 +326,9 @@ def build_plan(
     pipeline_params = {k: _resolve_secret(k, v) for k, v in spec.parameters.items()}
     pipeline_params.update({k: v for k, v in overrides.items() if "." not in k})
     return Plan(
+        model=spec.model,
+        gates=spec.gates,
+        release=spec.release,
         parameters=pipeline_params,
         secret_params=secret_names,
         pipeline=spec.name,

@@ -413,6 +413,21 @@ class Registry:
             mv = self._mv(model_name, version)
             return self._info(mv, self._aliases(self._model(model_name)))
 
+    def resolve(self, model_name: str, ref: str | int) -> str:
+        """A version number from a number or an alias (``candidate``, ``champion``)."""
+        ref = str(ref)
+        if ref.isdigit():
+            return ref
+        with self._guard(f"resolve {model_name!r}@{ref}"):
+            aliases = self._aliases(self._model(model_name))
+        for alias_name, version in aliases.items():
+            if alias_name == ref:
+                return str(version)
+        raise RegistryError(
+            f"model {model_name!r} has no version {ref!r} and no alias {ref!r}",
+            hint=did_you_mean(ref, list(aliases)) or "pass a version number",
+        )
+
     def releases(self, model_name: str) -> list[ReleaseEntry]:
         """The full history of ``model_name``, oldest first."""
         with self._guard(f"read the history of {model_name!r}"):

@@ -60,6 +60,8 @@ class RunReport:
     parameters: dict[str, Any] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     tracking_uri: str | None = None
+    gates: dict[str, Any] | None = None
+    registered: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -71,6 +73,11 @@ class RunReport:
             return ExitCode.STEP_FAILED
         if failed:
             return ExitCode.CONTRACT
+        if self.gates is not None and not self.gates.get("passed", True):
+            errors = bool(self.gates.get("error")) or any(
+                r.get("error") for r in self.gates.get("gates", [])
+            )
+            return ExitCode.USAGE if errors else ExitCode.GATE
         return ExitCode.OK
 
     def step(self, name: str) -> StepReport:
@@ -132,6 +139,19 @@ def to_text(report: RunReport) -> str:
                     f"warning: contract {c.get('suite')} on {s.name}.{c.get('target')} "
                     "failed (on_fail: warn)"
                 )
+    if report.gates is not None:
+        verdict = "passed" if report.gates.get("passed") else "FAILED"
+        lines.append("")
+        lines.append(f"gates {verdict}:")
+        lines.extend(f"  {line}" for line in report.gates.get("summary", []))
+    if report.registered:
+        r = report.registered
+        lines.append(
+            f"registered {r['name']} version {r['version']} as 'candidate' "
+            f"(review: toolkit review approve {r['name']} {r['version']} --reviewer NAME)"
+        )
+    elif report.gates is not None and not report.gates.get("passed"):
+        lines.append("nothing was registered")
     lines.append(f"run folder: {report.run_dir}")
     if report.exit_code not in (ExitCode.OK, ExitCode.INTERRUPTED):
         lines.append(f"resume: toolkit run {report.spec} --only <step> (or fix and re-run)")

@@ -1,4 +1,8 @@
-"""The shipped example project, end to end, as a user runs it: a fresh copy and the real CLI."""
+"""The shipped example project, end to end, as a user runs it: a fresh copy and the real CLI.
+
+One module-scoped project walks the README tour: train, review, promote, then a worse model that
+the champion gate stops.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +12,44 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
+from conftest import copy_example
 
 from toolkit.settings import load_settings
 
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
-def test_example_training_pipeline_runs_end_to_end(example_project: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "toolkit", "run", "pipelines/train.yaml", "--json"],
-        cwd=example_project,
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_example(tmp_path_factory.mktemp("example") / "example")
+
+
+def toolkit(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *args],
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_1_training_pipeline_runs_end_to_end(project: Path) -> None:
+    proc = toolkit(project, "run", "pipelines/train.yaml", "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     assert [s["name"] for s in summary["steps"]] == ["ingest", "features", "train", "evaluate"]
     assert {s["status"] for s in summary["steps"]} == {"succeeded"}
-    metrics = summary["steps"][3]["metrics"]
-    assert metrics["roc_auc"] > 0.95
+    assert summary["steps"][3]["metrics"]["roc_auc"] > 0.95
     assert Path(summary["run_dir"], "data", "predictions.parquet").exists()
     # Every contract of the example passed, including the predictions' row count.
     contracts = [c for s in summary["steps"] for c in s["contracts"]]
     assert {c["suite"] for c in contracts} == {"raw_measurements", "features", "predictions"}
     assert all(c["success"] for c in contracts)
     # MLflow holds the pipeline run and its four step runs.
-    client = mlflow.MlflowClient(load_settings(example_project).tracking_uri)
+    client = mlflow.MlflowClient(load_settings(project).tracking_uri)
     exp = client.get_experiment_by_name("train")
     runs = client.search_runs([exp.experiment_id])
     children = [
@@ -42,3 +57,47 @@ def test_example_training_pipeline_runs_end_to_end(example_project: Path) -> Non
     ]
     assert len(children) == 4
     assert all(r.info.status == "FINISHED" for r in runs)
+    # Gates passed and the model became a candidate.
+    assert summary["gates"]["passed"] is True
+    assert summary["registered"]["version"] == "1"
+    assert client.get_model_version_by_alias("breast_cancer_clf", "candidate").version in (1, "1")
+
+
+def test_2_review_promote_and_load_the_champion(project: Path) -> None:
+    assert (
+        toolkit(project, "promote", "breast_cancer_clf", "candidate").returncode == 2
+    )  # unreviewed
+    approve = toolkit(
+        project,
+        "review",
+        "approve",
+        "breast_cancer_clf",
+        "candidate",
+        "--reviewer",
+        "alice",
+        "--note",
+        "checked the notebooks",
+    )
+    assert approve.returncode == 0, approve.stderr
+    assert toolkit(project, "promote", "breast_cancer_clf", "1").returncode == 0
+    mlflow.set_tracking_uri(load_settings(project).tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/breast_cancer_clf@champion")
+    test = pd.read_parquet(next(project.glob("runs/train/*/data/test.parquet")))
+    features = test.drop(columns=["patient_id", "label"])
+    assert len(model.predict(features)) == len(test)
+
+
+def test_3_a_worse_model_fails_the_champion_gate(project: Path) -> None:
+    proc = toolkit(project, "run", "pipelines/train.yaml", "-p", "train.C=0.001", "--json")
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    failed = [g for g in summary["gates"]["gates"] if not g["passed"]]
+    assert [g["expression"] for g in failed] == ["recall >= champion.recall - 0.02"]
+    assert summary["registered"] is None
+    client = mlflow.MlflowClient(load_settings(project).tracking_uri)
+    assert [v.version for v in client.search_model_versions("name='breast_cancer_clf'")] in (
+        [1],
+        ["1"],
+    )
+    history = json.loads(toolkit(project, "releases", "breast_cancer_clf", "--json").stdout)
+    assert [e["action"] for e in history] == ["registered", "approved", "promoted"]

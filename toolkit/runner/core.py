@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -25,11 +25,13 @@ from typing import Any
 
 from toolkit.errors import StepFailed, ToolkitError, UsageError
 from toolkit.fsutil import atomic_write_json
+from toolkit.gates import parse_checks
 from toolkit.notebook import ExecutionRequest, KernelHandle, execute
 from toolkit.plan import Plan, PlannedStep, build_plan
 from toolkit.report import FAILED, INTERRUPTED, SKIPPED, SUCCEEDED, RunReport, StepReport
 from toolkit.runner import contract_checks
 from toolkit.runner.contract_checks import ContractFailed
+from toolkit.runner.release_stage import gate_and_register
 from toolkit.runner.tracked import RunTracking, tracking_disabled
 from toolkit.secrets import Redactor, redact_params
 from toolkit.settings import Settings, load_settings
@@ -84,6 +86,8 @@ def prepare(request: RunRequest, *, run_id: str | None = None) -> tuple[Settings
     plan = build_plan(
         spec, run_dir, overrides=request.overrides, only=request.only, previous_outputs=previous
     )
+    if spec.gates is not None:
+        parse_checks(spec.gates.checks)  # a bad expression fails before anything runs
     return settings, plan
 
 
@@ -330,6 +334,8 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
             report = _report(
                 plan, settings, request, results, interrupted, started_at, t0, tracking
             )
+            if not interrupted:
+                report = _release(plan, settings, report, tracking)
             atomic_write_json(plan.run_dir / "summary.json", report.to_dict())
             if tracking:
                 tracking.finish(report)
@@ -346,6 +352,22 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
             tracking.abort("KILLED")  # a no-op when every run was closed properly
     emit(Event("run_finished", status=report.status))
     return report
+
+
+def _release(
+    plan: Plan, settings: Settings, report: RunReport, tracking: RunTracking | None
+) -> RunReport:
+    """Gates and registration; a problem there is recorded in the report, never lost."""
+    try:
+        gates, registered = gate_and_register(plan, settings, report.steps, tracking)
+    except ToolkitError as exc:
+        message = str(exc)
+        gates = {"passed": False, "error": message, "gates": [], "summary": [f"ERROR {message}"]}
+        registered = None
+    status = report.status
+    if gates is not None and not gates["passed"]:
+        status = FAILED
+    return replace(report, gates=gates, registered=registered, status=status)
 
 
 def _report(

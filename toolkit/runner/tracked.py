@@ -43,6 +43,7 @@ class RunTracking:
         self.step_runs: dict[str, str] = {}
         self.forwarders: dict[str, MetricsForwarder] = {}
         self._env_thread: threading.Thread | None = None
+        self.git_commit: str | None = None
 
     def _redact(self, params: Mapping[str, Any], declared: frozenset[str]) -> dict[str, Any]:
         return redact_params(params, patterns=self.settings.secret_patterns, declared=declared)
@@ -54,8 +55,10 @@ class RunTracking:
         scheduler = scheduler_context()
         if self.external_run_id:
             scheduler = {**scheduler, "RUN_ID": self.external_run_id}
+        git = git_info(self.settings.root)
+        self.git_commit = git.get("commit")
         tags = lineage_tags(
-            git_info(self.settings.root),
+            git,
             spec_hash=plan.spec_hash,
             toolkit_version=__version__,
             scheduler=scheduler,
@@ -151,6 +154,22 @@ class RunTracking:
             html = render_html(clean, Path(tmp) / f"{step.name}.html", title=f"{step.name}")
             self.tracker.log_artifact(run_id, clean, "notebook")
             self.tracker.log_artifact(run_id, html, "notebook")
+
+    def log_gates(self, gates: dict[str, Any]) -> None:
+        """Per gate its value, threshold and verdict; an overall tag; the whole report as JSON."""
+        assert self.parent is not None
+        tags: dict[str, object] = {"toolkit.gates.passed": str(gates["passed"]).lower()}
+        metrics = []
+        for i, gate in enumerate(gates["gates"]):
+            name = f"gate.{i}.{gate['name']}"
+            tags[name] = f"{'PASS' if gate['passed'] else 'FAIL'}: {gate['expression']}"
+            for field_name in ("value", "threshold"):
+                if gate.get(field_name) is not None:
+                    metrics.append((f"{name}.{field_name}", float(gate[field_name]), None, None))
+            metrics.append((f"{name}.passed", float(bool(gate["passed"])), None, None))
+        self.tracker.set_tags(self.parent, tags)
+        self.tracker.log_metrics(self.parent, metrics)
+        self.tracker.log_dict(self.parent, gates, "gates.json")
 
     def finish(self, report: RunReport) -> None:
         if self.parent is None:

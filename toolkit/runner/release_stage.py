@@ -1,0 +1,86 @@
+"""After the steps: evaluate the release gates, and register the model when they all pass.
+
+Gates read the metrics of ``gates.step`` and compare them with thresholds and with the current
+champion's metrics from the registry. A failing gate means exit code 4 and nothing registered.
+Passing gates register ``model.output`` of ``model.step`` as a new version with the alias
+``candidate``, tagged with the run, the commit, the data fingerprints and the gate results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from toolkit.fsutil import atomic_write_json
+from toolkit.gates import evaluate_gates
+from toolkit.lineage import current_user, fingerprint
+from toolkit.plan import Plan
+from toolkit.report import SUCCEEDED, StepReport
+from toolkit.runner.tracked import RunTracking
+from toolkit.settings import Settings
+
+
+def contracts_ok(steps: tuple[StepReport, ...]) -> bool | None:
+    """True when every contract of the run passed (warnings included); None when none ran."""
+    results = [c for s in steps for c in s.contracts]
+    return None if not results else all(c.get("success") for c in results)
+
+
+def gate_and_register(
+    plan: Plan,
+    settings: Settings,
+    steps: tuple[StepReport, ...],
+    tracking: RunTracking | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Return ``(gates, registered)`` as JSON-ready dicts; either is None when not configured."""
+    if plan.gates is None:
+        return None, None
+    by_name = {s.name: s for s in steps}
+    gates_step = by_name.get(plan.gates.step)
+    if gates_step is None or gates_step.status != SUCCEEDED:
+        return None, None  # the run already failed; gates have nothing to read
+    registry = None
+    champion_version, champion = None, None
+    if plan.model is not None and tracking is not None:
+        from toolkit.registry import Registry
+
+        registry = Registry(settings.tracking_uri)
+        champion_version, metrics = registry.champion_metrics(plan.model.name)
+        champion = metrics if champion_version else None
+    report = evaluate_gates(
+        plan.gates.checks,
+        gates_step.metrics,
+        champion,
+        contracts_ok(steps),
+        step=plan.gates.step,
+        champion_version=champion_version,
+    )
+    gates = {**report.to_dict(), "summary": report.summary_lines()}
+    atomic_write_json(plan.run_dir / "gates.json", gates)
+    if tracking is not None and tracking.parent:
+        tracking.log_gates(gates)
+    if not report.passed or registry is None or plan.model is None or tracking is None:
+        return gates, None
+    model_step = plan.step(plan.model.step)
+    model_path = model_step.outputs[plan.model.output].path
+    parent = tracking.parent
+    assert parent is not None
+    uri = registry.log_sklearn_model(parent, model_path)
+    prints = {
+        f"{step.name}.{key}": fingerprint(out.path).get("sha256", "")
+        for step in plan.steps
+        for key, out in step.outputs.items()
+        if Path(out.path).exists()
+    }
+    info = registry.register(
+        plan.model.name,
+        model_uri=uri,
+        run_id=parent,
+        gate_report=report,
+        triggered_by=current_user(),
+        metrics_run_id=gates_step.mlflow_run_id,
+        toolkit_run_id=plan.run_dir.name,
+        git_commit=tracking.git_commit,
+        data_fingerprints=prints,
+    )
+    return gates, {"name": info.name, "version": info.version, "model_uri": info.model_uri}
