@@ -39,6 +39,33 @@ def check_spec(path: Path) -> list[Problem]:
             build_plan(spec, spec.source.parent / ".check-run")
         except ToolkitError as exc:
             problems.append(Problem(spec.source, exc.message, exc.hint))
+    problems += _check_contracts(spec)
+    return problems
+
+
+def _check_contracts(spec: Pipeline) -> list[Problem]:
+    """Every suite a spec names must load (GX itself is not imported for this)."""
+    from toolkit.contracts import load_suite
+    from toolkit.settings import load_settings
+
+    expectations_dir = load_settings(spec.source).expectations_dir
+    problems = []
+    for step in spec.steps:
+        attached = [("inputs", k, v) for k, v in step.inputs.items() if not isinstance(v, str)]
+        attached += [("outputs", k, v) for k, v in step.output_specs().items()]
+        for direction, key, item in attached:
+            if item.contract is None:
+                continue
+            try:
+                load_suite(item.contract, expectations_dir)
+            except ToolkitError as exc:
+                problems.append(
+                    Problem(
+                        spec.source,
+                        f"step {step.name!r}, {direction}.{key}: {exc.message}",
+                        exc.hint,
+                    )
+                )
     return problems
 
 

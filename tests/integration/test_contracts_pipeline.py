@@ -87,3 +87,17 @@ def test_contract_commands_report_bad_input(
     assert main(["contracts", "list", "--json"]) == 0
     listed = {row["suite"]: row["used_by"] for row in json.loads(capsys.readouterr().out)}
     assert listed["predictions"] == ["train: evaluate.outputs.predictions (error)"]
+
+
+def test_unknown_suite_in_a_spec_fails_before_anything_runs(
+    example_project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(example_project)
+    spec = example_project / "pipelines" / "train.yaml"
+    spec.write_text(spec.read_text().replace("contract: predictions,", "contract: prediction,"))
+    assert main(["run", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "evaluate" in err and "did you mean 'predictions'" in err
+    assert not (example_project / "runs").exists()
+    assert main(["check"]) == 2
+    assert "did you mean 'predictions'" in capsys.readouterr().err

@@ -12,7 +12,28 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ContractError, StepFailed
-from toolkit.plan import PlannedInput, PlannedOutput, PlannedStep
+from toolkit.plan import Plan, PlannedInput, PlannedOutput, PlannedStep
+
+
+def load_suites(plan: Plan, expectations_dir: Path) -> None:
+    """Load every suite the plan attaches, so a missing or invalid one fails before any step.
+
+    Raises:
+        ContractError: naming the step and attachment, with "did you mean" for a typo.
+    """
+    from toolkit.contracts import load_suite
+
+    for step in plan.steps:
+        for direction, items in (("inputs", step.inputs), ("outputs", step.outputs)):
+            for key, item in items.items():
+                if not item.contract:
+                    continue
+                try:
+                    load_suite(item.contract, expectations_dir)
+                except ContractError as exc:
+                    raise ContractError(
+                        f"step {step.name!r}, {direction}.{key}: {exc.message}", hint=exc.hint
+                    ) from exc
 
 
 def _row_count_expectation(step: PlannedStep, input_name: str) -> dict[str, Any]:

@@ -88,6 +88,7 @@ def prepare(request: RunRequest, *, run_id: str | None = None) -> tuple[Settings
     )
     if spec.gates is not None:
         parse_checks(spec.gates.checks)  # a bad expression fails before anything runs
+    contract_checks.load_suites(plan, settings.expectations_dir)
     return settings, plan
 
 
