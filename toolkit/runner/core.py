@@ -29,6 +29,7 @@ from toolkit.gates import parse_checks
 from toolkit.notebook import ExecutionRequest, KernelHandle, execute
 from toolkit.plan import Plan, PlannedStep, build_plan
 from toolkit.report import FAILED, INTERRUPTED, SKIPPED, SUCCEEDED, RunReport, StepReport
+from toolkit.runlock import pipeline_lock
 from toolkit.runner import contract_checks
 from toolkit.runner.contract_checks import ContractFailed
 from toolkit.runner.release_stage import gate_and_register
@@ -298,9 +299,15 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
 
     Raises:
         SpecError, NotebookError, UsageError: the spec, a notebook or the request is invalid.
+        LockedError: another run of the same pipeline is in progress in this project (exit 6).
     """
     emit = on_event or (lambda event: None)
     settings, plan = prepare(request)
+    with pipeline_lock(settings.cache_dir / "locks", plan.pipeline, plan.run_dir.name):
+        return _run(settings, plan, request, emit)
+
+
+def _run(settings: Settings, plan: Plan, request: RunRequest, emit: EventSink) -> RunReport:
     try:
         plan.run_dir.mkdir(parents=True, exist_ok=False)
     except FileExistsError as exc:
