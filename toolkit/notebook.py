@@ -13,7 +13,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,22 @@ def _clean(lines: Any) -> str:
     return ANSI_RE.sub("", text)
 
 
+class _Stream:
+    """A file-like object papermill writes cell output to; hands it on as ``(name, text)``."""
+
+    def __init__(self, name: str, sink: Callable[[str, str], None]) -> None:
+        self.name = name
+        self.sink = sink
+
+    def write(self, text: str) -> int:
+        if text:
+            self.sink(self.name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class ExecutionRequest:
     """One execution of one step's notebook."""
@@ -87,7 +103,7 @@ class ExecutionRequest:
     kernel: str = "python3"
     timeout: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    stream_output: bool = False
+    output_sink: Callable[[str, str], None] | None = None  # (stream name, text) of the cells
 
 
 def execute(request: ExecutionRequest, handle: KernelHandle | None = None) -> Path:
@@ -118,7 +134,9 @@ def execute(request: ExecutionRequest, handle: KernelHandle | None = None) -> Pa
             kernel_name=request.kernel,
             cwd=str(request.cwd),
             progress_bar=False,
-            log_output=request.stream_output,
+            log_output=False,
+            stdout_file=_Stream("stdout", request.output_sink) if request.output_sink else None,
+            stderr_file=_Stream("stderr", request.output_sink) if request.output_sink else None,
             execution_timeout=request.timeout,
             kernel_manager_class=_kernel_manager_class(dict(request.env), handle),
         )

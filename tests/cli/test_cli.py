@@ -188,3 +188,16 @@ def test_sigterm_interrupts_the_run(make_project: MakeProject) -> None:
     summary = json.loads(out)
     assert summary["status"] == "interrupted"
     assert summary["steps"][0]["status"] == "interrupted"
+
+
+def test_log_output_streams_cell_output_and_redacts_secrets(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = "name: chatty\nsteps:\n  - {name: talk, notebook: ../notebooks/leaks_secret.ipynb, parameters: {db_password: pw-0123456789}, outputs: {out: o.txt}}\n"
+    path = make_project(spec, notebooks=("leaks_secret",))
+    assert run_cli("run", str(path), "--log-output", "--no-tracking") == 0
+    err = capsys.readouterr().err
+    assert "[talk] connecting with ***" in err
+    assert "pw-0123456789" not in err
+    log = next((path.parents[1] / "runs" / "chatty").glob("*/logs/talk.log"))
+    assert log.read_text().strip() == "connecting with ***"

@@ -34,7 +34,7 @@ from toolkit.runner import contract_checks
 from toolkit.runner.contract_checks import ContractFailed
 from toolkit.runner.release_stage import gate_and_register
 from toolkit.runner.tracked import RunTracking, tracking_disabled
-from toolkit.secrets import Redactor, redact_params
+from toolkit.secrets import Redactor, redact_params, secret_values
 from toolkit.settings import Settings, load_settings
 from toolkit.spec import load_spec
 
@@ -135,8 +135,8 @@ class _Execution:
         tracking: RunTracking | None,
     ):
         self.tracking = tracking
-        # Error messages and tracebacks can quote a secret; scrub them before anyone sees them.
-        self.redactor = Redactor(plan.secret_values)
+        # Error messages, tracebacks and cell output can quote a secret: scrub them first.
+        self.redactor = run_redactor(plan, settings)
         self.settings = settings
         self.plan = plan
         self.request = request
@@ -242,7 +242,7 @@ class _Execution:
                     kernel=self.settings.kernel,
                     timeout=step.timeout,
                     env=self.step_env(step),
-                    stream_output=self.request.stream_output,
+                    output_sink=self._output_sink(step),
                 ),
                 handle,
             )
@@ -259,11 +259,38 @@ class _Execution:
                 notebook=output,
             )
 
+    def _output_sink(self, step: PlannedStep) -> Callable[[str, str], None]:
+        """Cell output goes to ``logs/<step>.log`` and, with ``--log-output``, to the log."""
+        path = self.plan.run_dir / "logs" / f"{step.name}.log"
+        path.parent.mkdir(exist_ok=True)
+
+        def sink(stream: str, text: str) -> None:
+            text = self.redactor.scrub(text)
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write(text)
+            if self.request.stream_output:
+                for line in text.rstrip("\n").splitlines():
+                    self.emit(Event("output", step.name, stream, line))
+
+        return sink
+
     def stop(self) -> None:
         self.stopping.set()
         with self.lock:
             for handle in self.handles.values():
                 handle.kill("interrupted")
+
+
+def run_redactor(plan: Plan, settings: Settings) -> Redactor:
+    """Knows the value of every secret of the run: declared ones and names matching patterns."""
+    redactor = Redactor(plan.secret_values)
+    for step in plan.steps:
+        redactor.add(
+            *secret_values(
+                step.parameters, patterns=settings.secret_patterns, declared=step.secret_params
+            )
+        )
+    return redactor
 
 
 def _error_dict(exc: StepFailed) -> dict[str, Any]:
@@ -318,7 +345,9 @@ def _run(settings: Settings, plan: Plan, request: RunRequest, emit: EventSink) -
     emit(Event("run_started", message=f"{plan.pipeline} {plan.run_dir.name}"))
     tracking = None
     if request.track and not tracking_disabled():
-        tracking = RunTracking(settings, plan, external_run_id=request.run_id)
+        tracking = RunTracking(
+            settings, plan, external_run_id=request.run_id, redactor=run_redactor(plan, settings)
+        )
     results: dict[str, StepReport] = {}
     interrupted = False
     workers = max(1, request.workers or os.cpu_count() or 1)

@@ -31,10 +31,17 @@ TAG_TRIGGERED_BY = "toolkit.triggered_by"
 class RunTracking:
     """Opens, feeds and always closes the MLflow runs of one pipeline run."""
 
-    def __init__(self, settings: Settings, plan: Plan, *, external_run_id: str | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        plan: Plan,
+        *,
+        external_run_id: str | None,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.settings = settings
         self.plan = plan
-        self.redactor = Redactor(plan.secret_values)
+        self.redactor = redactor or Redactor(plan.secret_values)
         self.tracker = Tracker(
             settings.tracking_uri, artifacts_dir=settings.artifacts_dir, redact=self.redactor
         )
