@@ -64,7 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEP",
         help="run only this step (repeatable); inputs come from earlier runs",
     )
-    run.add_argument("--run-id", help="use this run id (e.g. the scheduler's)")
+    run.add_argument(
+        "--run-id", help="use this run id (e.g. the scheduler's); refused if it exists"
+    )
+    run.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="finish that run: reuse its succeeded steps, rerun the others",
+    )
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")

@@ -22,6 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         only=tuple(args.only),
         run_id=args.run_id,
+        resume=args.resume,
         stream_output=args.log_output,
         track=not args.no_tracking,
     )

@@ -28,11 +28,20 @@ from toolkit.fsutil import atomic_write_json
 from toolkit.gates import parse_checks
 from toolkit.notebook import ExecutionRequest, KernelHandle, execute
 from toolkit.plan import Plan, PlannedStep, build_plan
-from toolkit.report import FAILED, INTERRUPTED, SKIPPED, SUCCEEDED, RunReport, StepReport
+from toolkit.report import (
+    CACHED,
+    FAILED,
+    INTERRUPTED,
+    SKIPPED,
+    SUCCEEDED,
+    RunReport,
+    StepReport,
+)
 from toolkit.runlock import pipeline_lock
 from toolkit.runner import contract_checks
 from toolkit.runner.contract_checks import ContractFailed
 from toolkit.runner.release_stage import gate_and_register
+from toolkit.runner.resume import reusable_steps
 from toolkit.runner.tracked import RunTracking, tracking_disabled
 from toolkit.secrets import Redactor, redact_params, secret_values
 from toolkit.settings import Settings, load_settings
@@ -50,6 +59,7 @@ class RunRequest:
     run_id: str | None = None
     stream_output: bool = False
     track: bool = True
+    resume: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,7 @@ def prepare(request: RunRequest, *, run_id: str | None = None) -> tuple[Settings
     """Load settings and spec and build the plan, without touching the disk."""
     settings = load_settings(request.spec_path)
     spec = load_spec(request.spec_path)
-    run_id = run_id or request.run_id or new_run_id()
+    run_id = run_id or request.resume or request.run_id or new_run_id()
     run_dir = settings.runs_dir / spec.name / run_id
 
     def previous(step: str, output: str) -> Path | None:
@@ -145,6 +155,7 @@ class _Execution:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.running: dict[Future[StepReport], str] = {}
+        self.reused: dict[str, StepReport] = {}
 
     def step_env(self, step: PlannedStep) -> dict[str, str]:
         return {
@@ -259,6 +270,17 @@ class _Execution:
                 notebook=output,
             )
 
+    def reuse(self, step: PlannedStep) -> StepReport:
+        """Keep a step of the run being resumed; its MLflow run says where it came from."""
+        report = self.reused[step.name]
+        if self.tracking:
+            events = self.plan.run_dir / "events" / f"{step.name}.reused.jsonl"
+            run_id = self.tracking.step_started(step, events)
+            report = replace(report, mlflow_run_id=run_id)
+            self.tracking.step_finished(step, report)
+        self.emit(Event("step_finished", step.name, CACHED, report.reason or ""))
+        return report
+
     def _output_sink(self, step: PlannedStep) -> Callable[[str, str], None]:
         """Cell output goes to ``logs/<step>.log`` and, with ``--log-output``, to the log."""
         path = self.plan.run_dir / "logs" / f"{step.name}.log"
@@ -335,11 +357,18 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
 
 
 def _run(settings: Settings, plan: Plan, request: RunRequest, emit: EventSink) -> RunReport:
-    try:
-        plan.run_dir.mkdir(parents=True, exist_ok=False)
-    except FileExistsError as exc:
-        raise UsageError(f"run {plan.run_dir.name!r} already exists at {plan.run_dir}") from exc
-    (plan.run_dir / "events").mkdir()
+    reused: dict[str, StepReport] = {}
+    if request.resume:
+        reused = reusable_steps(plan)
+    else:
+        try:
+            plan.run_dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError as exc:
+            raise UsageError(
+                f"run {plan.run_dir.name!r} already exists at {plan.run_dir}",
+                hint=f"toolkit run {plan.spec_path} --resume {plan.run_dir.name}",
+            ) from exc
+    (plan.run_dir / "events").mkdir(exist_ok=True)
     atomic_write_json(plan.run_dir / "plan.json", plan.to_dict())
     started_at, t0 = now_iso(), time.monotonic()
     emit(Event("run_started", message=f"{plan.pipeline} {plan.run_dir.name}"))
@@ -357,6 +386,7 @@ def _run(settings: Settings, plan: Plan, request: RunRequest, emit: EventSink) -
                 tracking.start()
                 emit(Event("tracking", message=tracking.ui_link() or settings.tracking_uri))
             execution = _Execution(settings, plan, request, emit, tracking)
+            execution.reused = reused
             with ThreadPoolExecutor(workers, "toolkit-step") as pool:
                 try:
                     _schedule(plan, execution, pool, results)
@@ -457,6 +487,9 @@ def _schedule(
                 results[name] = StepReport(name, SKIPPED, reason=blocked[name])
                 execution.emit(Event("step_finished", name, SKIPPED, blocked[name]))
                 sorter.done(name)
+            elif name in execution.reused:
+                results[name] = execution.reuse(plan.step(name))
+                sorter.done(name)
             else:
                 running[pool.submit(execution.run_step, plan.step(name))] = name
         if not running:
@@ -466,7 +499,7 @@ def _schedule(
             name = running.pop(future)
             report = future.result()
             results[name] = report
-            if report.status != SUCCEEDED:
+            if report.status not in (SUCCEEDED, CACHED):
                 for child in plan.downstream(name):
                     blocked.setdefault(child, f"upstream step {name!r} {report.status}")
             sorter.done(name)

@@ -19,12 +19,12 @@ from toolkit.forwarder import MetricsForwarder
 from toolkit.lineage import current_user, environment, fingerprint, git_info, scheduler_context
 from toolkit.nbrender import render_html
 from toolkit.plan import Plan, PlannedStep
-from toolkit.report import FAILED, INTERRUPTED, SUCCEEDED, RunReport, StepReport
+from toolkit.report import CACHED, FAILED, INTERRUPTED, SUCCEEDED, RunReport, StepReport
 from toolkit.secrets import Redactor, redact_params, scrub_notebook
 from toolkit.settings import Settings
 from toolkit.tracking import Tracker, lineage_tags
 
-STATUS = {SUCCEEDED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
+STATUS = {SUCCEEDED: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
 TAG_TRIGGERED_BY = "toolkit.triggered_by"
 
 
@@ -130,6 +130,10 @@ class RunTracking:
             "toolkit.status": report.status,
             "toolkit.attempts": report.attempts,
         }
+        if report.status == CACHED:
+            # Nothing executed: say where the results come from and carry its metrics over.
+            tags["toolkit.cached"] = "true"
+            tags["toolkit.cached_from"] = report.reason or ""
         for key, facts in prints.items():
             if "sha256" in facts:
                 tags[f"data.{key}.sha256"] = facts["sha256"]
@@ -144,6 +148,8 @@ class RunTracking:
             if report.error.get("ename"):
                 tags["toolkit.error.exception"] = report.error["ename"]
         metrics = [("duration_s", float(report.duration or 0.0), None, None)]
+        if report.status == CACHED:
+            metrics += [(k, float(v), None, None) for k, v in report.metrics.items()]
         self.tracker.end(
             run_id, STATUS.get(report.status, "FAILED"), error=error, tags=tags, metrics=metrics
         )

@@ -1,0 +1,53 @@
+"""Scheduled runs: ``--run-id`` is idempotent and ``--resume`` finishes a failed run in place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import MakeProject
+
+from toolkit.cli import main
+
+
+def spec_for(tmp_path: Path) -> str:
+    return f"""
+name: resumable
+steps:
+  - {{name: first, notebook: ../notebooks/ok.ipynb, outputs: {{out: first.txt}}}}
+  - name: wobbly
+    notebook: ../notebooks/flaky.ipynb
+    parameters: {{marker: "{tmp_path / "marker"}"}}
+    inputs: {{}}
+    outputs: {{out: wobbly.txt}}
+  - {{name: last, notebook: ../notebooks/ok.ipynb, inputs: {{inp: wobbly.out}}, outputs: {{out: last.txt}}}}
+"""
+
+
+def test_resume_reuses_succeeded_steps_and_reruns_the_rest(
+    make_project: MakeProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_project(spec_for(tmp_path), notebooks=("ok", "flaky"))
+    assert main(["run", str(path), "--run-id", "nightly-1", "--json", "--quiet"]) == 1
+    first = json.loads(capsys.readouterr().out)
+    assert [s["status"] for s in first["steps"]] == ["succeeded", "failed", "skipped"]
+
+    # The same scheduler id again is refused, and says how to resume.
+    assert main(["run", str(path), "--run-id", "nightly-1"]) == 2
+    assert "--resume nightly-1" in capsys.readouterr().err
+
+    assert main(["run", str(path), "--resume", "nightly-1", "--json", "--quiet"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["run_dir"] == first["run_dir"]
+    assert [s["status"] for s in second["steps"]] == ["cached", "succeeded", "succeeded"]
+    assert second["steps"][0]["metrics"] == first["steps"][0]["metrics"]
+    assert Path(second["run_dir"], "data", "last.txt").exists()
+
+
+def test_resume_of_an_unknown_run(
+    make_project: MakeProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_project(spec_for(tmp_path), notebooks=("ok", "flaky"))
+    assert main(["run", str(path), "--resume", "nope"]) == 2
+    assert "cannot resume run 'nope'" in capsys.readouterr().err
