@@ -73,6 +73,7 @@ class Plan:
     model: ModelSpec | None = None
     gates: GatesSpec | None = None
     release: ReleaseSpec = field(default_factory=ReleaseSpec)
+    guard: Mapping[str, Any] | None = None
 
     def step(self, name: str) -> PlannedStep:
         return next(s for s in self.steps if s.name == name)
@@ -329,6 +330,7 @@ def build_plan(
         model=spec.model,
         gates=spec.gates,
         release=spec.release,
+        guard=spec.guard,
         parameters=pipeline_params,
         secret_params=secret_names,
         pipeline=spec.name,

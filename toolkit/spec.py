@@ -132,6 +132,15 @@ class Pipeline(_Model):
     model: ModelSpec | None = None
     gates: GatesSpec | None = None
     release: ReleaseSpec = Field(default_factory=ReleaseSpec)
+    guard: dict[str, Any] | None = Field(
+        default=None, description="the guarded model's configuration (see toolkit.guard)"
+    )
+    monitoring: dict[str, Any] | None = Field(
+        default=None, description="drift and rate thresholds (see toolkit.monitor)"
+    )
+    alerts: dict[str, Any] | None = Field(
+        default=None, description="alert hooks: {webhook: URL, command: CMD}"
+    )
     source: Path = Field(default=Path("."), exclude=True)
     content_hash: str = Field(default="", exclude=True)
 

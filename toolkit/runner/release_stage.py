@@ -9,8 +9,9 @@ Passing gates register ``model.output`` of ``model.step`` as a new version with 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from toolkit.errors import RegistryError
 from toolkit.fsutil import atomic_write_json
 from toolkit.gates import evaluate_gates
 from toolkit.lineage import current_user, fingerprint
@@ -19,11 +20,66 @@ from toolkit.report import SUCCEEDED, StepReport
 from toolkit.runner.tracked import RunTracking
 from toolkit.settings import Settings
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+REFERENCE_ARTIFACT = "reference/reference_profile.json"
+TAG_REFERENCE = "toolkit.reference"
+
 
 def contracts_ok(steps: tuple[StepReport, ...]) -> bool | None:
     """True when every contract of the run passed (warnings included); None when none ran."""
     results = [c for s in steps for c in s.contracts]
     return None if not results else all(c.get("success") for c in results)
+
+
+def _reference_frame(plan: Plan) -> pd.DataFrame:
+    """Data the model saw at training time: the first tabular input of the model's step."""
+    from toolkit.tables import read_table
+
+    assert plan.model is not None
+    for item in plan.step(plan.model.step).inputs.values():
+        if item.path.suffix in {".parquet", ".csv", ".pq"}:
+            return read_table(item.path)
+    raise RegistryError(f"step {plan.model.step!r} has no tabular input to profile")
+
+
+def _log_guarded(
+    plan: Plan, settings: Settings, model_path: Path, parent: str, tracking: RunTracking
+) -> str:
+    """Wrap the trained estimator in its guard, log it, and log the reference profile."""
+    import joblib
+
+    from toolkit.guard import build_guarded_model
+    from toolkit.monitor import build_profile
+    from toolkit.registry.guarded import log_guarded_model
+
+    assert plan.guard is not None
+    # The pipeline wrote this file itself in this run; joblib unpickles it.
+    estimator = joblib.load(model_path)
+    reference = _reference_frame(plan)
+    guarded = build_guarded_model(
+        estimator,
+        plan.guard,
+        expectations_dir=settings.expectations_dir,
+        base_dir=plan.spec_path.parent,
+        input_example=reference.head(5),
+    )
+    inputs = reference.loc[:, [c for c in reference.columns if c in set(guarded.contract.names)]]
+    scored = guarded.predict(inputs)
+    import pandas as pd
+
+    # Identifiers (unique strings such as patient ids) have no distribution to drift.
+    ids = [c for c in inputs if pd.api.types.is_string_dtype(inputs[c]) and inputs[c].is_unique]
+    profile = build_profile(
+        inputs,
+        scored[["prediction", "probability"]],
+        exclude=ids,
+        meta={"run_id": plan.run_dir.name, "rows": len(inputs)},
+    )
+    path = profile.save(plan.run_dir / "reference_profile.json")
+    tracking.tracker.log_artifact(parent, path, "reference")
+    return log_guarded_model(guarded, tracking_uri=settings.tracking_uri, run_id=parent)
 
 
 def gate_and_register(
@@ -65,7 +121,10 @@ def gate_and_register(
     model_path = model_step.outputs[plan.model.output].path
     parent = tracking.parent
     assert parent is not None
-    uri = registry.log_sklearn_model(parent, model_path)
+    if plan.guard is not None:
+        uri = _log_guarded(plan, settings, model_path, parent, tracking)
+    else:
+        uri = registry.log_sklearn_model(parent, model_path)
     prints = {
         f"{step.name}.{key}": fingerprint(out.path).get("sha256", "")
         for step in plan.steps
@@ -82,5 +141,6 @@ def gate_and_register(
         toolkit_run_id=plan.run_dir.name,
         git_commit=tracking.git_commit,
         data_fingerprints=prints,
+        tags={TAG_REFERENCE: f"runs:/{parent}/{REFERENCE_ARTIFACT}"} if plan.guard else None,
     )
     return gates, {"name": info.name, "version": info.version, "model_uri": info.model_uri}
