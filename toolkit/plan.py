@@ -221,8 +221,11 @@ def build_plan(
         for key, ref in step.inputs.items():
             where = f"steps[{i}]({step.name}).inputs.{key}"
             if isinstance(ref, ExternalInput):
+                # -p KEY=FILE (or STEP.KEY=FILE) swaps a file entering the pipeline.
+                swapped = overrides.pop(f"{step.name}.{key}", overrides.get(key))
+                path = Path(str(swapped)).expanduser().resolve() if swapped else ref.path
                 resolved_inputs[step.name][key] = PlannedInput(
-                    path=ref.path, contract=ref.contract, on_fail=ref.on_fail
+                    path=path, contract=ref.contract, on_fail=ref.on_fail
                 )
                 continue
             producer, _, output = ref.partition(".")

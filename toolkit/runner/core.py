@@ -164,6 +164,8 @@ class _Execution:
             "TOOLKIT_RUN_DIR": str(self.plan.run_dir),
             "TOOLKIT_STEP": step.name,
             "TOOLKIT_PIPELINE": self.plan.pipeline,
+            # Notebooks that load models or log on their own use the project's backend too.
+            "MLFLOW_TRACKING_URI": self.settings.tracking_uri,
         }
 
     def run_step(self, step: PlannedStep) -> StepReport:
