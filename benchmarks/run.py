@@ -1,0 +1,910 @@
+"""Run every benchmark in one invocation and write ``benchmarks/RESULTS.md``.
+
+Each area (contracts, tracking, monitor, guard, pipeline) runs in a fresh child process of its
+own, one after the other: its one-off import costs are then real, a large frame from one area
+never weighs on the next, and an area that raises, or even crashes, is reported as such while
+the others still run. ``bench_guard`` is optional: when it is missing or cannot be imported the
+area is skipped with a note.
+
+The results file has, per area, a table of figure, value, baseline, ratio, target and verdict;
+every ratio's baseline is measured in the same run. Where a target is missed, a "where the time
+goes" note is composed from the measured figures (sub-timings the benchmark took), never from
+prose written in advance.
+
+    .venv/bin/python benchmarks/run.py [--quick] [--only AREA ...] [--out PATH]
+
+``--quick`` runs tiny sizes once (a smoke test of the harness, not a measurement). The exit code
+is 1 when an area failed to run, 0 otherwise; missed targets are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DEFAULT_OUT = HERE / "RESULTS.md"
+DASH = "—"
+LIBRARIES = ("pandas", "numpy", "great-expectations", "mlflow", "papermill", "scikit-learn")
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_s(seconds: float) -> str:
+    """A duration with a unit that keeps three significant-looking digits."""
+    if seconds < 0:
+        return "-" + fmt_s(-seconds)
+    if seconds < 5e-8:
+        return "0 s"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 0.1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds >= 0.001:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds * 1e6:.1f} µs" if seconds < 1e-4 else f"{seconds * 1e6:.0f} µs"
+
+
+def fmt_ms(ms: float) -> str:
+    return fmt_s(ms / 1000)
+
+
+def fmt_x(ratio: float) -> str:
+    return f"{ratio:.2f}x"
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "n/a"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of an area's table. ``met`` is None for a figure without a target."""
+
+    figure: str
+    value: str
+    baseline: str = DASH
+    ratio: str = DASH
+    target: str = DASH
+    met: bool | None = None
+    stretch_met: bool | None = None
+
+    @property
+    def plain_verdict(self) -> str:
+        if self.met is None:
+            return DASH
+        text = "yes" if self.met else "NO"
+        if self.stretch_met is not None:
+            text += f" (stretch: {'yes' if self.stretch_met else 'no'})"
+        return text
+
+    @property
+    def verdict(self) -> str:
+        """The verdict in Markdown: the target's part in bold."""
+        head, _, tail = self.plain_verdict.partition(" ")
+        return head if self.met is None else f"**{head}**" + (f" {tail}" if tail else "")
+
+
+# --------------------------------------------------------------------------- the areas
+
+
+def _contracts_rows(d: Mapping[str, Any]) -> list[Row]:
+    return [
+        Row(
+            f"`validate()`, {d['rows']:,} rows x {d['columns']} columns, "
+            f"{d['expectations']} expectations",
+            fmt_s(d["validate_s"]),
+            f"same checks in plain pandas: {fmt_s(d['pandas_s'])}",
+            fmt_x(d["ratio"]),
+            f"≤ {d['target_ratio']:g}x",
+            d["ratio"] <= d["target_ratio"],
+        ),
+        Row(
+            "`validate()` on 1,000 rows (per-validation fixed cost)", fmt_s(d["validate_1k_rows_s"])
+        ),
+        Row(
+            "`validate()`, two columns failing on every row",
+            fmt_s(d["validate_all_rows_failing_s"]),
+            f"all passing: {fmt_s(d['validate_s'])}",
+            fmt_x(d["validate_all_rows_failing_s"] / d["validate_s"]),
+        ),
+        Row("one-off: GX import + ephemeral context", fmt_s(d["one_off_import_and_context_s"])),
+    ]
+
+
+def _contracts_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
+    if d["ratio"] <= d["target_ratio"]:
+        return []
+    fixed = min(d["validate_1k_rows_s"], d["validate_s"])
+    scaling = d["validate_s"] - fixed
+    return [
+        f"`validate()` took {fmt_s(d['validate_s'])} against {fmt_s(d['pandas_s'])} for pandas. "
+        f"{fmt_s(fixed)} of it ({_pct(fixed, d['validate_s'])}) is the per-validation fixed cost "
+        f"(the same suite on 1,000 rows: GX builds its metric graph whatever the size); that "
+        f"alone is {fmt_x(fixed / d['pandas_s'])} the pandas time. The remaining "
+        f"{fmt_s(scaling)} grows with the rows: {fmt_x(scaling / d['pandas_s'])} the pandas time."
+    ]
+
+
+def _tracking_rows(d: Mapping[str, Any]) -> list[Row]:
+    median = d["median_ms_per_step"]
+    return [
+        Row(
+            f"tracker per step (start, 20 params, 20 metrics, 1 artifact, end), "
+            f"median of {d['steps']}",
+            fmt_ms(median),
+            target="< 150 ms (stretch ≤ 50 ms)",
+            met=median < 150,
+            stretch_met=median <= 50,
+        ),
+        Row(
+            "p90 / max per step", f"{fmt_ms(d['p90_ms_per_step'])} / {fmt_ms(d['max_ms_per_step'])}"
+        ),
+        Row("one-off: `import toolkit.tracking`", fmt_ms(d["import_toolkit_tracking_ms"])),
+        Row(
+            "one-off: new store, incl. MLflow import", fmt_ms(d["new_store_incl_mlflow_import_ms"])
+        ),
+        Row("one-off: first pipeline run (experiment)", fmt_ms(d["first_pipeline_run_ms"])),
+    ]
+
+
+def _tracking_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
+    median, p90 = d["median_ms_per_step"], d["p90_ms_per_step"]
+    if median <= 50:
+        return []
+    what = "target (< 150 ms)" if median >= 150 else "stretch (≤ 50 ms)"
+    return [
+        f"The {what} is missed: median {fmt_ms(median)} per step, p90 {fmt_ms(p90)}, max "
+        f"{fmt_ms(d['max_ms_per_step'])}. Each step is five calls to the tracker (start, "
+        f"params, metrics, artifact, end) against the local SQLite store."
+    ]
+
+
+def _monitor_rows(d: Mapping[str, Any]) -> list[Row]:
+    total = d["profile_s"] + d["monitor_batch_s"]
+    return [
+        Row(
+            f"`build_profile` + `monitor_batch`, {d['rows']:,} rows x {d['columns']} columns",
+            fmt_s(total),
+            f"`DataFrame.describe()`: {fmt_s(d['describe_s'])}",
+            fmt_x(d["ratio"]),
+            f"≤ {d['target_ratio']:g}x",
+            d["ratio"] <= d["target_ratio"],
+        ),
+        Row("`build_profile` (reference)", fmt_s(d["profile_s"])),
+        Row("drift statistics only (`compare`, every column)", fmt_s(d["drift_statistics_s"])),
+        Row(
+            "`monitor_batch` end to end (statistics, histograms, HTML)", fmt_s(d["monitor_batch_s"])
+        ),
+        Row(
+            "the same total",
+            fmt_s(total),
+            f'`describe(include="all")`: {fmt_s(d["describe_all_s"])}',
+            fmt_x(d["ratio_vs_describe_all"]),
+        ),
+        Row("one-off: scipy import", fmt_s(d["one_off_scipy_import_s"])),
+    ]
+
+
+def _monitor_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
+    if d["ratio"] <= d["target_ratio"]:
+        return []
+    total = d["profile_s"] + d["monitor_batch_s"]
+    rest = max(0.0, d["monitor_batch_s"] - d["drift_statistics_s"])
+    return [
+        f"{fmt_s(total)} in all against {fmt_s(d['describe_s'])} for `describe()`: the "
+        f"reference profile {fmt_s(d['profile_s'])} ({_pct(d['profile_s'], total)}), the drift "
+        f"statistics {fmt_s(d['drift_statistics_s'])} ({_pct(d['drift_statistics_s'], total)}), "
+        f"and the rest of `monitor_batch` (breaches, histograms, HTML) {fmt_s(rest)} "
+        f"({_pct(rest, total)})."
+    ]
+
+
+def _guard_rows(d: Mapping[str, Any]) -> list[Row]:
+    return [
+        Row(
+            f"`GuardedModel.predict`, batch of {d['rows']:,} raw records",
+            fmt_s(d["guarded_batch_s"]),
+            f"bare `predict_proba`: {fmt_s(d['bare_batch_s'])}",
+            fmt_x(d["batch_ratio"]),
+            f"≤ {d['target_ratio']:g}x",
+            d["batch_ratio"] <= d["target_ratio"],
+        ),
+        Row(
+            f"guard overhead per single-row call, p95 ({d['single_row_calls']:,} calls)",
+            fmt_ms(d["overhead_row_p95_ms"]),
+            f"bare single row p95: {fmt_ms(d['bare_row_p95_ms'])}",
+            fmt_x(d["guarded_row_p95_ms"] / d["bare_row_p95_ms"]),
+            f"< {d['target_row_overhead_ms']:g} ms",
+            d["overhead_row_p95_ms"] < d["target_row_overhead_ms"],
+        ),
+        Row(
+            "guard overhead per single-row call, p50",
+            fmt_ms(d["overhead_row_p50_ms"]),
+            f"bare single row p50: {fmt_ms(d['bare_row_p50_ms'])}",
+            fmt_x(d["guarded_row_p50_ms"] / d["bare_row_p50_ms"]),
+        ),
+        Row(
+            "decision paths in the batch",
+            ", ".join(f"{k}: {v:,}" for k, v in sorted(d["paths"].items())),
+        ),
+    ]
+
+
+def _guard_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
+    notes = []
+    if d["batch_ratio"] > d["target_ratio"]:
+        extra = d["guarded_batch_s"] - d["bare_batch_s"]
+        notes.append(
+            f"Batch: the guard adds {fmt_s(extra)} to {fmt_s(d['bare_batch_s'])} of scoring, "
+            f"{fmt_s(extra / d['rows'])} per record (contract check, feature derivation, policy, "
+            f"fallback, explanations, hashes and the decision table together)."
+        )
+    if d["overhead_row_p95_ms"] >= d["target_row_overhead_ms"]:
+        notes.append(
+            f"Single rows: guarded p50 {fmt_ms(d['guarded_row_p50_ms'])} / p95 "
+            f"{fmt_ms(d['guarded_row_p95_ms'])} against bare p50 {fmt_ms(d['bare_row_p50_ms'])} "
+            f"/ p95 {fmt_ms(d['bare_row_p95_ms'])}: the overhead is "
+            f"{fmt_ms(d['overhead_row_p50_ms'])} at the median and "
+            f"{fmt_ms(d['overhead_row_p95_ms'])} at p95."
+        )
+        tail = d["bare_row_p95_ms"] / d["bare_row_p50_ms"]
+        if tail > 1.5:
+            notes[-1] += (
+                f" The bare calls' own p95 is {fmt_x(tail)} their p50: on this machine the "
+                f"tail is noisy for both."
+            )
+    return notes
+
+
+SEGMENT_LABELS = {
+    "startup": "start-up: interpreter, imports, spec, plan, suites loaded",
+    "run_setup": "run set-up (tracking: store, parent run, spec artifact)",
+    "steps": "the steps themselves (kernel, notebook, contracts)",
+    "between_steps": "between steps (each step's bookkeeping)",
+    "last_step_bookkeeping": "after the last step (its bookkeeping)",
+    "release": "release: gates (+ registration when tracked)",
+    "finish_exit": "finish (summary to MLflow) and process exit",
+}
+
+
+def _spread(s: Mapping[str, float]) -> str:
+    return f"{fmt_s(s['median'])} ({fmt_s(s['min'])}-{fmt_s(s['max'])})"
+
+
+def _pipeline_rows(d: Mapping[str, Any]) -> list[Row]:
+    overhead = d["tracking_overhead_ms_per_step"]
+    target, stretch = d["target_step_overhead_ms"], d["stretch_step_overhead_ms"]
+    return [
+        Row(
+            f"bare papermill, the {d['steps']} notebooks in one process",
+            _spread(d["bare_papermill_s"]),
+        ),
+        Row(
+            "`toolkit run --no-tracking` (plan, contracts, gates)",
+            _spread(d["untracked_s"]),
+            "bare papermill",
+            fmt_x(d["untracked_vs_bare_ratio"]),
+        ),
+        Row(
+            "`toolkit run` (+ MLflow tracking, registration)",
+            _spread(d["tracked_s"]),
+            "`--no-tracking`",
+            fmt_x(d["tracked_vs_untracked_ratio"]),
+        ),
+        Row(
+            f"tracking overhead per step = (tracked - untracked) / {d['steps']}",
+            fmt_ms(overhead),
+            target=f"< {target:g} ms (stretch ≤ {stretch:g} ms)",
+            met=overhead < target,
+            stretch_met=overhead <= stretch,
+        ),
+        Row(
+            "the same from paired runs: median of (tracked - untracked) per repetition / "
+            f"{d['steps']}",
+            fmt_ms(d["paired_overhead_ms_per_step"]),
+        ),
+        Row(
+            "`toolkit --help`, fresh process",
+            fmt_s(d["help_s"]),
+            f"`python -c pass`: {fmt_s(d['python_startup_s'])}",
+            fmt_x(d["help_ratio"]),
+            f"≤ {d['target_help_s']:g} s",
+            d["help_s"] <= d["target_help_s"],
+        ),
+        Row(
+            "first tracked run in a fresh project (creates the MLflow store; not in the medians)",
+            fmt_s(d["first_tracked_run_s"]),
+        ),
+    ]
+
+
+def _segment_table(d: Mapping[str, Any]) -> list[str]:
+    seg, paired = d["segments_s"], d["segments_paired_delta_s"]
+    lines = [
+        "| segment of one run | `--no-tracking` (median) | tracked (median) | difference of "
+        "medians | median of paired differences |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key, label in SEGMENT_LABELS.items():
+        a, b = seg["untracked"][key], seg["tracked"][key]
+        lines.append(
+            f"| {label} | {fmt_s(a)} | {fmt_s(b)} | {b - a:+.2f} s | {paired[key]:+.2f} s |"
+        )
+    a, b = sum(seg["untracked"].values()), sum(seg["tracked"].values())
+    lines.append(
+        f"| **sum** | {fmt_s(a)} | {fmt_s(b)} | {b - a:+.2f} s | {sum(paired.values()):+.2f} s |"
+    )
+    steps = d["step_durations_s"]
+    lines += [
+        "",
+        "| step (median) | bare papermill | `--no-tracking` | tracked |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in steps["tracked"]:
+        lines.append(
+            f"| {name} | {fmt_s(steps['bare'][name])} | {fmt_s(steps['untracked'][name])} "
+            f"| {fmt_s(steps['tracked'][name])} |"
+        )
+    return lines
+
+
+def _pipeline_facts(d: Mapping[str, Any]) -> list[str]:
+    versions = ", ".join(str(v) for v in d["registered_versions"])
+    champions = ", ".join(d["champion_versions_seen"])
+    imports = ", ".join(f"`{m}` {fmt_s(s)}" for m, s in d["fresh_import_s"].items())
+    return [
+        f"Medians over {d['pipeline_repeat']} run(s) per variant, the variants interleaved (order "
+        f"rotating), after one untimed tracked warm-up run; min-max in brackets. The runs use a "
+        f"throwaway copy of the project, which is not a git repository: the lineage's git "
+        f"look-ups find nothing there.",
+        f"Release gates {'passed on every tracked run' if d['gates_passed'] else 'did NOT pass'}"
+        f" (champion seen: {champions}: nobody promotes during the benchmark), so every tracked "
+        f"run registered a new `candidate` version (versions {versions}); that registration is "
+        f"part of the tracked timings.",
+        f"Fresh-process import times (minus interpreter start-up): {imports}.",
+    ]
+
+
+def _pipeline_where(d: Mapping[str, Any], every: Mapping[str, Any]) -> list[str]:
+    notes = []
+    delta = d["segments_paired_delta_s"]
+    n = d["steps"]
+    overhead = d["tracking_overhead_ms_per_step"]
+    if overhead > d["stretch_step_overhead_ms"]:
+        fixed = delta["run_setup"] + delta["release"] + delta["finish_exit"]
+        per_step = delta["steps"] + delta["between_steps"] + delta["last_step_bookkeeping"]
+        anatomy = d["bookkeeping_anatomy_s"]
+        mlflow_import = d["fresh_import_s"].get("mlflow")
+        tracker = (every.get("tracking") or {}).get("median_ms_per_step")
+        ranked = sorted(delta.items(), key=lambda kv: -kv[1])
+        biggest = "; ".join(f"{SEGMENT_LABELS[k]} {v:+.2f} s" for k, v in ranked[:4])
+        what = "target" if overhead >= d["target_step_overhead_ms"] else "stretch goal"
+        notes.append(
+            f"The per-step {what} is missed: tracked runs take "
+            f"{(d['tracked_s']['median'] - d['untracked_s']['median']):.2f} s more than "
+            f"`--no-tracking` ({fmt_ms(overhead)} per step over {n} steps; from paired runs "
+            f"{fmt_ms(d['paired_overhead_ms_per_step'])} per step). By segment (medians of the "
+            f"paired differences, as all figures below), the largest: {biggest}."
+        )
+        notes.append(
+            f"Paid once per run, whatever the number of steps: {fixed:+.2f} s (run set-up "
+            f"{delta['run_setup']:+.2f} s, which imports MLflow: `import mlflow` alone takes "
+            f"{fmt_s(mlflow_import or 0)} in a fresh process; release {delta['release']:+.2f} s, "
+            f"i.e. logging and registering the model version; finish and exit "
+            f"{delta['finish_exit']:+.2f} s). Spread over "
+            f"{n} steps that is {fmt_s(fixed / n)} per step; a longer pipeline dilutes it."
+        )
+        tracker_text = (
+            f"MLflow's own logging is {fmt_ms(tracker)} per step at tracker level (tracking "
+            f"area above)"
+            if tracker is not None
+            else "MLflow's own logging was not measured in this run (tracking area not run)"
+        )
+        renders = anatomy["first_render_html_s"] + (n - 1) * anatomy["render_html_s"]
+        notes.append(
+            f"Paid per step: {per_step:+.2f} s in all, {fmt_s(per_step / n)} per step (inside the "
+            f"steps {delta['steps']:+.2f} s, the bookkeeping after each step "
+            f"{delta['between_steps'] + delta['last_step_bookkeeping']:+.2f} s). Measured apart, "
+            f"in a fresh process on the executed notebooks, the bookkeeping's HTML rendering "
+            f"alone comes to {fmt_s(renders)} for {n} notebooks: the first render, which loads "
+            f"what nbconvert adds to the modules already imported, "
+            f"{fmt_s(anatomy['first_render_html_s'])}, each further one "
+            f"{fmt_s(anatomy['render_html_s'])}; scrubbing a notebook takes "
+            f"{fmt_s(anatomy['scrub_notebook_s'])} and fingerprinting a data file "
+            f"{fmt_s(anatomy['fingerprint_s'])}; {tracker_text}."
+        )
+        if abs(delta["startup"]) >= 0.1:
+            notes.append(
+                f"Start-up differs by {delta['startup']:+.2f} s between the variants although "
+                f"both do the same work before the run starts: that much is machine noise."
+            )
+        budget = d["target_step_overhead_ms"] * n / 1000
+        notes.append(
+            f"For scale: the target allows {fmt_s(budget)} of tracking per run of {n} steps; "
+            f"the once-per-run costs alone are {fmt_s(fixed)}."
+        )
+    if d["help_s"] > d["target_help_s"]:
+        notes.append(
+            f"`toolkit --help` takes {fmt_s(d['help_s'])}, "
+            f"{fmt_s(d['help_s'] - d['python_startup_s'])} more than a bare interpreter: "
+            f"imports at CLI start-up (`python -X importtime -m toolkit --help` names them)."
+        )
+    return notes
+
+
+def _pipeline_context(d: Mapping[str, Any]) -> list[str]:
+    """Why ``toolkit run --no-tracking`` costs more than bare papermill (no target: context)."""
+    seg = d["segments_s"]["untracked"]
+    steps = d["step_durations_s"]
+    contracts = d.get("contracts_per_step", {})
+    bare_steps = sum(steps["bare"].values())
+    gx = d["fresh_import_s"].get("great_expectations", 0.0)
+    extra = d["untracked_s"]["median"] - d["bare_papermill_s"]["median"]
+    per_step = ", ".join(
+        f"{name} (contract checks: {contracts.get(name, '?')}) "
+        f"{steps['untracked'][name] - steps['bare'][name]:+.2f} s"
+        for name in steps["untracked"]
+    )
+    return [
+        f"Not a target, for context: `--no-tracking` takes {extra:+.2f} s over bare papermill. "
+        f"Its start-up is {fmt_s(seg['startup'])} against {fmt_s(d['bare_import_papermill_s'])} "
+        f"for importing papermill: the toolkit loads the data-contract suites before the first "
+        f"step, which imports Great Expectations ({fmt_s(gx)} in a fresh process). The steps "
+        f"take {fmt_s(seg['steps'])} against {fmt_s(bare_steps)} of bare notebook execution; "
+        f"per step: {per_step}. Inside a step the runner adds the contract checks of its inputs "
+        f"and outputs to the notebook's execution."
+    ]
+
+
+@dataclass(frozen=True)
+class Area:
+    """One benchmark area: its module, its sizes, and how its figures are presented."""
+
+    name: str
+    title: str
+    module: str
+    full: Mapping[str, Any]
+    quick: Mapping[str, Any]
+    rows: Callable[[Mapping[str, Any]], list[Row]]
+    where: Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]]
+    facts: Callable[[Mapping[str, Any]], list[str]] = lambda d: []
+    extra: Callable[[Mapping[str, Any]], list[str]] = lambda d: []
+    context: Callable[[Mapping[str, Any]], list[str]] = lambda d: []
+    optional: bool = False
+
+
+AREAS: dict[str, Area] = {
+    a.name: a
+    for a in (
+        Area(
+            "contracts",
+            "Data contracts: GX validation vs plain pandas",
+            "bench_contracts",
+            {"rows": 1_000_000, "repeat": 3},
+            {"rows": 2_000, "repeat": 1},
+            _contracts_rows,
+            _contracts_where,
+        ),
+        Area(
+            "tracking",
+            "Tracking: tracker-level cost per step (local SQLite store)",
+            "bench_tracking",
+            {"steps": 20, "repeat": 5},
+            {"steps": 3, "repeat": 1},
+            _tracking_rows,
+            _tracking_where,
+        ),
+        Area(
+            "monitor",
+            "Monitoring: reference profile + drift vs DataFrame.describe()",
+            "bench_monitor",
+            {"rows": 1_000_000, "cols": 30, "repeat": 3},
+            {"rows": 2_000, "cols": 10, "repeat": 1},
+            _monitor_rows,
+            _monitor_where,
+        ),
+        Area(
+            "guard",
+            "Guarded scoring vs bare predict_proba",
+            "bench_guard",
+            {"rows": 100_000, "repeat": 3},
+            {"rows": 500, "repeat": 1},
+            _guard_rows,
+            _guard_where,
+            optional=True,
+        ),
+        Area(
+            "pipeline",
+            "Pipeline: toolkit run vs bare papermill, same notebooks",
+            "bench_pipeline",
+            {"repeat": 5, "pipeline_repeat": 5},
+            {"repeat": 1, "pipeline_repeat": 1},
+            _pipeline_rows,
+            _pipeline_where,
+            facts=_pipeline_facts,
+            extra=_segment_table,
+            context=_pipeline_context,
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class AreaResult:
+    """What one area's child process reported (or why it reported nothing)."""
+
+    name: str
+    status: str  # "ok", "skipped" or "error"
+    data: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    elapsed_s: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "data": self.data,
+            "note": self.note,
+            "elapsed_s": self.elapsed_s,
+            "load": list(self.load),
+        }
+
+
+def _progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def measure_in_this_process(name: str, quick: bool) -> dict[str, Any]:
+    """Import the area's module and call its ``run``; the child side of :func:`run_area`."""
+    area = AREAS[name]
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    if importlib.util.find_spec(area.module) is None:
+        return {"status": "skipped", "note": f"benchmarks/{area.module}.py is not present"}
+    try:
+        module = importlib.import_module(area.module)
+    except Exception as exc:
+        if not area.optional:
+            raise
+        return {"status": "skipped", "note": f"{area.module} cannot be imported: {exc!r}"}
+    data = module.run(**(area.quick if quick else area.full))
+    return {"status": "ok", "data": data}
+
+
+def _child(name: str, out: Path, quick: bool) -> int:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        result = measure_in_this_process(name, quick)
+    except Exception as exc:
+        lines = traceback.format_exc().strip().splitlines()
+        result = {"status": "error", "note": f"{type(exc).__name__}: {exc}", "trace": lines[-12:]}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=str))
+    os.replace(tmp, out)
+    return 0
+
+
+def run_area(name: str, quick: bool, timeout: float) -> AreaResult:
+    """Run one area in a fresh child process, forwarding its stderr; never raises."""
+    load_before = _load()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-area-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--child-out"]
+        cmd += [str(out)] + (["--quick"] if quick else [])
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        tail: collections.deque[str] = collections.deque(maxlen=12)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stderr.write(line)
+            tail.append(line.rstrip())
+        code = proc.wait()
+        timer.cancel()
+        elapsed = time.perf_counter() - start
+        load = (load_before, _load())
+        if out.exists():
+            raw = json.loads(out.read_text())
+            note = raw.get("note", "")
+            if raw.get("trace"):
+                note += "\n" + "\n".join(raw["trace"])
+            return AreaResult(name, raw["status"], raw.get("data", {}), note, elapsed, load)
+    why = f"timed out after {timeout:.0f} s" if elapsed >= timeout else f"exited {code}"
+    note = f"the child process {why}:\n" + "\n".join(tail)
+    return AreaResult(name, "error", note=note, elapsed_s=elapsed, load=load)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def cores() -> int:
+    """What ``nproc`` prints: the CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def machine_facts() -> dict[str, str]:
+    """Facts about the machine and software, for the header of the results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    facts = {
+        "cores": str(cores()),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                facts["cpu"] = line.split(":", 1)[1].strip()
+                break
+        kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        facts["memory"] = f"{kb / 1024**2:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    libs = []
+    for lib in LIBRARIES:
+        try:
+            libs.append(f"{lib} {version(lib)}")
+        except PackageNotFoundError:
+            continue
+    facts["libraries"] = ", ".join(libs)
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        )
+        if head.returncode == 0:
+            facts["commit"] = head.stdout.strip()
+    except OSError:
+        pass
+    return facts
+
+
+def _table(rows: Sequence[Row]) -> list[str]:
+    lines = [
+        "| figure | value | baseline (same run) | ratio | target | met? |",
+        "|---|---:|---|---:|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.figure} | {r.value} | {r.baseline} | {r.ratio} | {r.target} | {r.verdict} |"
+        )
+    return lines
+
+
+def _area_rows(result: AreaResult) -> list[Row]:
+    if result.status != "ok":
+        return []
+    try:
+        return AREAS[result.name].rows(result.data)
+    except Exception:  # figures of an unexpected shape: _area_section shows them raw
+        return []
+
+
+def _area_section(result: AreaResult, every: Mapping[str, Any]) -> list[str]:
+    """The table and notes of one measured area; its raw figures if they cannot be presented."""
+    area, data = AREAS[result.name], result.data
+    try:
+        out = _table(area.rows(data))
+        for fact in area.facts(data):
+            out += ["", fact]
+        extra = area.extra(data)
+        if extra:
+            out += ["", *extra]
+        where = area.where(data, every)
+        if where:
+            out += ["", "**Where the time goes.**", ""]
+            out += [f"- {note}" for note in where]
+        for note in area.context(data):
+            out += ["", note]
+    except Exception as exc:  # never lose a measurement to a presentation bug
+        raw = json.dumps(data, indent=2, default=str)
+        return [f"Could not present the figures ({exc!r}); as measured:", "", "```json", raw, "```"]
+    return out
+
+
+def render_markdown(
+    results: Sequence[AreaResult],
+    facts: Mapping[str, str],
+    *,
+    started: datetime,
+    elapsed_s: float,
+    quick: bool,
+    command: str,
+) -> str:
+    """The whole of RESULTS.md, from the measured results."""
+    every = {r.name: r.data for r in results if r.status == "ok"}
+    loads = [x for r in results for x in r.load]
+    out = [
+        "# Benchmark results",
+        "",
+        f"Written by `.venv/bin/python {command}` (`make bench` runs it without options); "
+        f"regenerate it the same way, do not edit it by hand. Every ratio's baseline was "
+        f"measured in the same run; the rule of the project is that speed is measured, not "
+        f"asserted.",
+        "",
+    ]
+    if quick:
+        out += [
+            "> **Quick mode**: tiny sizes, one repetition. A smoke test of the harness; these "
+            "figures are not results.",
+            "",
+        ]
+    out += ["| | |", "|---|---|"]
+    out.append(f"| date | {started:%Y-%m-%d %H:%M} UTC |")
+    out.append(f"| cores (`nproc`) | {facts.get('cores', '?')} |")
+    for key in ("cpu", "memory", "python", "platform", "libraries", "commit"):
+        if facts.get(key):
+            out.append(f"| {key} | {facts[key]} |")
+    if loads:
+        out.append(
+            f"| load average (1 min) | {min(loads):.2f}-{max(loads):.2f} over the run, sampled "
+            f"before and after each area |"
+        )
+    out.append(f"| total time | {elapsed_s / 60:.1f} min |")
+    out += [
+        "",
+        f"**Noise.** This machine has {facts.get('cores', '?')} cores and is shared: other "
+        f"engineers run test suites (with real Jupyter kernels) on it at the same time, as the "
+        f"load averages above show. Ratios hold up better than absolute figures because "
+        f"numerator and denominator are measured minutes apart in the same run (the pipeline "
+        f"variants interleaved), but single figures, the pipeline runs above all, can move by "
+        f"tens of percent from one run to the next; the min-max ranges show how much.",
+        "",
+        "## Targets",
+        "",
+        "| area | figure | value | target | met? |",
+        "|---|---|---:|---|---|",
+    ]
+    for result in results:
+        if result.status != "ok":
+            out.append(
+                f"| {result.name} | not measured: {result.status} | {DASH} | {DASH} | {DASH} |"
+            )
+            continue
+        for row in _area_rows(result):
+            if row.met is not None:
+                out.append(
+                    f"| {result.name} | {row.figure} | {row.value} | {row.target} | {row.verdict} |"
+                )
+    for result in results:
+        area = AREAS[result.name]
+        out += ["", f"## {area.title}", ""]
+        out.append(
+            f"`benchmarks/{area.module}.py`, measured in {result.elapsed_s:.0f} s, load average "
+            f"{result.load[0]:.2f} before and {result.load[1]:.2f} after."
+        )
+        out.append("")
+        if result.status != "ok":
+            label = "Skipped" if result.status == "skipped" else "**Failed to run**"
+            first, *rest = result.note.splitlines() or [""]
+            out.append(f"{label}: {first}")
+            if rest:
+                out += ["", "```", *rest, "```"]
+            continue
+        out += _area_section(result, every)
+    out.append("")
+    return "\n".join(out)
+
+
+def render_console(results: Sequence[AreaResult]) -> str:
+    """A plain-text table of every figure, for the terminal."""
+    lines = []
+    for result in results:
+        lines.append(f"== {result.name}: {result.status} ({result.elapsed_s:.0f} s)")
+        if result.status != "ok":
+            lines.append(f"   {result.note.splitlines()[0] if result.note else ''}")
+        for r in _area_rows(result):
+            ratio = "" if r.ratio == DASH else f"  [{r.ratio}]"
+            target = "" if r.target == DASH else f"  target {r.target}: {r.plain_verdict}"
+            lines.append(f"   {r.figure[:70]:<70} {r.value:>24}{ratio}{target}")
+    return "\n".join(lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="AREA",
+        help=f"run only these areas (repeatable or comma-separated): {', '.join(AREAS)}",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results file to write")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per area")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(list(argv))
+    names = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
+    unknown = [n for n in names if n not in AREAS]
+    if unknown or (args.child and args.child not in AREAS):
+        parser.error(f"unknown area {(unknown or [args.child])[0]!r}; known: {', '.join(AREAS)}")
+    args.areas = [n for n in AREAS if n in names] if names else list(AREAS)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected areas one by one, print a table and write the results file."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.child:
+        return _child(args.child, args.child_out, args.quick)
+    timeout = args.timeout or (600.0 if args.quick else 3600.0)
+    started, clock = datetime.now(UTC), time.perf_counter()
+    results = []
+    for i, name in enumerate(args.areas, 1):
+        _progress(f"{i}/{len(args.areas)} {name}{' (quick)' if args.quick else ''}")
+        result = run_area(name, args.quick, timeout)
+        _progress(f"{name}: {result.status} in {result.elapsed_s:.0f} s")
+        results.append(result)
+    elapsed = time.perf_counter() - clock
+    command = "benchmarks/run.py " + " ".join(
+        (["--quick"] if args.quick else []) + [f"--only {n}" for n in args.areas if args.only]
+    )
+    text = render_markdown(
+        results,
+        machine_facts(),
+        started=started,
+        elapsed_s=elapsed,
+        quick=args.quick,
+        command=command.strip(),
+    )
+    write_atomic(args.out, text)
+    print(render_console(results))
+    print(f"\nwrote {args.out} in {elapsed / 60:.1f} min")
+    return 1 if any(r.status == "error" for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
