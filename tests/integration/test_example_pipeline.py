@@ -101,3 +101,79 @@ def test_3_a_worse_model_fails_the_champion_gate(project: Path) -> None:
     )
     history = json.loads(toolkit(project, "releases", "breast_cancer_clf", "--json").stdout)
     assert [e["action"] for e in history] == ["registered", "approved", "promoted"]
+
+
+def test_4_batch_scoring_accounts_for_every_row(project: Path) -> None:
+    clean = toolkit(project, "run", "pipelines/score.yaml", "--json")
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    messy = toolkit(
+        project, "run", "pipelines/score.yaml", "-p", "batch=pipelines/batches/messy.csv", "--json"
+    )
+    assert messy.returncode == 0, messy.stderr[-2000:]  # invalid rows are quarantined, not fatal
+    summary = json.loads(messy.stdout)
+    metrics = summary["steps"][0]["metrics"]
+    rows = len(pd.read_csv(project / "pipelines" / "batches" / "messy.csv"))
+    assert metrics["scored_rows"] + metrics["fallback_rows"] + metrics["rejected_rows"] == rows
+    assert metrics["rejected_rows"] >= 3
+    data = Path(summary["run_dir"], "data")
+    quarantine = pd.read_parquet(data / "quarantine.parquet")
+    assert len(quarantine) == metrics["rejected_rows"] and quarantine["reason"].str.len().min() > 0
+    assert len(pd.read_parquet(data / "decisions.parquet")) == rows
+    warned = summary["steps"][0]["contracts"][0]
+    assert warned["suite"] == "production_records" and warned["success"] is False
+
+
+def test_5_monitoring_alerts_on_the_shifted_batch(project: Path) -> None:
+    import http.server
+    import threading
+
+    received: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/alert"
+    try:
+        batches = project / "pipelines" / "batches"
+        messy = toolkit(
+            project, "monitor", "breast_cancer_clf", "--batch", str(batches / "messy.csv")
+        )
+        assert messy.returncode == 5 and "rejected-row rate" in messy.stderr  # no webhook given
+        # The first scoring run of test_4 scored the clean batch: monitor its output as it is.
+        scored = sorted(project.glob("runs/score/*/data/decisions.parquet"))[0]
+        for batch in (batches / "clean.csv", scored):
+            ok = toolkit(
+                project, "monitor", "breast_cancer_clf", "--batch", str(batch), "--webhook", url
+            )
+            assert ok.returncode == 0, ok.stdout + ok.stderr[-2000:]
+        shifted = toolkit(
+            project,
+            "monitor",
+            "breast_cancer_clf",
+            "--batch",
+            str(batches / "shifted.csv"),
+            "--webhook",
+            url,
+            "--json",
+        )
+        assert shifted.returncode == 5, shifted.stderr[-2000:]
+    finally:
+        server.shutdown()
+    assert len(received) == 1
+    alert = received[0]
+    assert alert["model"] == "breast_cancer_clf" and alert["batch"] == "shifted.csv"
+    assert Path(json.loads(shifted.stdout)["report"]).exists()
+    client = mlflow.MlflowClient(load_settings(project).tracking_uri)
+    exp = client.get_experiment_by_name("monitor-breast_cancer_clf")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 4
+    history = client.get_metric_history(runs[0].info.run_id, "drift.psi_max")
+    assert history and history[0].step > 1_000_000_000  # the batch time is the step

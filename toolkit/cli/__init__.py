@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from toolkit import __version__
-from toolkit.cli import contracts_cmds, pipeline_cmds, release_cmds, runs_cmds
+from toolkit.cli import contracts_cmds, monitor_cmds, pipeline_cmds, release_cmds, runs_cmds
 from toolkit.errors import ExitCode, ToolkitError
 
 EXIT_CODES_HELP = """exit codes:
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     contracts_cmds.register(sub)
     runs_cmds.register(sub)
     release_cmds.register(sub)
+    monitor_cmds.register(sub)
     return parser
 
 
