@@ -35,6 +35,11 @@ demo: $(STAMP)
 	$(BIN)/toolkit review approve breast_cancer_clf candidate --reviewer demo-reviewer --note "make demo"
 	$(BIN)/toolkit promote breast_cancer_clf candidate
 	$(BIN)/toolkit releases breast_cancer_clf
+	$(BIN)/toolkit run pipelines/score.yaml
+	$(BIN)/toolkit run pipelines/score.yaml -p batch=pipelines/batches/messy.csv
+	$(BIN)/toolkit monitor breast_cancer_clf --batch pipelines/batches/clean.csv
+	@echo "The next batch was measured after a calibration change: the monitor must alert (exit 5)."
+	$(BIN)/toolkit monitor breast_cancer_clf --batch pipelines/batches/shifted.csv || [ $$? -eq 5 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
