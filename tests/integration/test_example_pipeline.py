@@ -49,7 +49,8 @@ def test_1_training_pipeline_runs_end_to_end(project: Path) -> None:
     assert {c["suite"] for c in contracts} == {"raw_measurements", "features", "predictions"}
     assert all(c["success"] for c in contracts)
     # MLflow holds the pipeline run and its four step runs.
-    client = mlflow.MlflowClient(load_settings(project).tracking_uri)
+    uri = load_settings(project).tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name("train")
     runs = client.search_runs([exp.experiment_id])
     children = [
@@ -63,7 +64,9 @@ def test_1_training_pipeline_runs_end_to_end(project: Path) -> None:
     assert client.get_model_version_by_alias("breast_cancer_clf", "candidate").version in (1, "1")
 
 
-def test_2_review_promote_and_load_the_champion(project: Path) -> None:
+def test_2_review_promote_and_load_the_champion(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert (
         toolkit(project, "promote", "breast_cancer_clf", "candidate").returncode == 2
     )  # unreviewed
@@ -80,7 +83,8 @@ def test_2_review_promote_and_load_the_champion(project: Path) -> None:
     )
     assert approve.returncode == 0, approve.stderr
     assert toolkit(project, "promote", "breast_cancer_clf", "1").returncode == 0
-    mlflow.set_tracking_uri(load_settings(project).tracking_uri)
+    # The environment, not mlflow.set_tracking_uri: global state would leak into other tests.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", load_settings(project).tracking_uri)
     model = mlflow.pyfunc.load_model("models:/breast_cancer_clf@champion")
     test = pd.read_parquet(next(project.glob("runs/train/*/data/test.parquet")))
     features = test.drop(columns=["patient_id", "label"])
@@ -94,7 +98,8 @@ def test_3_a_worse_model_fails_the_champion_gate(project: Path) -> None:
     failed = [g for g in summary["gates"]["gates"] if not g["passed"]]
     assert [g["expression"] for g in failed] == ["recall >= champion.recall - 0.02"]
     assert summary["registered"] is None
-    client = mlflow.MlflowClient(load_settings(project).tracking_uri)
+    uri = load_settings(project).tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert [v.version for v in client.search_model_versions("name='breast_cancer_clf'")] in (
         [1],
         ["1"],
@@ -171,7 +176,8 @@ def test_5_monitoring_alerts_on_the_shifted_batch(project: Path) -> None:
     alert = received[0]
     assert alert["model"] == "breast_cancer_clf" and alert["batch"] == "shifted.csv"
     assert Path(json.loads(shifted.stdout)["report"]).exists()
-    client = mlflow.MlflowClient(load_settings(project).tracking_uri)
+    uri = load_settings(project).tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name("monitor-breast_cancer_clf")
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 4

@@ -39,7 +39,8 @@ def test_failing_gate_exits_4_and_registers_nothing(
     gate = summary["gates"]["gates"][0]
     assert (gate["value"], gate["threshold"], gate["passed"]) == (3.0, 10.0, False)
     assert summary["registered"] is None
-    client = mlflow.MlflowClient(load_settings(spec).tracking_uri)
+    uri = load_settings(spec).tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert client.search_registered_models() == []
     parent = client.get_run(summary["mlflow_run_id"])
     assert parent.data.tags["toolkit.gates.passed"] == "false"

@@ -4,15 +4,6 @@ different machines get no shared lock. Slow: the server needs ~5 s to come up.""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,78 +28,14 @@ from toolkit.registry import lock_path
 
 pytestmark = pytest.mark.slow
 
-_STARTUP_TIMEOUT_S = 90.0
 MODELS = ("served", "rest-errors", "served-race")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``(url, root)`` of a private MLflow server, stopped after the module.
-
-    Same recipe as tests/integration/test_tracking_server.py (STACK 2.5).
-    """
-    root = tmp_path_factory.mktemp("registry-server")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    # One worker and no job runner: ~2 processes and ~4 s to ready instead of ~16 and ~15 s.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    log_file = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'server.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=root,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so killpg reaches every child
-    )
-    try:
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log_file.flush()
-                tail = (root / "server.log").read_text(errors="replace")[-3000:]
-                pytest.fail(f"mlflow server did not become healthy (rc={proc.poll()}):\n{tail}")
-            time.sleep(0.2)
-        yield url, root
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # already gone
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log_file.close()
+def server(mlflow_server: tuple[str, Path]) -> tuple[str, Path]:
+    """``(url, root)`` of the session's loopback MLflow server (tests/conftest.py)."""
+    url, artifacts = mlflow_server
+    return url, artifacts.parent
 
 
 @pytest.fixture(scope="module")
