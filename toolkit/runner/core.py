@@ -172,7 +172,7 @@ class _Execution:
         started_at, t0 = now_iso(), time.monotonic()
         self.emit(Event("step_started", step.name))
         events_path = self.plan.run_dir / "events" / f"{step.name}.jsonl"
-        mlflow_run = self.tracking.step_started(step, events_path) if self.tracking else None
+        opening = self.tracking.step_started_async(step, events_path) if self.tracking else None
         output = self.plan.run_dir / "notebooks" / f"{step.name}.ipynb"
         contracts_dir = self.plan.run_dir / "contracts" / step.name
         error: dict[str, Any] | None = None
@@ -206,6 +206,7 @@ class _Execution:
         except ToolkitError as exc:  # a suite that is missing or invalid: say so on the step
             status = FAILED
             error = {"kind": "contract_error", "message": str(exc)}
+        mlflow_run = opening.result() if opening else None
         if error is not None:
             error = self.redactor.scrub_obj(error)  # type: ignore[assignment]
         events = _read_events(events_path)
@@ -386,7 +387,7 @@ def _run(settings: Settings, plan: Plan, request: RunRequest, emit: EventSink) -
         with _signals_raise_interrupt():
             if tracking:
                 tracking.start()
-                emit(Event("tracking", message=tracking.ui_link() or settings.tracking_uri))
+                emit(Event("tracking", message=settings.tracking_uri))
             execution = _Execution(settings, plan, request, emit, tracking)
             execution.reused = reused
             with ThreadPoolExecutor(workers, "toolkit-step") as pool:

@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,11 @@ class RunTracking:
             settings.tracking_uri, artifacts_dir=settings.artifacts_dir, redact=self.redactor
         )
         self.external_run_id = external_run_id
-        self.parent: str | None = None
+        self._parent: str | None = None
+        # MLflow's import and store opening (~2 s) overlap the first kernel's start-up: the
+        # pipeline run opens on this pool while the first steps begin.
+        self._pool = ThreadPoolExecutor(2, "toolkit-track")
+        self._started: Future[str] | None = None
         self.step_runs: dict[str, str] = {}
         self.forwarders: dict[str, MetricsForwarder] = {}
         self._env_thread: threading.Thread | None = None
@@ -55,7 +60,18 @@ class RunTracking:
     def _redact(self, params: Mapping[str, Any], declared: frozenset[str]) -> dict[str, Any]:
         return redact_params(params, patterns=self.settings.secret_patterns, declared=declared)
 
-    def start(self) -> str:
+    @property
+    def parent(self) -> str | None:
+        """The pipeline run's id, once it is open (waits for :meth:`start` to finish)."""
+        if self._started is not None:
+            self._started.result()
+        return self._parent
+
+    def start(self) -> None:
+        """Begin opening the pipeline's run; steps wait for it only when they need its id."""
+        self._started = self._pool.submit(self._start)
+
+    def _start(self) -> str:
         """Open the pipeline's run with lineage tags; log the spec and (in background) the env."""
         self.tracker.check_connection()
         plan = self.plan
@@ -71,7 +87,7 @@ class RunTracking:
             scheduler=scheduler,
         )
         tags[TAG_TRIGGERED_BY] = current_user() or "unknown"
-        self.parent = self.tracker.start_pipeline(
+        self._parent = self.tracker.start_pipeline(
             plan.pipeline,
             run_name=plan.run_dir.name,
             params=self._redact(plan.parameters, plan.secret_params),
@@ -81,20 +97,25 @@ class RunTracking:
             description=f"Pipeline `{plan.pipeline}`, run `{plan.run_dir.name}`: "
             f"{len(plan.steps)} steps ({', '.join(plan.names)}).",
         )
-        self.tracker.log_artifact(self.parent, plan.spec_path, "spec")
-        parent = self.parent
+        parent = self._parent
+        self.tracker.log_artifact(parent, plan.spec_path, "spec")
         self._env_thread = threading.Thread(
             target=lambda: self.tracker.log_dict(parent, environment(), "environment.json"),
             name="toolkit-env",
             daemon=True,
         )
         self._env_thread.start()
-        return self.parent
+        return parent
+
+    def step_started_async(self, step: PlannedStep, events_path: Path) -> Future[str]:
+        """Open the step's run without holding up its kernel; the future gives the run id."""
+        return self._pool.submit(self.step_started, step, events_path)
 
     def step_started(self, step: PlannedStep, events_path: Path) -> str:
-        assert self.parent is not None
+        parent = self.parent
+        assert parent is not None
         run_id = self.tracker.start_step(
-            self.parent,
+            parent,
             step.name,
             params=self._redact(step.parameters, step.secret_params),
             source=str(step.notebook),
@@ -203,6 +224,8 @@ class RunTracking:
 
     def abort(self, status: str = "KILLED") -> None:
         """Close whatever is still open; used on interrupts and unexpected errors."""
+        # Let pending opens finish first, so that no run is created after the close below.
+        self._pool.shutdown(wait=True)
         for forwarder in self.forwarders.values():
             forwarder.stop()
         self.forwarders.clear()
