@@ -470,3 +470,19 @@ def test_concurrent_promotions_across_processes(env: Env, tmp_path: Path) -> Non
         assert proc.returncode == 0, err.decode()
     moves = _assert_consistent(env, name, 2)
     assert [m.from_version for m in moves] == [None] + [m.to_version for m in moves[:-1]]
+
+
+def test_monitor_refuses_a_version_without_a_reference_profile(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from toolkit.cli import main
+
+    env.release("unprofiled", GOOD)  # a bare estimator: registered without a guard or profile
+    (tmp_path / "pyproject.toml").write_text("[tool.toolkit]\n")
+    batch = tmp_path / "batch.csv"
+    batch.write_text("a,b\n1,2\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env.uri)
+    assert main(["monitor", "unprofiled", "--batch", str(batch), "--version", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "unprofiled v1 has no reference profile" in err and "guard:" in err
