@@ -154,5 +154,7 @@ def to_text(report: RunReport) -> str:
         lines.append("nothing was registered")
     lines.append(f"run folder: {report.run_dir}")
     if report.exit_code not in (ExitCode.OK, ExitCode.INTERRUPTED):
-        lines.append(f"resume: toolkit run {report.spec} --only <step> (or fix and re-run)")
+        lines.append(
+            f"after a fix, finish this run: toolkit run {report.spec} --resume {report.run_id}"
+        )
     return "\n".join(lines)

@@ -201,3 +201,12 @@ def test_log_output_streams_cell_output_and_redacts_secrets(
     assert "pw-0123456789" not in err
     log = next((path.parents[1] / "runs" / "chatty").glob("*/logs/talk.log"))
     assert log.read_text().strip() == "connecting with ***"
+
+
+def test_failure_summary_says_how_to_resume(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = "name: r\nsteps:\n  - {name: boom, notebook: ../notebooks/raises.ipynb}\n"
+    path = make_project(spec, notebooks=("raises",))
+    assert run_cli("run", str(path), "--quiet", "--no-tracking", "--run-id", "r-1") == 1
+    assert f"toolkit run {path} --resume r-1" in capsys.readouterr().out
