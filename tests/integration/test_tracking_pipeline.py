@@ -65,7 +65,11 @@ def test_pipeline_run_has_nested_step_runs_with_lineage(make_project: MakeProjec
         "spec",
         "summary.json",
         "environment.json",
+        "report.html",
     }
+    page = Path(client.download_artifacts(parent.info.run_id, "report.html")).read_text()
+    assert "data-step='second' data-status='succeeded'" in page
+    assert parent.data.tags["git.commit"] in (Path(report.run_dir) / "report.html").read_text()
     assert sorted(r.data.tags["toolkit.step"] for r in steps) == ["first", "second"]
     for run in steps:
         assert run.info.status == "FINISHED"
@@ -119,6 +123,7 @@ def test_secret_value_lands_nowhere_in_mlflow(
         assert secret.encode() not in path.read_bytes(), path
     # The run's own summary (printed for schedulers) is clean too.
     assert secret not in (Path(report.run_dir) / "summary.json").read_text()
+    assert secret not in (Path(report.run_dir) / "report.html").read_text()
 
 
 @pytest.mark.slow
