@@ -12,11 +12,12 @@ STAMP := $(VENV)/.toolkit-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test lint bench clean
+.PHONY: help install demo test lint bench clean lab browser-deps
 
 help:
 	@echo "make demo   - set up .venv and run the example pipeline end to end"
 	@echo "make test   - set up .venv, lint, and run the test suite"
+	@echo "make lab    - JupyterLab on http://127.0.0.1:$(LAB_PORT) with the project's kernel"
 	@echo "make bench  - run the benchmarks and write benchmarks/RESULTS.md"
 	@echo "make clean  - remove runs, the local MLflow store and caches (keeps .venv)"
 
@@ -24,6 +25,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# pip's own notices about optional local wheel folders are noise here; real errors still fail the build.
 	$(BIN)/python -m pip install --quiet -e '.[dev]' 2> >(grep -v "is ignored: it is neither" >&2)
+	# jupyterlab pulls in rfc3987-syntax (jsonschema's optional IRI check), which compiles a grammar
+	# on import: +2-6 s in every process importing nbformat/papermill. Nothing here needs it.
+	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
 	$(BIN)/python -m ipykernel install --sys-prefix --name toolkit --display-name "Python (toolkit)" >/dev/null
 	touch $@
 
@@ -46,8 +50,35 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: lint
+test: lint browser-deps
 	$(BIN)/pytest
+
+# JupyterLab on loopback only, no browser opened; new notebooks get the project's `toolkit` kernel
+# (the venv's interpreter, installed with the venv). Open the URL with the token it prints.
+LAB_PORT ?= 8888
+LAB_ARGS := --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser \
+	--MappingKernelManager.default_kernel_name=toolkit $(if $(filter 0,$(shell id -u)),--allow-root)
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(LAB_ARGS) --ServerApp.root_dir="$(CURDIR)"
+
+# The browser tests (tests/browser) drive Debian's Chromium. Install it when it is missing and
+# apt can run (root, or password-less sudo); otherwise say so: those tests then skip themselves.
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else SUDO=none; fi; \
+	if [ "$$SUDO" = none ] || ! command -v apt-get >/dev/null; then \
+		echo "note: /usr/bin/chromium is missing and apt-get cannot run here (needs root or sudo);"; \
+		echo "      the browser tests will be skipped. To run them: sudo apt-get install chromium"; \
+		exit 0; \
+	fi; \
+	echo "installing Debian's chromium for the browser tests (tests/browser)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	if ! { $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	       { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }; }; then \
+		echo "note: could not install chromium; the browser tests will be skipped"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
