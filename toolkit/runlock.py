@@ -2,6 +2,11 @@
 
 The kernel releases a ``flock`` when its holder dies, so a lock left by a killed run is never
 stale: the next run simply takes it. The file records who holds it, for the error message.
+
+Schedulers that run one step per task (``toolkit run --step``) take the pipeline's lock
+*shared*: the steps of a run proceed at once, and a whole-pipeline run (exclusive) is refused
+while any of them runs, and the other way round. Each of those steps also holds an exclusive lock of its own
+(``pipeline_lock(dir, "PIPELINE.RUN.STEP", ...)``), so one step never runs twice at once.
 """
 
 from __future__ import annotations
@@ -19,14 +24,20 @@ from toolkit.errors import LockedError
 
 
 @contextlib.contextmanager
-def pipeline_lock(lock_dir: Path, pipeline: str, run_id: str) -> Iterator[None]:
-    """Hold the pipeline's lock for the duration of the block, or raise :class:`LockedError`."""
+def pipeline_lock(
+    lock_dir: Path, pipeline: str, run_id: str, *, shared: bool = False
+) -> Iterator[None]:
+    """Hold the pipeline's lock for the duration of the block, or raise :class:`LockedError`.
+
+    ``shared=True``: other shared holders (steps of a scheduled run) may hold it too.
+    """
     lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / f"{pipeline}.lock"
     handle = path.open("a+")
     try:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+            fcntl.flock(handle.fileno(), mode | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "{}"

@@ -29,7 +29,8 @@ def previous_summary(run_dir: Path) -> dict[str, Any]:
     return json.loads(summary.read_text(encoding="utf-8"))
 
 
-def _step_report(data: dict[str, Any]) -> StepReport:
+def step_report(data: dict[str, Any]) -> StepReport:
+    """A step's report back from its JSON form in ``summary.json``."""
     names = {f.name for f in fields(StepReport)}
     values = {k: v for k, v in data.items() if k in names}
     values["contracts"] = tuple(values.get("contracts") or ())
@@ -46,7 +47,7 @@ def reusable_steps(plan: Plan) -> dict[str, StepReport]:
             continue
         step = plan.step(name)
         if all(out.path.exists() for out in step.outputs.values()):
-            reused[name] = _step_report(
+            reused[name] = step_report(
                 {**data, "status": CACHED, "reason": f"reused from run {plan.run_dir.name}"}
             )
     # A step can only be reused if everything it depends on is reused too.

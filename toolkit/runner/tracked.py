@@ -8,7 +8,6 @@ by value before anything leaves the process; the executed notebook is logged as 
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,11 +16,11 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.forwarder import MetricsForwarder
-from toolkit.lineage import current_user, environment, fingerprint, git_info, scheduler_context
-from toolkit.nbrender import render_html
+from toolkit.lineage import current_user, environment, git_info, scheduler_context
 from toolkit.plan import Plan, PlannedStep
 from toolkit.report import CACHED, FAILED, INTERRUPTED, SUCCEEDED, RunReport, StepReport
-from toolkit.secrets import Redactor, redact_params, scrub_notebook
+from toolkit.runner.step_runs import StepRuns
+from toolkit.secrets import Redactor, redact_params
 from toolkit.settings import Settings
 from toolkit.tracking import Tracker, lineage_tags
 
@@ -52,8 +51,9 @@ class RunTracking:
         # pipeline run opens on this pool while the first steps begin.
         self._pool = ThreadPoolExecutor(2, "toolkit-track")
         self._started: Future[str] | None = None
-        self.step_runs: dict[str, str] = {}
-        self.forwarders: dict[str, MetricsForwarder] = {}
+        self.steps = StepRuns(self.tracker, settings, self.redactor)
+        self.step_runs: dict[str, str] = self.steps.runs
+        self.forwarders: dict[str, MetricsForwarder] = self.steps.forwarders
         self._env_thread: threading.Thread | None = None
         self.git_commit: str | None = None
 
@@ -107,87 +107,33 @@ class RunTracking:
         self._env_thread.start()
         return parent
 
-    def step_started_async(self, step: PlannedStep, events_path: Path) -> Future[str]:
-        """Open the step's run without holding up its kernel; the future gives the run id."""
-        return self._pool.submit(self.step_started, step, events_path)
+    def attach(self, parent: str) -> None:
+        """Use an existing pipeline run (opened by another process) instead of :meth:`start`."""
+        self._parent = parent
 
-    def step_started(self, step: PlannedStep, events_path: Path) -> str:
+    def detach(self) -> None:
+        """Let this process go without closing the pipeline run, which others still use."""
+        self._pool.shutdown(wait=True)
+        if self._env_thread is not None:
+            self._env_thread.join(timeout=30)
+        for name in list(self.steps.runs):
+            self.steps.close(name, "FAILED", "the step ended without a report")
+
+    def step_started_async(
+        self, step: PlannedStep, events_path: Path, tags: Mapping[str, object] | None = None
+    ) -> Future[str]:
+        """Open the step's run without holding up its kernel; the future gives the run id."""
+        return self._pool.submit(self.step_started, step, events_path, tags)
+
+    def step_started(
+        self, step: PlannedStep, events_path: Path, tags: Mapping[str, object] | None = None
+    ) -> str:
         parent = self.parent
         assert parent is not None
-        run_id = self.tracker.start_step(
-            parent,
-            step.name,
-            params=self._redact(step.parameters, step.secret_params),
-            source=str(step.notebook),
-        )
-        self.step_runs[step.name] = run_id
-        self.forwarders[step.name] = MetricsForwarder(self.tracker, run_id, events_path).start()
-        return run_id
+        return self.steps.started(parent, step, events_path, tags)
 
     def step_finished(self, step: PlannedStep, report: StepReport) -> None:
-        run_id = self.step_runs.get(step.name)
-        if run_id is None:
-            return
-        forwarder = self.forwarders.pop(step.name, None)
-        if forwarder is not None:
-            forwarder.stop()
-        prints = {
-            f"{kind}.{key}": fingerprint(item.path)
-            for kind, items in (("input", step.inputs), ("output", step.outputs))
-            for key, item in items.items()
-            if item.path.exists()
-        }
-        if prints:
-            self.tracker.log_dict(run_id, prints, "fingerprints.json")
-        for entry in report.contracts:
-            self.tracker.log_dict(
-                run_id, entry, f"contracts/{entry['direction']}.{entry['target']}.json"
-            )
-            if entry.get("html"):
-                self.tracker.log_artifact(run_id, Path(entry["html"]), "contracts")
-        if report.notebook:
-            self._log_notebook(run_id, step, Path(report.notebook))
-        tags: dict[str, object] = {
-            "toolkit.status": report.status,
-            "toolkit.attempts": report.attempts,
-        }
-        if report.status == CACHED:
-            # Nothing executed: say where the results come from and carry its metrics over.
-            tags["toolkit.cached"] = "true"
-            tags["toolkit.cached_from"] = report.reason or ""
-        for key, facts in prints.items():
-            if "sha256" in facts:
-                tags[f"data.{key}.sha256"] = facts["sha256"]
-            if "rows" in facts:
-                tags[f"data.{key}.rows"] = facts["rows"]
-        error = None
-        if report.error:
-            error = report.error.get("message")
-            tags["toolkit.error.kind"] = report.error.get("kind", "")
-            if report.error.get("cell_index") is not None:
-                tags["toolkit.error.cell"] = report.error["cell_index"]
-            if report.error.get("ename"):
-                tags["toolkit.error.exception"] = report.error["ename"]
-        metrics = [("duration_s", float(report.duration or 0.0), None, None)]
-        if report.status == CACHED:
-            metrics += [(k, float(v), None, None) for k, v in report.metrics.items()]
-        self.tracker.end(
-            run_id, STATUS.get(report.status, "FAILED"), error=error, tags=tags, metrics=metrics
-        )
-
-    def _log_notebook(self, run_id: str, step: PlannedStep, notebook: Path) -> None:
-        with tempfile.TemporaryDirectory(prefix="toolkit-nb-") as tmp:
-            clean = Path(tmp) / f"{step.name}.ipynb"
-            scrub_notebook(
-                notebook,
-                clean,
-                self.redactor,
-                patterns=self.settings.secret_patterns,
-                declared=step.secret_params,
-            )
-            html = render_html(clean, Path(tmp) / f"{step.name}.html", title=f"{step.name}")
-            self.tracker.log_artifact(run_id, clean, "notebook")
-            self.tracker.log_artifact(run_id, html, "notebook")
+        self.steps.finished(step, report)
 
     def log_gates(self, gates: dict[str, Any]) -> None:
         """Per gate its value, threshold and verdict; an overall tag; the whole report as JSON."""
@@ -212,6 +158,7 @@ class RunTracking:
             self._env_thread.join(timeout=30)
         summary = self.redactor.scrub_obj(report.to_dict())
         self.tracker.log_dict(self.parent, summary, "summary.json")
+        self._log_report(report)
         totals = [("duration_s", float(report.duration), None, None)]
         counts = {s.status for s in report.steps}
         tags = {"toolkit.status": report.status, "toolkit.exit_code": int(report.exit_code)}
@@ -221,6 +168,30 @@ class RunTracking:
         self.tracker.end(
             self.parent, STATUS.get(report.status, "FAILED"), tags=tags, metrics=totals
         )
+
+    def _log_report(self, report: RunReport) -> None:
+        """``report.html`` at the root of the pipeline run, linking the step runs; never raises."""
+        from toolkit.run_report import render_run_report
+
+        try:
+            links: dict[str, str] = {}
+            if self.tracker.is_remote:
+                exp = self.tracker.experiment_id(self.plan.pipeline)
+                for step in report.steps:
+                    url = step.mlflow_run_id and self.tracker.ui_url(step.mlflow_run_id, exp)
+                    if url:
+                        links[step.name] = url
+            page = render_run_report(
+                self.plan.run_dir,
+                target="mlflow",
+                step_links=links,
+                secret_patterns=self.settings.secret_patterns,
+            )
+            self.tracker.log_text(self.parent or "", page, "report.html")  # scrubbed there too
+        except Exception as exc:
+            import logging
+
+            logging.getLogger(__name__).warning("could not log the run report: %s", exc)
 
     def abort(self, status: str = "KILLED") -> None:
         """Close whatever is still open; used on interrupts and unexpected errors."""

@@ -1,0 +1,120 @@
+"""``toolkit run --step NAME --run-id X`` and ``--finish``: one run shared by several processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import MakeProject
+
+from toolkit.cli import main
+from toolkit.runlock import pipeline_lock
+
+TWO_STEPS = """
+name: shared
+steps:
+  - name: first
+    notebook: ../notebooks/ok.ipynb
+    parameters: {x: 3}
+    outputs: {out: first.txt}
+  - name: second
+    notebook: ../notebooks/ok.ipynb
+    inputs: {inp: first.out}
+    outputs: {out: second.txt}
+"""
+
+FORK = """
+name: fork
+steps:
+  - {name: a, notebook: ../notebooks/ok.ipynb, parameters: {x: 1}, outputs: {out: a.txt}}
+  - {name: b, notebook: ../notebooks/ok.ipynb, parameters: {x: 2}, outputs: {out: b.txt}}
+"""
+
+
+def _summary(spec: Path, pipeline: str, run_id: str) -> dict:
+    path = spec.parents[1] / "runs" / pipeline / run_id / "summary.json"
+    return json.loads(path.read_text())
+
+
+def test_steps_of_a_shared_run_then_finish(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+
+    from toolkit.settings import load_settings
+
+    spec = make_project(TWO_STEPS)
+    args = ["run", str(spec), "--run-id", "af-1", "--quiet"]
+    assert main([*args, "--step", "first"]) == 0
+    first = _summary(spec, "shared", "af-1")
+    assert [s["status"] for s in first["steps"]] == ["succeeded", "pending"]
+    assert first["status"] == "running" and first["exit_code"] == 0
+
+    assert main([*args, "--step", "second"]) == 0  # reads first's output from the run folder
+    assert main([*args, "--finish", "--json"]) == 0
+    out = capsys.readouterr().out
+    summary = _summary(spec, "shared", "af-1")
+    assert json.loads(out[out.index("{") :])["status"] == "succeeded"
+    assert summary["status"] == "succeeded" and summary["exit_code"] == 0
+    second = Path(summary["steps"][1]["outputs"]["out"])
+    assert second.read_text() == "a:3;a:1;"
+
+    # One MLflow pipeline run for the three processes, closed by --finish, steps nested in it.
+    client = MlflowClient(load_settings(spec).tracking_uri)
+    exp = client.get_experiment_by_name("shared")
+    parents = client.search_runs(
+        [exp.experiment_id], "tags.`toolkit.run_id` = 'af-1' and tags.`toolkit.kind` = 'pipeline'"
+    )
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert summary["mlflow_run_id"] == parents[0].info.run_id
+    steps = client.search_runs(
+        [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'"
+    )
+    assert sorted((r.data.tags["toolkit.step"], r.info.status) for r in steps) == [
+        ("first", "FINISHED"),
+        ("second", "FINISHED"),
+    ]
+
+
+def test_concurrent_steps_merge_into_one_summary_and_exclude_whole_runs(
+    make_project: MakeProject,
+) -> None:
+    spec = make_project(FORK)
+    base = [sys.executable, "-m", "toolkit", "run", str(spec), "--run-id", "par-1", "--quiet"]
+    env = {**os.environ, "TOOLKIT_TRACKING": "off"}
+    procs = [
+        subprocess.Popen([*base, "--step", name], env=env, stderr=subprocess.PIPE, text=True)
+        for name in ("a", "b")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    summary = _summary(spec, "fork", "par-1")
+    assert {s["name"]: s["status"] for s in summary["steps"]} == {
+        "a": "succeeded",
+        "b": "succeeded",
+    }
+    # A step task holds the pipeline's lock shared: a whole run is refused (6), not the task.
+    locks = spec.parents[1] / ".toolkit" / "locks"
+    with pipeline_lock(locks, "fork", "par-2", shared=True):
+        assert main(["run", str(spec), "--quiet", "--no-tracking"]) == 6
+        rerun = ["run", str(spec), "--run-id", "par-1", "--step", "a", "--quiet", "--no-tracking"]
+        assert main(rerun) == 0
+
+
+def test_shared_run_usage_errors(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = make_project(TWO_STEPS)
+    assert main(["run", str(spec), "--step", "first"]) == 2
+    assert "need --run-id" in capsys.readouterr().err
+    assert main(["run", str(spec), "--step", "frist", "--run-id", "x"]) == 2
+    assert "did you mean 'first'" in capsys.readouterr().err
+    assert main(["run", str(spec), "--step", "first", "--run-id", "../escape"]) == 2
+    assert "invalid run id" in capsys.readouterr().err
+    assert main(["run", str(spec), "--finish", "--run-id", "never-ran"]) == 2
+    assert "no step of run 'never-ran'" in capsys.readouterr().err
