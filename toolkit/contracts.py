@@ -211,6 +211,7 @@ def _check_expectation(path: Path, index: int, entry: Any) -> dict[str, Any]:
         )
     normalised = {**entry, "kwargs": kwargs, "severity": severity}
 
+    _import_gx()
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )
@@ -250,10 +251,28 @@ _GX_LOCK = threading.Lock()
 _GX_STATE: dict[str, Any] = {}
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
+def _import_gx() -> None:
+    """Import GX completely, once. Its expectation registry fills up during the import, so a
+    thread must never look at it while another thread is still importing (one lock for both)."""
+    with _IMPORT_LOCK:
+        import great_expectations  # noqa: F401
+
+
+def warm_up() -> None:
+    """Import GX and build the context now (seconds), e.g. on a thread while kernels start."""
+    _import_gx()
+    with _GX_LOCK:
+        _gx_batch_definition()
+
+
 def _gx_batch_definition() -> Any:
     """Build the process-wide ephemeral context on first use. Call with ``_GX_LOCK`` held."""
     if "batch_definition" in _GX_STATE:
         return _GX_STATE["batch_definition"]
+    _import_gx()
     import great_expectations as gx
 
     _tune_gx()
@@ -336,6 +355,7 @@ def validate(df: pd.DataFrame, suite: Suite, *, data_name: str = "") -> Contract
     validated_at = datetime.now(UTC).isoformat(timespec="seconds")
     gx_results: dict[int, Any] = {}
     if suite.expectations:
+        _import_gx()
         import great_expectations as gx
 
         configs = [

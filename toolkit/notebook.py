@@ -61,13 +61,135 @@ def _kernel_manager_class(env: Mapping[str, str], handle: KernelHandle) -> type:
             super().__init__(**kwargs)
             # Encrypted transport silences ipykernel's per-start "running over TCP" warning.
             self.transport_encryption = "auto"
+            self.clients: list[Any] = []
             handle.attach(self)
 
         async def _async_pre_start_kernel(self, **kw: Any) -> Any:
             kw["env"] = {**os.environ, **kw.get("env", {}), **env}
             return await super()._async_pre_start_kernel(**kw)
 
+        def client(self, **kwargs: Any) -> Any:
+            # nbclient leaves the channels of a kernel it doesn't own open (fds and threads
+            # pile up): remember every client so the owner can close them.
+            kc = super().client(**kwargs)
+            self.clients.append(kc)
+            return kc
+
     return StepKernelManager
+
+
+_SHUTDOWNS: list[threading.Thread] = []
+
+
+class WarmKernel:
+    """A kernel started before its step runs, with the step's environment and working folder,
+    that has already run ``preload`` (the notebook's imports), so they leave the critical path.
+
+    Each warm kernel serves exactly one execution, then is shut down: no state can leak from
+    one step into another. A preload that fails is ignored; the notebook's own cells will raise
+    the same error where the user expects it.
+    """
+
+    def __init__(
+        self, kernel: str, cwd: Path, env: Mapping[str, str], preload: str, startup: float = 60
+    ) -> None:
+        self.handle = KernelHandle()
+        self._km: Any = None
+        self._ready = threading.Event()
+        self._taken = False
+        self._lock = threading.Lock()
+        self._args = (kernel, cwd, dict(env), preload, startup)
+        threading.Thread(target=self._start, name="toolkit-warm", daemon=True).start()
+
+    def _start(self) -> None:
+        import asyncio
+
+        try:
+            asyncio.run(self._astart(*self._args))
+        except Exception:
+            self._shutdown_now()  # a kernel that can't start warm will start the normal way
+        finally:
+            self._ready.set()
+
+    async def _astart(
+        self, kernel: str, cwd: Path, env: dict[str, str], preload: str, startup: float
+    ) -> None:
+        km = _kernel_manager_class(env, self.handle)(kernel_name=kernel)
+        with self._lock:
+            self._km = km
+        await km.start_kernel(cwd=str(cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=startup)
+            if preload:
+                msg_id = kc.execute(preload, silent=True, store_history=False)
+                while True:
+                    reply = await kc.get_shell_msg(timeout=startup)
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        break
+        finally:
+            kc.stop_channels()
+            km.clients.clear()
+
+    def take(self, timeout: float = 120) -> Any | None:
+        """The ready kernel's manager, for one execution; None if it failed to start."""
+        if not self._ready.wait(timeout):
+            self.discard()
+            return None
+        with self._lock:
+            km, self._taken = self._km, True
+        alive = km is not None and km.has_kernel and self.handle.reason is None
+        return km if alive and _process_alive(km) else None
+
+    def discard(self) -> None:
+        """Shut the kernel down in the background (it was not needed after all)."""
+        with self._lock:
+            self._taken = True
+        _in_background(self._shutdown_after_start)
+
+    def _shutdown_after_start(self) -> None:
+        self._ready.wait(120)
+        self._shutdown_now()
+
+    def _shutdown_now(self) -> None:
+        with self._lock:
+            km = self._km
+        if km is not None:
+            _stop_kernel(km)
+
+
+def _process_alive(km: Any) -> bool:
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    return process is not None and process.poll() is None
+
+
+def _stop_kernel(km: Any) -> None:
+    import asyncio
+
+    for kc in getattr(km, "clients", []):
+        with contextlib.suppress(Exception):
+            kc.stop_channels()
+    with contextlib.suppress(Exception):
+        asyncio.run(km.shutdown_kernel(now=False))
+
+
+def _in_background(target: Callable[[], None]) -> None:
+    thread = threading.Thread(target=target, name="toolkit-kernel-stop", daemon=True)
+    thread.start()
+    _SHUTDOWNS.append(thread)
+
+
+def shutdown_in_background(km: Any) -> None:
+    """Close a kernel's clients and shut it down gracefully, off the caller's critical path."""
+    _in_background(lambda: _stop_kernel(km))
+
+
+def wait_for_shutdowns(timeout: float = 15) -> None:
+    """Wait for background kernel shutdowns, so a run leaves no kernel behind."""
+    deadline = time.monotonic() + timeout
+    while _SHUTDOWNS:
+        _SHUTDOWNS.pop().join(max(0.0, deadline - time.monotonic()))
 
 
 def _clean(lines: Any) -> str:
@@ -106,8 +228,13 @@ class ExecutionRequest:
     output_sink: Callable[[str, str], None] | None = None  # (stream name, text) of the cells
 
 
-def execute(request: ExecutionRequest, handle: KernelHandle | None = None) -> Path:
+def execute(
+    request: ExecutionRequest, handle: KernelHandle | None = None, warm: WarmKernel | None = None
+) -> Path:
     """Execute a notebook; return the executed notebook's path.
+
+    With ``warm``, the notebook runs in that pre-started kernel (if it came up), which is then
+    shut down in the background; otherwise papermill starts and stops a kernel itself.
 
     Raises:
         StepFailed: a cell raised (``kind="cell"``), the kernel died (``"dead_kernel"``), the
@@ -118,6 +245,9 @@ def execute(request: ExecutionRequest, handle: KernelHandle | None = None) -> Pa
     from papermill.exceptions import PapermillExecutionError
 
     handle = handle or KernelHandle()
+    km = warm.take() if warm is not None else None
+    if km is not None:
+        handle.attach(km)
     request.output.parent.mkdir(parents=True, exist_ok=True)
     partial = request.output.with_name(f".{request.output.stem}.partial.ipynb")
     timer = None
@@ -139,6 +269,7 @@ def execute(request: ExecutionRequest, handle: KernelHandle | None = None) -> Pa
             stderr_file=_Stream("stderr", request.output_sink) if request.output_sink else None,
             execution_timeout=request.timeout,
             kernel_manager_class=_kernel_manager_class(dict(request.env), handle),
+            **({"km": km} if km is not None else {}),
         )
     except PapermillExecutionError as exc:
         raise StepFailed(
@@ -177,6 +308,8 @@ def execute(request: ExecutionRequest, handle: KernelHandle | None = None) -> Pa
     finally:
         if timer is not None:
             timer.cancel()
+        if km is not None:
+            shutdown_in_background(km)
         if partial.exists():
             os.replace(partial, request.output)
     return request.output

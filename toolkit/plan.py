@@ -56,6 +56,8 @@ class PlannedStep:
     retries: int = 0
     retry_delay: float = 0.0
     secret_params: frozenset[str] = frozenset()
+    cache: bool = True
+    preload: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,8 @@ def build_plan(
                 retries=step.retries,
                 retry_delay=step.retry_delay,
                 secret_params=secrets,
+                cache=step.cache,
+                preload=tuple(step.preload) if step.preload is not None else None,
             )
         )
     pipeline_params = {k: _resolve_secret(k, v) for k, v in spec.parameters.items()}

@@ -77,6 +77,16 @@ class Step(_Model):
     timeout: float | None = Field(default=None, gt=0, description="seconds for the whole step")
     retries: int = Field(default=0, ge=0)
     retry_delay: float = Field(default=0.0, ge=0)
+    cache: bool = Field(
+        default=True,
+        description="reuse the outputs of an identical earlier execution; false for steps that "
+        "read the outside world (a database, the clock)",
+    )
+    preload: list[str] | None = Field(
+        default=None,
+        description="modules to import in the step's kernel while earlier steps run "
+        "(default: the notebook's own top-level imports)",
+    )
 
     @field_validator("name")
     @classmethod

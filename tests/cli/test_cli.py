@@ -210,3 +210,13 @@ def test_failure_summary_says_how_to_resume(
     path = make_project(spec, notebooks=("raises",))
     assert run_cli("run", str(path), "--quiet", "--no-tracking", "--run-id", "r-1") == 1
     assert f"toolkit run {path} --resume r-1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--run-id", "--resume"])
+def test_a_run_id_cannot_leave_the_runs_folder(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    path = make_project("name: p\nsteps:\n  - {name: a, notebook: ../notebooks/ok.ipynb}\n")
+    assert main(["run", str(path), flag, "../../escape"]) == 2
+    assert "invalid run id '../../escape'" in capsys.readouterr().err
+    assert not (path.parents[2] / "escape").exists()

@@ -11,7 +11,16 @@ import sys
 from collections.abc import Callable, Sequence
 
 from toolkit import __version__
-from toolkit.cli import contracts_cmds, monitor_cmds, pipeline_cmds, release_cmds, runs_cmds
+from toolkit.cli import (
+    contracts_cmds,
+    export_cmds,
+    monitor_cmds,
+    new_cmds,
+    pipeline_cmds,
+    release_cmds,
+    report_cmds,
+    runs_cmds,
+)
 from toolkit.errors import ExitCode, ToolkitError
 
 EXIT_CODES_HELP = """exit codes:
@@ -72,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_ID",
         help="finish that run: reuse its succeeded steps, rerun the others",
     )
+    run.add_argument(
+        "--force",
+        action="append",
+        nargs="?",
+        const="*",
+        default=[],
+        metavar="STEP",
+        help="execute even if an identical earlier execution could be reused: every step, "
+        "or this step (repeatable; write it after the pipeline)",
+    )
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
@@ -80,12 +99,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stream the notebooks' own stdout/stderr into the log",
     )
+    run.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="where steps run: local kernels (default) or a Dask cluster (needs --scheduler)",
+    )
+    run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, tcp://HOST:PORT")
+    run.add_argument(
+        "--step",
+        metavar="STEP",
+        help="run only this step inside the run --run-id (created if missing), reading its "
+        "inputs from that run's folder; for schedulers like Airflow that run one step per task",
+    )
+    run.add_argument(
+        "--finish",
+        action="store_true",
+        help="close the run --run-id whose steps ran with --step: gates, registration, summary",
+    )
     run.set_defaults(handler=pipeline_cmds.cmd_run)
 
     plan = sub.add_parser("plan", help="show what a run would do, without running it")
     plan.add_argument("pipeline")
     plan.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
     plan.add_argument("--only", action="append", default=[], metavar="STEP")
+    plan.add_argument("--force", action="append", nargs="?", const="*", default=[], metavar="STEP")
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(handler=pipeline_cmds.cmd_plan)
 
@@ -96,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs_cmds.register(sub)
     release_cmds.register(sub)
     monitor_cmds.register(sub)
+    export_cmds.register(sub)
+    new_cmds.register(sub)
+    report_cmds.register(sub)
     return parser
 
 

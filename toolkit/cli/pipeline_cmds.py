@@ -24,30 +24,65 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         resume=args.resume,
         stream_output=args.log_output,
+        executor=args.executor,
+        scheduler=args.scheduler,
         track=not args.no_tracking,
+        force=tuple(args.force),
     )
     printer = None if args.quiet else ProgressPrinter()
+    if args.step or args.finish:
+        return _run_shared(args, request, printer)
     report = run_pipeline(request, on_event=printer)
     print(to_json(report) if args.json else to_text(report))
     return int(report.exit_code)
 
 
+def _run_shared(args: argparse.Namespace, request: object, printer: object) -> int:
+    """``--step NAME`` / ``--finish``: one task of a run shared by several processes."""
+    from dataclasses import replace
+
+    from toolkit.report import to_json, to_text
+    from toolkit.runner.shared_run import finish_run, run_one_step
+
+    if args.step and args.finish:
+        raise ToolkitError("--step and --finish are separate tasks: pass one of them")
+    if args.finish:
+        report = finish_run(request, printer)  # type: ignore[arg-type]
+        print(to_json(report) if args.json else to_text(report))
+        return int(report.exit_code)
+    report = run_one_step(request, args.step, printer)  # type: ignore[arg-type]
+    print(to_json(report) if args.json else to_text(report))
+    step = report.step(args.step)
+    return int(replace(report, steps=(step,), status=step.status, gates=None).exit_code)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from toolkit.plan import parse_overrides
     from toolkit.runner import RunRequest, prepare
+    from toolkit.runner.cache import preview
+    from toolkit.runner.core import step_cache
 
     request = RunRequest(
-        spec_path=Path(args.pipeline), overrides=parse_overrides(args.param), only=tuple(args.only)
+        spec_path=Path(args.pipeline),
+        overrides=parse_overrides(args.param),
+        only=tuple(args.only),
+        force=tuple(args.force),
     )
-    _, plan = prepare(request, run_id="<new-run>")
+    settings, plan = prepare(request, run_id="<new-run>")
+    decisions = preview(step_cache(settings, plan, request.force), plan)
     data = plan.to_dict()
+    for step in data["steps"]:
+        decision = decisions[step["name"]]
+        step["cache"] = {"reuse": decision.hit, "reason": decision.reason}
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0
     print(f"pipeline {plan.pipeline}: {len(plan.steps)} steps (dry run, nothing executed)")
     for i, step in enumerate(data["steps"], 1):
         after = f" (after {', '.join(step['upstream'])})" if step["upstream"] else ""
-        print(f"{i}. {step['name']}{after}\n   notebook: {step['notebook']}")
+        cache = step["cache"]
+        verdict = f"reuse ({cache['reason']})" if cache["reuse"] else f"run ({cache['reason']})"
+        print(f"{i}. {step['name']}{after}: {verdict}\n   notebook: {step['notebook']}")
         for key, value in step["parameters"].items():
             print(f"   param  {key} = {value!r}")
         for key, value in step["inputs"].items():

@@ -33,6 +33,8 @@ class ProgressPrinter:
             mark = {"succeeded": "ok", "failed": "FAILED"}.get(event.status or "", event.status)
             detail = f": {event.message}" if event.message else ""
             line = self._paint(f"{mark} {event.step}{detail}", colour)
+        elif event.kind == "up_to_date":
+            line = self._paint(f"= {event.message}", "green")
         elif event.kind == "output":
             line = f"[{event.step}] {event.message}"
         elif event.kind == "run_finished":

@@ -7,6 +7,9 @@ never deleted, so the offending file stays in the run folder for inspection.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,25 +18,70 @@ from toolkit.errors import ContractError, StepFailed
 from toolkit.plan import Plan, PlannedInput, PlannedOutput, PlannedStep
 
 
-def load_suites(plan: Plan, expectations_dir: Path) -> None:
+def load_suites(plan: Plan, expectations_dir: Path, cache_dir: Path | None = None) -> None:
     """Load every suite the plan attaches, so a missing or invalid one fails before any step.
+
+    A suite file whose exact bytes were already validated with this version of Great
+    Expectations is not validated again: importing GX costs seconds, and ``toolkit plan`` or a
+    fully cached run should not pay it. Any edit changes the hash and brings GX back.
 
     Raises:
         ContractError: naming the step and attachment, with "did you mean" for a typo.
     """
-    from toolkit.contracts import load_suite
-
     for step in plan.steps:
         for direction, items in (("inputs", step.inputs), ("outputs", step.outputs)):
             for key, item in items.items():
                 if not item.contract:
                     continue
                 try:
-                    load_suite(item.contract, expectations_dir)
+                    _load_once(item.contract, expectations_dir, cache_dir)
                 except ContractError as exc:
                     raise ContractError(
                         f"step {step.name!r}, {direction}.{key}: {exc.message}", hint=exc.hint
                     ) from exc
+
+
+def warm_up_in_background(plan: Plan, skip: Callable[[str], bool]) -> None:
+    """Import GX on a thread if a step that will run has a contract: its import takes seconds
+    that would otherwise sit on the critical path at the first contract check."""
+    needed = any(
+        item.contract
+        for step in plan.steps
+        if not skip(step.name)
+        for item in (*step.inputs.values(), *step.outputs.values())
+    )
+    if needed:
+
+        def warm() -> None:
+            from toolkit.contracts import warm_up
+
+            with contextlib.suppress(Exception):  # the real check will report any problem
+                warm_up()
+
+        threading.Thread(target=warm, name="toolkit-gx-import", daemon=True).start()
+
+
+def _load_once(name: str, expectations_dir: Path, cache_dir: Path | None) -> None:
+    path = expectations_dir / f"{name.removesuffix('.json')}.json"
+    marker = None
+    if cache_dir is not None and path.is_file() and Path(name).name == name:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from toolkit.fsutil import sha256_file
+
+        try:
+            gx_version = version("great_expectations")
+        except PackageNotFoundError:
+            gx_version = "unknown"
+        marker = cache_dir / "suites" / f"{sha256_file(path)}-{gx_version}.ok"
+        if marker.exists():
+            return
+    from toolkit.contracts import load_suite
+
+    load_suite(name, expectations_dir)
+    if marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
 
 
 def _row_count_expectation(step: PlannedStep, input_name: str) -> dict[str, Any]:

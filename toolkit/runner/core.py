@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,10 +24,9 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import StepFailed, ToolkitError, UsageError
+from toolkit.errors import ToolkitError, UsageError, did_you_mean
 from toolkit.fsutil import atomic_write_json
 from toolkit.gates import parse_checks
-from toolkit.notebook import ExecutionRequest, KernelHandle, execute
 from toolkit.plan import Plan, PlannedStep, build_plan
 from toolkit.report import (
     CACHED,
@@ -37,15 +37,28 @@ from toolkit.report import (
     RunReport,
     StepReport,
 )
+from toolkit.run_report import write_run_report
 from toolkit.runlock import pipeline_lock
 from toolkit.runner import contract_checks
-from toolkit.runner.contract_checks import ContractFailed
+from toolkit.runner.cache import ALL, CacheSession, StepCache
+from toolkit.runner.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.runner.release_stage import gate_and_register
 from toolkit.runner.resume import reusable_steps
+from toolkit.runner.step_exec import (
+    Event,
+    EventSink,
+    StepHooks,
+    context_for,
+    now_iso,
+    step_env,
+)
 from toolkit.runner.tracked import RunTracking, tracking_disabled
+from toolkit.runner.warm import KernelPool
 from toolkit.secrets import Redactor, redact_params, secret_values
 from toolkit.settings import Settings, load_settings
 from toolkit.spec import load_spec
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -60,23 +73,9 @@ class RunRequest:
     stream_output: bool = False
     track: bool = True
     resume: str | None = None
-
-
-@dataclass(frozen=True)
-class Event:
-    """A progress event for displays: ``run_started``, ``step_started``, ``step_finished``..."""
-
-    kind: str
-    step: str | None = None
-    status: str | None = None
-    message: str = ""
-
-
-EventSink = Callable[[Event], None]
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    executor: str = "local"  # or "dask": steps run on the cluster at ``scheduler``
+    scheduler: str | None = None
+    force: tuple[str, ...] = ()  # step names, or "*" for all: bypass the step cache
 
 
 def new_run_id() -> str:
@@ -86,6 +85,12 @@ def new_run_id() -> str:
 
 def prepare(request: RunRequest, *, run_id: str | None = None) -> tuple[Settings, Plan]:
     """Load settings and spec and build the plan, without touching the disk."""
+    for given in (request.run_id, request.resume):
+        # A run id names a folder under runs/: nothing that could climb out of it.
+        if given and not RUN_ID_RE.match(given):
+            raise UsageError(
+                f"invalid run id {given!r}: use letters, digits, '.', '_' and '-' (at most 128)"
+            )
     settings = load_settings(request.spec_path)
     spec = load_spec(request.spec_path)
     run_id = run_id or request.resume or request.run_id or new_run_id()
@@ -99,8 +104,23 @@ def prepare(request: RunRequest, *, run_id: str | None = None) -> tuple[Settings
     )
     if spec.gates is not None:
         parse_checks(spec.gates.checks)  # a bad expression fails before anything runs
-    contract_checks.load_suites(plan, settings.expectations_dir)
+    for name in request.force:
+        if name != ALL and name not in plan.names:
+            raise UsageError(
+                f"--force: no step named {name!r}", hint=did_you_mean(name, plan.names)
+            )
+    contract_checks.load_suites(plan, settings.expectations_dir, settings.cache_dir)
     return settings, plan
+
+
+def step_cache(settings: Settings, plan: Plan, force: tuple[str, ...] = ()) -> StepCache:
+    return StepCache(
+        settings.cache_dir,
+        plan.pipeline,
+        kernel=settings.kernel,
+        expectations_dir=settings.expectations_dir,
+        force=frozenset(force),
+    )
 
 
 def latest_output(pipeline_runs: Path, step: str, output: str) -> Path | None:
@@ -114,27 +134,19 @@ def latest_output(pipeline_runs: Path, step: str, output: str) -> Path | None:
         except (OSError, ValueError):
             continue
         for s in data.get("steps", []):
-            if s.get("name") == step and s.get("status") == SUCCEEDED:
+            if s.get("name") == step and s.get("status") in (SUCCEEDED, CACHED):
                 path = s.get("outputs", {}).get(output)
                 if path and Path(path).exists():
                     return Path(path)
     return None
 
 
-def _read_events(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a killed kernel
-    return events
-
-
 class _Execution:
-    """The state of one run while it executes; one instance per ``run_pipeline`` call."""
+    """The state of one run while it executes; one instance per ``run_pipeline`` call.
+
+    Running a step is :func:`toolkit.runner.step_exec.run_step`, here or on a Dask worker
+    (``executor``); the hooks carry what only this process has: events, kernels, tracking.
+    """
 
     def __init__(
         self,
@@ -143,135 +155,30 @@ class _Execution:
         request: RunRequest,
         emit: EventSink,
         tracking: RunTracking | None,
+        executor: StepExecutor | None = None,
     ):
         self.tracking = tracking
-        # Error messages, tracebacks and cell output can quote a secret: scrub them first.
-        self.redactor = run_redactor(plan, settings)
         self.settings = settings
         self.plan = plan
         self.request = request
         self.emit = emit
-        self.handles: dict[str, KernelHandle] = {}
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
+        self.executor = executor or LocalExecutor(request.workers)
+        self.context = context_for(plan, settings, stream_output=request.stream_output)
+        self.hooks = StepHooks(emit, tracking)
+        self.kernels: KernelPool | None = None
+        if self.executor.name == "local" and not os.environ.get("TOOLKIT_NO_PREWARM"):
+            # One kernel warming per slot, plus one: the next step's imports overlap this one.
+            self.kernels = KernelPool(
+                settings.kernel,
+                self.executor.capacity + 1,
+                lambda step: step_env(step, self.context),
+            )
+            self.hooks.kernels = self.kernels
         self.running: dict[Future[StepReport], str] = {}
         self.reused: dict[str, StepReport] = {}
 
-    def step_env(self, step: PlannedStep) -> dict[str, str]:
-        return {
-            "TOOLKIT_EVENTS_FILE": str(self.plan.run_dir / "events" / f"{step.name}.jsonl"),
-            "TOOLKIT_RUN_ID": self.plan.run_dir.name,
-            "TOOLKIT_RUN_DIR": str(self.plan.run_dir),
-            "TOOLKIT_STEP": step.name,
-            "TOOLKIT_PIPELINE": self.plan.pipeline,
-            # Notebooks that load models or log on their own use the project's backend too.
-            "MLFLOW_TRACKING_URI": self.settings.tracking_uri,
-        }
-
     def run_step(self, step: PlannedStep) -> StepReport:
-        started_at, t0 = now_iso(), time.monotonic()
-        self.emit(Event("step_started", step.name))
-        events_path = self.plan.run_dir / "events" / f"{step.name}.jsonl"
-        opening = self.tracking.step_started_async(step, events_path) if self.tracking else None
-        output = self.plan.run_dir / "notebooks" / f"{step.name}.ipynb"
-        contracts_dir = self.plan.run_dir / "contracts" / step.name
-        error: dict[str, Any] | None = None
-        status = SUCCEEDED
-        attempts = 0
-        contracts: list[dict[str, Any]] = []
-        try:
-            contracts += contract_checks.check(
-                step, "inputs", step.inputs, self.settings.expectations_dir, contracts_dir
-            )
-            for attempt in range(step.retries + 1):
-                attempts = attempt + 1
-                try:
-                    self._attempt(step, output)
-                    status, error = SUCCEEDED, None
-                    break
-                except StepFailed as exc:
-                    status = INTERRUPTED if exc.kind == "interrupted" else FAILED
-                    error = _error_dict(exc)
-                    if status == INTERRUPTED or attempt == step.retries or self.stopping.is_set():
-                        break
-                    self.emit(Event("step_retry", step.name, message=exc.reason))
-                    self.stopping.wait(step.retry_delay)
-            if status == SUCCEEDED:
-                contracts += contract_checks.check(
-                    step, "outputs", step.outputs, self.settings.expectations_dir, contracts_dir
-                )
-        except ContractFailed as exc:
-            status, error = FAILED, _error_dict(exc)
-            contracts += exc.entries
-        except ToolkitError as exc:  # a suite that is missing or invalid: say so on the step
-            status = FAILED
-            error = {"kind": "contract_error", "message": str(exc)}
-        mlflow_run = opening.result() if opening else None
-        if error is not None:
-            error = self.redactor.scrub_obj(error)  # type: ignore[assignment]
-        events = _read_events(events_path)
-        metrics = {e["key"]: e["value"] for e in events if e.get("kind") == "metric"}
-        outputs = {k: str(v.path) for k, v in step.outputs.items()}
-        outputs.update({e["name"]: e["path"] for e in events if e.get("kind") == "output"})
-        report = StepReport(
-            name=step.name,
-            status=status,
-            started_at=started_at,
-            ended_at=now_iso(),
-            duration=round(time.monotonic() - t0, 3),
-            notebook=str(output) if output.exists() else None,
-            metrics=metrics,
-            outputs=outputs,
-            error=error,
-            contracts=tuple(contracts),
-            attempts=attempts,
-            mlflow_run_id=mlflow_run,
-        )
-        if self.tracking:
-            self.tracking.step_finished(step, report)
-        self.emit(Event("step_finished", step.name, status, error["message"] if error else ""))
-        return report
-
-    def _attempt(self, step: PlannedStep, output: Path) -> None:
-        for key, planned in step.inputs.items():
-            if not planned.path.exists():
-                raise StepFailed(
-                    step.name, f"input {key!r} does not exist: {planned.path}", kind="missing_input"
-                )
-        for planned in step.outputs.values():
-            planned.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = KernelHandle()
-        with self.lock:
-            if self.stopping.is_set():
-                raise StepFailed(step.name, "interrupted", kind="interrupted")
-            self.handles[step.name] = handle
-        try:
-            execute(
-                ExecutionRequest(
-                    step=step.name,
-                    notebook=step.notebook,
-                    output=output,
-                    parameters=step.parameters,
-                    cwd=step.notebook.parent,
-                    kernel=self.settings.kernel,
-                    timeout=step.timeout,
-                    env=self.step_env(step),
-                    output_sink=self._output_sink(step),
-                ),
-                handle,
-            )
-        finally:
-            with self.lock:
-                self.handles.pop(step.name, None)
-        missing = [k for k, v in step.outputs.items() if not v.path.exists()]
-        if missing:
-            raise StepFailed(
-                step.name,
-                "declared output(s) not written: "
-                + ", ".join(f"{k} ({step.outputs[k].path})" for k in missing),
-                kind="missing_output",
-                notebook=output,
-            )
+        return self.executor.run(step, self.context, self.hooks)
 
     def reuse(self, step: PlannedStep) -> StepReport:
         """Keep a step of the run being resumed; its MLflow run says where it came from."""
@@ -284,26 +191,14 @@ class _Execution:
         self.emit(Event("step_finished", step.name, CACHED, report.reason or ""))
         return report
 
-    def _output_sink(self, step: PlannedStep) -> Callable[[str, str], None]:
-        """Cell output goes to ``logs/<step>.log`` and, with ``--log-output``, to the log."""
-        path = self.plan.run_dir / "logs" / f"{step.name}.log"
-        path.parent.mkdir(exist_ok=True)
-
-        def sink(stream: str, text: str) -> None:
-            text = self.redactor.scrub(text)
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(text)
-            if self.request.stream_output:
-                for line in text.rstrip("\n").splitlines():
-                    self.emit(Event("output", step.name, stream, line))
-
-        return sink
-
     def stop(self) -> None:
-        self.stopping.set()
-        with self.lock:
-            for handle in self.handles.values():
-                handle.kill("interrupted")
+        self.hooks.stop()
+        self.executor.stop()
+        self.close_kernels()
+
+    def close_kernels(self) -> None:
+        if self.kernels is not None:
+            self.kernels.close()
 
 
 def run_redactor(plan: Plan, settings: Settings) -> Redactor:
@@ -316,17 +211,6 @@ def run_redactor(plan: Plan, settings: Settings) -> Redactor:
             )
         )
     return redactor
-
-
-def _error_dict(exc: StepFailed) -> dict[str, Any]:
-    data: dict[str, Any] = {"kind": exc.kind, "message": exc.reason}
-    if exc.details:
-        data["details"] = exc.details
-    for key in ("cell_index", "ename", "evalue", "traceback"):
-        value = getattr(exc, key)
-        if value is not None:
-            data[key] = value
-    return data
 
 
 @contextmanager
@@ -355,11 +239,26 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
     """
     emit = on_event or (lambda event: None)
     settings, plan = prepare(request)
-    with pipeline_lock(settings.cache_dir / "locks", plan.pipeline, plan.run_dir.name):
-        return _run(settings, plan, request, emit)
+    with (
+        pipeline_lock(settings.cache_dir / "locks", plan.pipeline, plan.run_dir.name),
+        open_executor(
+            request.executor,
+            workers=request.workers,
+            scheduler=request.scheduler,
+            settings=settings,
+            plan=plan,
+        ) as executor,
+    ):
+        return _run(settings, plan, request, emit, executor)
 
 
-def _run(settings: Settings, plan: Plan, request: RunRequest, emit: EventSink) -> RunReport:
+def _run(
+    settings: Settings,
+    plan: Plan,
+    request: RunRequest,
+    emit: EventSink,
+    executor: StepExecutor | None = None,
+) -> RunReport:
     reused: dict[str, StepReport] = {}
     if request.resume:
         reused = reusable_steps(plan)
@@ -372,27 +271,41 @@ def _run(settings: Settings, plan: Plan, request: RunRequest, emit: EventSink) -
                 hint=f"toolkit run {plan.spec_path} --resume {plan.run_dir.name}",
             ) from exc
     (plan.run_dir / "events").mkdir(exist_ok=True)
-    atomic_write_json(plan.run_dir / "plan.json", plan.to_dict())
+    atomic_write_json(plan.run_dir / "plan.json", _plan_record(plan, settings))
     started_at, t0 = now_iso(), time.monotonic()
     emit(Event("run_started", message=f"{plan.pipeline} {plan.run_dir.name}"))
+    tracked = request.track and not tracking_disabled()
+    cache = CacheSession(
+        step_cache(settings, plan, request.force),
+        plan,
+        {"tracking_uri": settings.tracking_uri if tracked else None},
+    )
+    # Nothing to execute and this very combination already passed its gates: there is nothing
+    # new to record or register, so MLflow is not even imported (a no-op run stays sub-second).
+    up_to_date = None if request.resume else _up_to_date(cache)
+    if up_to_date:
+        emit(Event("up_to_date", message=f"nothing changed since run {up_to_date['run_id']}"))
+    else:
+        contract_checks.warm_up_in_background(plan, cache.expect_hit)
     tracking = None
-    if request.track and not tracking_disabled():
+    if tracked and not up_to_date:
         tracking = RunTracking(
             settings, plan, external_run_id=request.run_id, redactor=run_redactor(plan, settings)
         )
     results: dict[str, StepReport] = {}
     interrupted = False
-    workers = max(1, request.workers or os.cpu_count() or 1)
+    executor = executor or LocalExecutor(request.workers)
+    execution: _Execution | None = None
     try:
         with _signals_raise_interrupt():
             if tracking:
                 tracking.start()
                 emit(Event("tracking", message=settings.tracking_uri))
-            execution = _Execution(settings, plan, request, emit, tracking)
+            execution = _Execution(settings, plan, request, emit, tracking, executor)
             execution.reused = reused
-            with ThreadPoolExecutor(workers, "toolkit-step") as pool:
+            with ThreadPoolExecutor(executor.capacity, "toolkit-step") as pool:
                 try:
-                    _schedule(plan, execution, pool, results)
+                    _schedule(plan, execution, pool, results, cache)
                 except KeyboardInterrupt:
                     interrupted = True
                     execution.stop()
@@ -404,9 +317,17 @@ def _run(settings: Settings, plan: Plan, request: RunRequest, emit: EventSink) -
             report = _report(
                 plan, settings, request, results, interrupted, started_at, t0, tracking
             )
-            if not interrupted:
+            if up_to_date and not interrupted:
+                report = replace(
+                    report, gates=up_to_date.get("gates"), registered=up_to_date.get("registered")
+                )
+            elif not interrupted:
                 report = _release(plan, settings, report, tracking)
             atomic_write_json(plan.run_dir / "summary.json", report.to_dict())
+            write_run_report(
+                plan.run_dir, root=settings.root, secret_patterns=settings.secret_patterns
+            )
+            _remember_outcome(cache, report)
             if tracking:
                 tracking.finish(report)
     except KeyboardInterrupt:
@@ -418,10 +339,42 @@ def _run(settings: Settings, plan: Plan, request: RunRequest, emit: EventSink) -
             tracking.abort("FAILED")
         raise
     finally:
+        if execution is not None:
+            # Unused warm kernels and background shutdowns end here; the release stage above
+            # overlapped them.
+            execution.close_kernels()
         if tracking:
             tracking.abort("KILLED")  # a no-op when every run was closed properly
     emit(Event("run_finished", status=report.status))
     return report
+
+
+def _plan_record(plan: Plan, settings: Settings) -> dict[str, Any]:
+    """``plan.json``: parameters whose names look secret are masked, not only declared ones."""
+    data = plan.to_dict()
+    for entry, step in zip(data["steps"], plan.steps, strict=True):
+        entry["parameters"] = redact_params(
+            entry["parameters"], patterns=settings.secret_patterns, declared=step.secret_params
+        )
+    return data
+
+
+def _up_to_date(cache: CacheSession) -> dict[str, Any] | None:
+    """The earlier run with exactly these step keys, if every step is a cache hit."""
+    decisions = cache.preview()
+    if not decisions or not all(d.hit for d in decisions.values()):
+        return None
+    key = cache.cache.run_key(cache.plan, decisions, cache.context)
+    return cache.cache.previous_run(key) if key else None
+
+
+def _remember_outcome(cache: CacheSession, report: RunReport) -> None:
+    """Record a clean run's release outcome, so an unchanged re-run can point at it."""
+    key = cache.run_key()
+    if key and report.exit_code == 0 and report.status == SUCCEEDED:
+        cache.cache.record_run(
+            key, report.run_id, {"gates": report.gates, "registered": report.registered}
+        )
 
 
 def _release(
@@ -478,19 +431,37 @@ def _report(
 
 
 def _schedule(
-    plan: Plan, execution: _Execution, pool: ThreadPoolExecutor, results: dict[str, StepReport]
+    plan: Plan,
+    execution: _Execution,
+    pool: ThreadPoolExecutor,
+    results: dict[str, StepReport],
+    cache: CacheSession | None = None,
 ) -> None:
     sorter = TopologicalSorter(plan.graph())
     sorter.prepare()
     running = execution.running
     blocked: dict[str, str] = {}
     while sorter.is_active():
-        for name in sorter.get_ready():
+        ready = sorter.get_ready()
+        if execution.kernels is not None:
+            busy = set(results) | set(running.values()) | set(blocked) | set(execution.reused)
+            execution.kernels.warm(
+                plan.step(n)
+                for n in plan.names
+                if n not in busy and not (cache and cache.expect_hit(n))
+            )
+        for name in ready:
             if name in blocked:
                 results[name] = StepReport(name, SKIPPED, reason=blocked[name])
                 execution.emit(Event("step_finished", name, SKIPPED, blocked[name]))
                 sorter.done(name)
             elif name in execution.reused:
+                if cache:
+                    cache.adopt(plan.step(name))
+                results[name] = execution.reuse(plan.step(name))
+                sorter.done(name)
+            elif cache and (hit := cache.ready(plan.step(name))):
+                execution.reused[name] = hit
                 results[name] = execution.reuse(plan.step(name))
                 sorter.done(name)
             else:
@@ -502,6 +473,8 @@ def _schedule(
             name = running.pop(future)
             report = future.result()
             results[name] = report
+            if cache and report.status == SUCCEEDED:
+                cache.succeeded(plan.step(name), report)
             if report.status not in (SUCCEEDED, CACHED):
                 for child in plan.downstream(name):
                     blocked.setdefault(child, f"upstream step {name!r} {report.status}")

@@ -16,6 +16,7 @@ from typing import Any
 
 from toolkit.errors import ExitCode, UsageError
 from toolkit.lineage import git_info
+from toolkit.runner.cache import ALL
 from toolkit.runner.core import EventSink, RunRequest, run_pipeline
 from toolkit.settings import load_settings
 from toolkit.tracking import Tracker
@@ -133,7 +134,9 @@ def reproduce(request: ReproduceRequest, on_event: EventSink | None = None) -> R
     if not spec.exists():
         raise UsageError(f"the recorded spec {spec} no longer exists")
     report = run_pipeline(
-        RunRequest(spec_path=spec, overrides=overrides, workers=request.workers), on_event
+        # Reproducing means executing again: the step cache would only hand back the original.
+        RunRequest(spec_path=spec, overrides=overrides, workers=request.workers, force=(ALL,)),
+        on_event,
     )
     new = tracker.get_run(report.run_id)
     comparisons: list[Comparison] = []
