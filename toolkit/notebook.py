@@ -132,6 +132,9 @@ class WarmKernel:
             kc.stop_channels()
             km.clients.clear()
 
+    def wait_ready(self, timeout: float = 120) -> bool:
+        return self._ready.wait(timeout)
+
     def take(self, timeout: float = 120) -> Any | None:
         """The ready kernel's manager, for one execution; None if it failed to start."""
         if not self._ready.wait(timeout):

@@ -167,29 +167,38 @@ class _Execution:
         self.hooks = StepHooks(emit, tracking)
         self.kernels: KernelPool | None = None
         if self.executor.name == "local" and not os.environ.get("TOOLKIT_NO_PREWARM"):
-            # One kernel warming per slot, plus one: the next step's imports overlap this one.
+            # As many warm kernels as steps can run at once: the next steps' imports overlap
+            # the running ones.
             self.kernels = KernelPool(
                 settings.kernel,
-                self.executor.capacity + 1,
+                self.executor.capacity,
                 lambda step: step_env(step, self.context),
             )
             self.hooks.kernels = self.kernels
         self.running: dict[Future[StepReport], str] = {}
         self.reused: dict[str, StepReport] = {}
+        self.recording: dict[str, Future[str]] = {}
 
     def run_step(self, step: PlannedStep) -> StepReport:
         return self.executor.run(step, self.context, self.hooks)
 
     def reuse(self, step: PlannedStep) -> StepReport:
-        """Keep a step of the run being resumed; its MLflow run says where it came from."""
+        """Keep a reused step (cache or resume); its MLflow run says where it came from.
+
+        The MLflow run is recorded on the tracking pool, so the steps after it start at once;
+        :meth:`with_run_ids` fills in the run ids before the report is written.
+        """
         report = self.reused[step.name]
         if self.tracking:
             events = self.plan.run_dir / "events" / f"{step.name}.reused.jsonl"
-            run_id = self.tracking.step_started(step, events)
-            report = replace(report, mlflow_run_id=run_id)
-            self.tracking.step_finished(step, report)
+            self.recording[step.name] = self.tracking.step_cached_async(step, report, events)
         self.emit(Event("step_finished", step.name, CACHED, report.reason or ""))
         return report
+
+    def with_run_ids(self, results: dict[str, StepReport]) -> None:
+        for name, future in self.recording.items():
+            if name in results and future.exception() is None:
+                results[name] = replace(results[name], mlflow_run_id=future.result())
 
     def stop(self) -> None:
         self.hooks.stop()
@@ -314,6 +323,7 @@ def _run(
                     for future, name in execution.running.items():
                         if future.done() and not future.cancelled():
                             results[name] = future.result()
+            execution.with_run_ids(results)
             report = _report(
                 plan, settings, request, results, interrupted, started_at, t0, tracking
             )

@@ -76,7 +76,8 @@ class StepRuns:
             )
             if entry.get("html"):
                 self.tracker.log_artifact(run_id, Path(entry["html"]), "contracts")
-        if report.notebook:
+        # A reused step's notebook is already logged, rendered, in the run it came from.
+        if report.notebook and report.status != CACHED:
             self._log_notebook(run_id, step, Path(report.notebook))
         self.tracker.end(run_id, STATUS.get(report.status, "FAILED"), **_final(report, prints))
 

@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +43,41 @@ class RunTracking:
         self.settings = settings
         self.plan = plan
         self.redactor = redactor or Redactor(plan.secret_values)
-        self.tracker = Tracker(
-            settings.tracking_uri, artifacts_dir=settings.artifacts_dir, redact=self.redactor
-        )
         self.external_run_id = external_run_id
         self._parent: str | None = None
-        # MLflow's import and store opening (~2 s) overlap the first kernel's start-up: the
-        # pipeline run opens on this pool while the first steps begin.
+        # MLflow's import and store opening (seconds) overlap the first kernels' start-up: the
+        # client is made and the pipeline run opens on this pool while the first steps begin.
         self._pool = ThreadPoolExecutor(2, "toolkit-track")
+        self._tracker: Future[Tracker] = self._pool.submit(
+            Tracker,
+            settings.tracking_uri,
+            artifacts_dir=settings.artifacts_dir,
+            redact=self.redactor,
+        )
         self._started: Future[str] | None = None
-        self.steps = StepRuns(self.tracker, settings, self.redactor)
-        self.step_runs: dict[str, str] = self.steps.runs
-        self.forwarders: dict[str, MetricsForwarder] = self.steps.forwarders
+        self._steps: StepRuns | None = None
+        self._steps_lock = threading.Lock()
         self._env_thread: threading.Thread | None = None
         self.git_commit: str | None = None
+
+    @property
+    def tracker(self) -> Tracker:
+        return self._tracker.result()
+
+    @property
+    def steps(self) -> StepRuns:
+        with self._steps_lock:
+            if self._steps is None:
+                self._steps = StepRuns(self.tracker, self.settings, self.redactor)
+            return self._steps
+
+    @property
+    def step_runs(self) -> dict[str, str]:
+        return self.steps.runs
+
+    @property
+    def forwarders(self) -> dict[str, MetricsForwarder]:
+        return self.steps.forwarders
 
     def _redact(self, params: Mapping[str, Any], declared: frozenset[str]) -> dict[str, Any]:
         return redact_params(params, patterns=self.settings.secret_patterns, declared=declared)
@@ -135,6 +157,18 @@ class RunTracking:
     def step_finished(self, step: PlannedStep, report: StepReport) -> None:
         self.steps.finished(step, report)
 
+    def step_cached_async(
+        self, step: PlannedStep, report: StepReport, events_path: Path
+    ) -> Future[str]:
+        """Record a reused step (a run tagged cached) off the critical path; gives its run id."""
+
+        def record() -> str:
+            run_id = self.step_started(step, events_path)
+            self.step_finished(step, replace(report, mlflow_run_id=run_id))
+            return run_id
+
+        return self._pool.submit(record)
+
     def log_gates(self, gates: dict[str, Any]) -> None:
         """Per gate its value, threshold and verdict; an overall tag; the whole report as JSON."""
         assert self.parent is not None
@@ -197,6 +231,8 @@ class RunTracking:
         """Close whatever is still open; used on interrupts and unexpected errors."""
         # Let pending opens finish first, so that no run is created after the close below.
         self._pool.shutdown(wait=True)
+        if self._tracker.exception() is not None:
+            return  # no client was ever made, so no run was opened
         for forwarder in self.forwarders.values():
             forwarder.stop()
         self.forwarders.clear()

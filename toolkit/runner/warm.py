@@ -67,7 +67,11 @@ def _notebook_imports(path: Path) -> list[str]:
 
 
 class KernelPool:
-    """Keeps up to ``size`` kernels warming for the next steps; hands each to its step once."""
+    """Keeps up to ``size`` kernels warm for the next steps; hands each to its step once.
+
+    Kernels are started one after the other, in plan order: on a small machine, starting them
+    all at once would slow the kernel the next step needs by the ones needed later.
+    """
 
     def __init__(
         self, kernel: str, size: int, env_for: Callable[[PlannedStep], Mapping[str, str]]
@@ -76,32 +80,52 @@ class KernelPool:
         self.size = size
         self.env_for = env_for
         self._warm: dict[str, WarmKernel] = {}
+        self._queue: list[PlannedStep] = []
         self._served: set[str] = set()
         self._lock = threading.Lock()
+        self._starter: threading.Thread | None = None
         self._closed = False
 
     def warm(self, upcoming: Iterable[PlannedStep]) -> None:
-        """Make sure the first ``size`` of ``upcoming`` have a kernel starting or ready."""
+        """Make sure the first ``size`` of ``upcoming`` have a kernel ready or on its way."""
         with self._lock:
             if self._closed:
                 return
             for step in list(upcoming)[: self.size]:
-                if step.name in self._warm or step.name in self._served:
+                known = step.name in self._warm or step.name in self._served
+                if known or any(q.name == step.name for q in self._queue):
                     continue
-                self._warm[step.name] = WarmKernel(
+                self._queue.append(step)
+            if self._queue and (self._starter is None or not self._starter.is_alive()):
+                self._starter = threading.Thread(
+                    target=self._start_queued, name="toolkit-warm-pool", daemon=True
+                )
+                self._starter.start()
+
+    def _start_queued(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed or not self._queue:
+                    return
+                step = self._queue.pop(0)
+                kernel = WarmKernel(
                     self.kernel, step.notebook.parent, self.env_for(step), preload_code(step)
                 )
+                self._warm[step.name] = kernel
+            kernel.wait_ready()
 
     def take(self, step: str) -> WarmKernel | None:
         """The step's warm kernel, if one was started (at most once per step)."""
         with self._lock:
             self._served.add(step)
+            self._queue = [q for q in self._queue if q.name != step]
             return self._warm.pop(step, None)
 
     def close(self) -> None:
         """Shut down the kernels nobody took, and wait for every shutdown to finish."""
         with self._lock:
             self._closed = True
+            self._queue.clear()
             leftovers, self._warm = list(self._warm.values()), {}
         for kernel in leftovers:
             kernel.discard()
