@@ -30,7 +30,7 @@ from typing import Any
 from toolkit import __version__
 from toolkit.fsutil import atomic_write_json, sha256_file
 from toolkit.plan import Plan, PlannedStep
-from toolkit.report import CACHED, StepReport
+from toolkit.report import CACHED, SUCCEEDED, RunReport, StepReport
 
 CACHE_FORMAT = 1
 ALL = "*"
@@ -390,3 +390,19 @@ class CacheSession:
         if set(self.decisions) != set(self.plan.names):
             return None
         return self.cache.run_key(self.plan, self.decisions, self.context)
+
+    def up_to_date(self) -> dict[str, Any] | None:
+        """The earlier run with exactly these step keys, if every step is a cache hit."""
+        decisions = self.preview()
+        if not decisions or not all(d.hit for d in decisions.values()):
+            return None
+        key = self.cache.run_key(self.plan, decisions, self.context)
+        return self.cache.previous_run(key) if key else None
+
+    def remember(self, report: RunReport) -> None:
+        """Record a clean run's release outcome, so an unchanged re-run can point at it."""
+        key = self.run_key()
+        if key and report.exit_code == 0 and report.status == SUCCEEDED:
+            self.cache.record_run(
+                key, report.run_id, {"gates": report.gates, "registered": report.registered}
+            )

@@ -8,7 +8,6 @@ branches finish. SIGINT and SIGTERM kill the running kernels and end the run as 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -43,7 +42,7 @@ from toolkit.runner import contract_checks
 from toolkit.runner.cache import ALL, CacheSession, StepCache
 from toolkit.runner.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.runner.release_stage import gate_and_register
-from toolkit.runner.resume import reusable_steps
+from toolkit.runner.resume import latest_output, reusable_steps
 from toolkit.runner.step_exec import (
     Event,
     EventSink,
@@ -121,24 +120,6 @@ def step_cache(settings: Settings, plan: Plan, force: tuple[str, ...] = ()) -> S
         expectations_dir=settings.expectations_dir,
         force=frozenset(force),
     )
-
-
-def latest_output(pipeline_runs: Path, step: str, output: str) -> Path | None:
-    """The newest existing file that ``step`` wrote as ``output`` in an earlier successful run."""
-    if not pipeline_runs.is_dir():
-        return None
-    for run_dir in sorted(pipeline_runs.iterdir(), reverse=True):
-        summary = run_dir / "summary.json"
-        try:
-            data = json.loads(summary.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        for s in data.get("steps", []):
-            if s.get("name") == step and s.get("status") in (SUCCEEDED, CACHED):
-                path = s.get("outputs", {}).get(output)
-                if path and Path(path).exists():
-                    return Path(path)
-    return None
 
 
 class _Execution:
@@ -291,7 +272,7 @@ def _run(
     )
     # Nothing to execute and this very combination already passed its gates: there is nothing
     # new to record or register, so MLflow is not even imported (a no-op run stays sub-second).
-    up_to_date = None if request.resume else _up_to_date(cache)
+    up_to_date = None if request.resume else cache.up_to_date()
     if up_to_date:
         emit(Event("up_to_date", message=f"nothing changed since run {up_to_date['run_id']}"))
     else:
@@ -337,7 +318,7 @@ def _run(
             write_run_report(
                 plan.run_dir, root=settings.root, secret_patterns=settings.secret_patterns
             )
-            _remember_outcome(cache, report)
+            cache.remember(report)
             if tracking:
                 tracking.finish(report)
     except KeyboardInterrupt:
@@ -367,24 +348,6 @@ def _plan_record(plan: Plan, settings: Settings) -> dict[str, Any]:
             entry["parameters"], patterns=settings.secret_patterns, declared=step.secret_params
         )
     return data
-
-
-def _up_to_date(cache: CacheSession) -> dict[str, Any] | None:
-    """The earlier run with exactly these step keys, if every step is a cache hit."""
-    decisions = cache.preview()
-    if not decisions or not all(d.hit for d in decisions.values()):
-        return None
-    key = cache.cache.run_key(cache.plan, decisions, cache.context)
-    return cache.cache.previous_run(key) if key else None
-
-
-def _remember_outcome(cache: CacheSession, report: RunReport) -> None:
-    """Record a clean run's release outcome, so an unchanged re-run can point at it."""
-    key = cache.run_key()
-    if key and report.exit_code == 0 and report.status == SUCCEEDED:
-        cache.cache.record_run(
-            key, report.run_id, {"gates": report.gates, "registered": report.registered}
-        )
 
 
 def _release(

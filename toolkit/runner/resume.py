@@ -1,4 +1,4 @@
-"""``toolkit run --resume RUN_ID``: finish a failed or interrupted run in its own folder.
+"""Earlier runs: ``--resume RUN_ID`` finishes one in its own folder; ``--only`` reads its outputs.
 
 Steps that succeeded last time, and whose declared outputs are all still there, are reused
 (status ``cached``); the failed, interrupted and skipped ones run again.
@@ -55,3 +55,21 @@ def reusable_steps(plan: Plan) -> dict[str, StepReport]:
         if name in reused and not plan.step(name).upstream <= reused.keys():
             del reused[name]
     return reused
+
+
+def latest_output(pipeline_runs: Path, step: str, output: str) -> Path | None:
+    """The newest existing file that ``step`` wrote as ``output`` in an earlier successful run."""
+    if not pipeline_runs.is_dir():
+        return None
+    for run_dir in sorted(pipeline_runs.iterdir(), reverse=True):
+        summary = run_dir / "summary.json"
+        try:
+            data = json.loads(summary.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for s in data.get("steps", []):
+            if s.get("name") == step and s.get("status") in (SUCCEEDED, CACHED):
+                path = s.get("outputs", {}).get(output)
+                if path and Path(path).exists():
+                    return Path(path)
+    return None
