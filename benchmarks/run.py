@@ -11,9 +11,10 @@ every ratio's baseline is measured in the same run. Where a target is missed, a 
 goes" note is composed from the measured figures (sub-timings the benchmark took), never from
 prose written in advance.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only AREA ...] [--out PATH]
+    .venv/bin/python benchmarks/run.py [--quick] [--only AREA ...] [--repeat N] [--out PATH]
 
-``--quick`` runs tiny sizes once (a smoke test of the harness, not a measurement). The exit code
+``--quick`` runs tiny sizes once (a smoke test of the harness, not a measurement); ``--repeat N``
+keeps the full sizes but repeats every measurement N times instead. The exit code
 is 1 when an area failed to run, 0 otherwise; missed targets are reported, not fatal.
 """
 
@@ -39,68 +40,14 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+if str(HERE) not in sys.path:  # the sibling modules, also when run.py is loaded from a path
+    sys.path.insert(0, str(HERE))
+
+import pipeline_report  # noqa: E402
+from _common import DASH, REPO, Row, fmt_ms, fmt_s, fmt_x, pct  # noqa: E402
+
 DEFAULT_OUT = HERE / "RESULTS.md"
-DASH = "—"
 LIBRARIES = ("pandas", "numpy", "great-expectations", "mlflow", "papermill", "scikit-learn")
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def fmt_s(seconds: float) -> str:
-    """A duration with a unit that keeps three significant-looking digits."""
-    if seconds < 0:
-        return "-" + fmt_s(-seconds)
-    if seconds < 5e-8:
-        return "0 s"
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    if seconds >= 0.1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds >= 0.001:
-        return f"{seconds * 1000:.1f} ms"
-    return f"{seconds * 1e6:.1f} µs" if seconds < 1e-4 else f"{seconds * 1e6:.0f} µs"
-
-
-def fmt_ms(ms: float) -> str:
-    return fmt_s(ms / 1000)
-
-
-def fmt_x(ratio: float) -> str:
-    return f"{ratio:.2f}x"
-
-
-def _pct(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.0f}%" if whole else "n/a"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of an area's table. ``met`` is None for a figure without a target."""
-
-    figure: str
-    value: str
-    baseline: str = DASH
-    ratio: str = DASH
-    target: str = DASH
-    met: bool | None = None
-    stretch_met: bool | None = None
-
-    @property
-    def plain_verdict(self) -> str:
-        if self.met is None:
-            return DASH
-        text = "yes" if self.met else "NO"
-        if self.stretch_met is not None:
-            text += f" (stretch: {'yes' if self.stretch_met else 'no'})"
-        return text
-
-    @property
-    def verdict(self) -> str:
-        """The verdict in Markdown: the target's part in bold."""
-        head, _, tail = self.plain_verdict.partition(" ")
-        return head if self.met is None else f"**{head}**" + (f" {tail}" if tail else "")
 
 
 # --------------------------------------------------------------------------- the areas
@@ -137,7 +84,7 @@ def _contracts_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]
     scaling = d["validate_s"] - fixed
     return [
         f"`validate()` took {fmt_s(d['validate_s'])} against {fmt_s(d['pandas_s'])} for pandas. "
-        f"{fmt_s(fixed)} of it ({_pct(fixed, d['validate_s'])}) is the per-validation fixed cost "
+        f"{fmt_s(fixed)} of it ({pct(fixed, d['validate_s'])}) is the per-validation fixed cost "
         f"(the same suite on 1,000 rows: GX builds its metric graph whatever the size); that "
         f"alone is {fmt_x(fixed / d['pandas_s'])} the pandas time. The remaining "
         f"{fmt_s(scaling)} grows with the rows: {fmt_x(scaling / d['pandas_s'])} the pandas time."
@@ -211,10 +158,10 @@ def _monitor_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
     rest = max(0.0, d["monitor_batch_s"] - d["drift_statistics_s"])
     return [
         f"{fmt_s(total)} in all against {fmt_s(d['describe_s'])} for `describe()`: the "
-        f"reference profile {fmt_s(d['profile_s'])} ({_pct(d['profile_s'], total)}), the drift "
-        f"statistics {fmt_s(d['drift_statistics_s'])} ({_pct(d['drift_statistics_s'], total)}), "
+        f"reference profile {fmt_s(d['profile_s'])} ({pct(d['profile_s'], total)}), the drift "
+        f"statistics {fmt_s(d['drift_statistics_s'])} ({pct(d['drift_statistics_s'], total)}), "
         f"and the rest of `monitor_batch` (breaches, histograms, HTML) {fmt_s(rest)} "
-        f"({_pct(rest, total)})."
+        f"({pct(rest, total)})."
     ]
 
 
@@ -273,206 +220,6 @@ def _guard_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
                 f"tail is noisy for both."
             )
     return notes
-
-
-SEGMENT_LABELS = {
-    "startup": "start-up: interpreter, imports, spec, plan, suites loaded",
-    "run_setup": "run set-up (tracking: store, parent run, spec artifact)",
-    "steps": "the steps themselves (kernel, notebook, contracts)",
-    "between_steps": "between steps (each step's bookkeeping)",
-    "last_step_bookkeeping": "after the last step (its bookkeeping)",
-    "release": "release: gates (+ registration when tracked)",
-    "finish_exit": "finish (summary to MLflow) and process exit",
-}
-
-
-def _spread(s: Mapping[str, float]) -> str:
-    return f"{fmt_s(s['median'])} ({fmt_s(s['min'])}-{fmt_s(s['max'])})"
-
-
-def _pipeline_rows(d: Mapping[str, Any]) -> list[Row]:
-    overhead = d["tracking_overhead_ms_per_step"]
-    target, stretch = d["target_step_overhead_ms"], d["stretch_step_overhead_ms"]
-    return [
-        Row(
-            f"bare papermill, the {d['steps']} notebooks in one process",
-            _spread(d["bare_papermill_s"]),
-        ),
-        Row(
-            "`toolkit run --no-tracking` (plan, contracts, gates)",
-            _spread(d["untracked_s"]),
-            "bare papermill",
-            fmt_x(d["untracked_vs_bare_ratio"]),
-        ),
-        Row(
-            "`toolkit run` (+ MLflow tracking, registration)",
-            _spread(d["tracked_s"]),
-            "`--no-tracking`",
-            fmt_x(d["tracked_vs_untracked_ratio"]),
-        ),
-        Row(
-            f"tracking overhead per step = (tracked - untracked) / {d['steps']}",
-            fmt_ms(overhead),
-            target=f"< {target:g} ms (stretch ≤ {stretch:g} ms)",
-            met=overhead < target,
-            stretch_met=overhead <= stretch,
-        ),
-        Row(
-            "the same from paired runs: median of (tracked - untracked) per repetition / "
-            f"{d['steps']}",
-            fmt_ms(d["paired_overhead_ms_per_step"]),
-        ),
-        Row(
-            "`toolkit --help`, fresh process",
-            fmt_s(d["help_s"]),
-            f"`python -c pass`: {fmt_s(d['python_startup_s'])}",
-            fmt_x(d["help_ratio"]),
-            f"≤ {d['target_help_s']:g} s",
-            d["help_s"] <= d["target_help_s"],
-        ),
-        Row(
-            "first tracked run in a fresh project (creates the MLflow store; not in the medians)",
-            fmt_s(d["first_tracked_run_s"]),
-        ),
-    ]
-
-
-def _segment_table(d: Mapping[str, Any]) -> list[str]:
-    seg, paired = d["segments_s"], d["segments_paired_delta_s"]
-    lines = [
-        "| segment of one run | `--no-tracking` (median) | tracked (median) | difference of "
-        "medians | median of paired differences |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for key, label in SEGMENT_LABELS.items():
-        a, b = seg["untracked"][key], seg["tracked"][key]
-        lines.append(
-            f"| {label} | {fmt_s(a)} | {fmt_s(b)} | {b - a:+.2f} s | {paired[key]:+.2f} s |"
-        )
-    a, b = sum(seg["untracked"].values()), sum(seg["tracked"].values())
-    lines.append(
-        f"| **sum** | {fmt_s(a)} | {fmt_s(b)} | {b - a:+.2f} s | {sum(paired.values()):+.2f} s |"
-    )
-    steps = d["step_durations_s"]
-    lines += [
-        "",
-        "| step (median) | bare papermill | `--no-tracking` | tracked |",
-        "|---|---:|---:|---:|",
-    ]
-    for name in steps["tracked"]:
-        lines.append(
-            f"| {name} | {fmt_s(steps['bare'][name])} | {fmt_s(steps['untracked'][name])} "
-            f"| {fmt_s(steps['tracked'][name])} |"
-        )
-    return lines
-
-
-def _pipeline_facts(d: Mapping[str, Any]) -> list[str]:
-    versions = ", ".join(str(v) for v in d["registered_versions"])
-    champions = ", ".join(d["champion_versions_seen"])
-    imports = ", ".join(f"`{m}` {fmt_s(s)}" for m, s in d["fresh_import_s"].items())
-    return [
-        f"Medians over {d['pipeline_repeat']} run(s) per variant, the variants interleaved (order "
-        f"rotating), after one untimed tracked warm-up run; min-max in brackets. The runs use a "
-        f"throwaway copy of the project, which is not a git repository: the lineage's git "
-        f"look-ups find nothing there.",
-        f"Release gates {'passed on every tracked run' if d['gates_passed'] else 'did NOT pass'}"
-        f" (champion seen: {champions}: nobody promotes during the benchmark), so every tracked "
-        f"run registered a new `candidate` version (versions {versions}); that registration is "
-        f"part of the tracked timings.",
-        f"Fresh-process import times (minus interpreter start-up): {imports}.",
-    ]
-
-
-def _pipeline_where(d: Mapping[str, Any], every: Mapping[str, Any]) -> list[str]:
-    notes = []
-    delta = d["segments_paired_delta_s"]
-    n = d["steps"]
-    overhead = d["tracking_overhead_ms_per_step"]
-    if overhead > d["stretch_step_overhead_ms"]:
-        fixed = delta["run_setup"] + delta["release"] + delta["finish_exit"]
-        per_step = delta["steps"] + delta["between_steps"] + delta["last_step_bookkeeping"]
-        anatomy = d["bookkeeping_anatomy_s"]
-        mlflow_import = d["fresh_import_s"].get("mlflow")
-        tracker = (every.get("tracking") or {}).get("median_ms_per_step")
-        ranked = sorted(delta.items(), key=lambda kv: -kv[1])
-        biggest = "; ".join(f"{SEGMENT_LABELS[k]} {v:+.2f} s" for k, v in ranked[:4])
-        what = "target" if overhead >= d["target_step_overhead_ms"] else "stretch goal"
-        notes.append(
-            f"The per-step {what} is missed: tracked runs take "
-            f"{(d['tracked_s']['median'] - d['untracked_s']['median']):.2f} s more than "
-            f"`--no-tracking` ({fmt_ms(overhead)} per step over {n} steps; from paired runs "
-            f"{fmt_ms(d['paired_overhead_ms_per_step'])} per step). By segment (medians of the "
-            f"paired differences, as all figures below), the largest: {biggest}."
-        )
-        notes.append(
-            f"Paid once per run, whatever the number of steps: {fixed:+.2f} s (run set-up "
-            f"{delta['run_setup']:+.2f} s, which imports MLflow: `import mlflow` alone takes "
-            f"{fmt_s(mlflow_import or 0)} in a fresh process; release {delta['release']:+.2f} s, "
-            f"i.e. logging and registering the model version; finish and exit "
-            f"{delta['finish_exit']:+.2f} s). Spread over "
-            f"{n} steps that is {fmt_s(fixed / n)} per step; a longer pipeline dilutes it."
-        )
-        tracker_text = (
-            f"MLflow's own logging is {fmt_ms(tracker)} per step at tracker level (tracking "
-            f"area above)"
-            if tracker is not None
-            else "MLflow's own logging was not measured in this run (tracking area not run)"
-        )
-        renders = anatomy["first_render_html_s"] + (n - 1) * anatomy["render_html_s"]
-        notes.append(
-            f"Paid per step: {per_step:+.2f} s in all, {fmt_s(per_step / n)} per step (inside the "
-            f"steps {delta['steps']:+.2f} s, the bookkeeping after each step "
-            f"{delta['between_steps'] + delta['last_step_bookkeeping']:+.2f} s). Measured apart, "
-            f"in a fresh process on the executed notebooks, the bookkeeping's HTML rendering "
-            f"alone comes to {fmt_s(renders)} for {n} notebooks: the first render, which loads "
-            f"what nbconvert adds to the modules already imported, "
-            f"{fmt_s(anatomy['first_render_html_s'])}, each further one "
-            f"{fmt_s(anatomy['render_html_s'])}; scrubbing a notebook takes "
-            f"{fmt_s(anatomy['scrub_notebook_s'])} and fingerprinting a data file "
-            f"{fmt_s(anatomy['fingerprint_s'])}; {tracker_text}."
-        )
-        if abs(delta["startup"]) >= 0.1:
-            notes.append(
-                f"Start-up differs by {delta['startup']:+.2f} s between the variants although "
-                f"both do the same work before the run starts: that much is machine noise."
-            )
-        budget = d["target_step_overhead_ms"] * n / 1000
-        notes.append(
-            f"For scale: the target allows {fmt_s(budget)} of tracking per run of {n} steps; "
-            f"the once-per-run costs alone are {fmt_s(fixed)}."
-        )
-    if d["help_s"] > d["target_help_s"]:
-        notes.append(
-            f"`toolkit --help` takes {fmt_s(d['help_s'])}, "
-            f"{fmt_s(d['help_s'] - d['python_startup_s'])} more than a bare interpreter: "
-            f"imports at CLI start-up (`python -X importtime -m toolkit --help` names them)."
-        )
-    return notes
-
-
-def _pipeline_context(d: Mapping[str, Any]) -> list[str]:
-    """Why ``toolkit run --no-tracking`` costs more than bare papermill (no target: context)."""
-    seg = d["segments_s"]["untracked"]
-    steps = d["step_durations_s"]
-    contracts = d.get("contracts_per_step", {})
-    bare_steps = sum(steps["bare"].values())
-    gx = d["fresh_import_s"].get("great_expectations", 0.0)
-    extra = d["untracked_s"]["median"] - d["bare_papermill_s"]["median"]
-    per_step = ", ".join(
-        f"{name} (contract checks: {contracts.get(name, '?')}) "
-        f"{steps['untracked'][name] - steps['bare'][name]:+.2f} s"
-        for name in steps["untracked"]
-    )
-    return [
-        f"Not a target, for context: `--no-tracking` takes {extra:+.2f} s over bare papermill. "
-        f"Its start-up is {fmt_s(seg['startup'])} against {fmt_s(d['bare_import_papermill_s'])} "
-        f"for importing papermill: the toolkit loads the data-contract suites before the first "
-        f"step, which imports Great Expectations ({fmt_s(gx)} in a fresh process). The steps "
-        f"take {fmt_s(seg['steps'])} against {fmt_s(bare_steps)} of bare notebook execution; "
-        f"per step: {per_step}. Inside a step the runner adds the contract checks of its inputs "
-        f"and outputs to the notebook's execution."
-    ]
 
 
 @dataclass(frozen=True)
@@ -534,15 +281,15 @@ AREAS: dict[str, Area] = {
         ),
         Area(
             "pipeline",
-            "Pipeline: toolkit run vs bare papermill, same notebooks",
+            "Pipeline: toolkit run (cold, cached, edited, parallel) vs bare papermill, same notebooks",
             "bench_pipeline",
             {"repeat": 5, "pipeline_repeat": 5},
             {"repeat": 1, "pipeline_repeat": 1},
-            _pipeline_rows,
-            _pipeline_where,
-            facts=_pipeline_facts,
-            extra=_segment_table,
-            context=_pipeline_context,
+            pipeline_report.rows,
+            pipeline_report.where,
+            facts=pipeline_report.facts,
+            extra=pipeline_report.segment_table,
+            context=pipeline_report.context,
         ),
     )
 }
@@ -584,7 +331,10 @@ def _load() -> float:
         return float("nan")
 
 
-def measure_in_this_process(name: str, quick: bool) -> dict[str, Any]:
+REPEAT_KEYS = ("repeat", "pipeline_repeat")
+
+
+def measure_in_this_process(name: str, quick: bool, repeat: int | None = None) -> dict[str, Any]:
     """Import the area's module and call its ``run``; the child side of :func:`run_area`."""
     area = AREAS[name]
     if str(HERE) not in sys.path:
@@ -597,14 +347,17 @@ def measure_in_this_process(name: str, quick: bool) -> dict[str, Any]:
         if not area.optional:
             raise
         return {"status": "skipped", "note": f"{area.module} cannot be imported: {exc!r}"}
-    data = module.run(**(area.quick if quick else area.full))
+    kwargs = dict(area.quick if quick else area.full)
+    if repeat:
+        kwargs.update({k: repeat for k in REPEAT_KEYS if k in kwargs})
+    data = module.run(**kwargs)
     return {"status": "ok", "data": data}
 
 
-def _child(name: str, out: Path, quick: bool) -> int:
+def _child(name: str, out: Path, quick: bool, repeat: int | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
-        result = measure_in_this_process(name, quick)
+        result = measure_in_this_process(name, quick, repeat)
     except Exception as exc:
         lines = traceback.format_exc().strip().splitlines()
         result = {"status": "error", "note": f"{type(exc).__name__}: {exc}", "trace": lines[-12:]}
@@ -614,7 +367,7 @@ def _child(name: str, out: Path, quick: bool) -> int:
     return 0
 
 
-def run_area(name: str, quick: bool, timeout: float) -> AreaResult:
+def run_area(name: str, quick: bool, timeout: float, repeat: int | None = None) -> AreaResult:
     """Run one area in a fresh child process, forwarding its stderr; never raises."""
     load_before = _load()
     start = time.perf_counter()
@@ -622,6 +375,7 @@ def run_area(name: str, quick: bool, timeout: float) -> AreaResult:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--child-out"]
         cmd += [str(out)] + (["--quick"] if quick else [])
+        cmd += ["--repeat", str(repeat)] if repeat else []
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
         proc = subprocess.Popen(
             cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -856,6 +610,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
     parser.add_argument(
+        "--repeat", type=int, default=None, metavar="N", help="repetitions per measurement"
+    )
+    parser.add_argument(
         "--only",
         action="append",
         default=[],
@@ -879,18 +636,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected areas one by one, print a table and write the results file."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.child:
-        return _child(args.child, args.child_out, args.quick)
+        return _child(args.child, args.child_out, args.quick, args.repeat)
     timeout = args.timeout or (600.0 if args.quick else 3600.0)
     started, clock = datetime.now(UTC), time.perf_counter()
     results = []
     for i, name in enumerate(args.areas, 1):
         _progress(f"{i}/{len(args.areas)} {name}{' (quick)' if args.quick else ''}")
-        result = run_area(name, args.quick, timeout)
+        result = run_area(name, args.quick, timeout, args.repeat)
         _progress(f"{name}: {result.status} in {result.elapsed_s:.0f} s")
         results.append(result)
     elapsed = time.perf_counter() - clock
     command = "benchmarks/run.py " + " ".join(
-        (["--quick"] if args.quick else []) + [f"--only {n}" for n in args.areas if args.only]
+        (["--quick"] if args.quick else [])
+        + ([f"--repeat {args.repeat}"] if args.repeat else [])
+        + [f"--only {n}" for n in args.areas if args.only]
     )
     text = render_markdown(
         results,
