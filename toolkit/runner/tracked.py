@@ -7,6 +7,7 @@ by value before anything leaves the process; the executed notebook is logged as 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from toolkit.secrets import Redactor, redact_params
 from toolkit.settings import Settings
 from toolkit.tracking import Tracker, lineage_tags
 
+log = logging.getLogger(__name__)
 STATUS = {SUCCEEDED: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
 TAG_TRIGGERED_BY = "toolkit.triggered_by"
 
@@ -57,6 +59,8 @@ class RunTracking:
         self._started: Future[str] | None = None
         self._steps: StepRuns | None = None
         self._steps_lock = threading.Lock()
+        self._closing: list[Future[None]] = []
+        self._closing_lock = threading.Lock()
         self._env_thread: threading.Thread | None = None
         self.git_commit: str | None = None
 
@@ -155,7 +159,18 @@ class RunTracking:
         return self.steps.started(parent, step, events_path, tags)
 
     def step_finished(self, step: PlannedStep, report: StepReport) -> None:
-        self.steps.finished(step, report)
+        """Close the step's run on the tracking pool: rendering and uploading its notebook
+        overlaps the next steps instead of holding them up. :meth:`finish` waits for it."""
+        future = self._pool.submit(self.steps.finished, step, report)
+        with self._closing_lock:
+            self._closing.append(future)
+
+    def _wait_for_closes(self) -> None:
+        with self._closing_lock:
+            pending, self._closing = self._closing, []
+        for future in pending:
+            if future.exception() is not None:  # waits; a failed upload must not end the run
+                log.warning("could not close a step's MLflow run: %s", future.exception())
 
     def step_cached_async(
         self, step: PlannedStep, report: StepReport, events_path: Path
@@ -164,7 +179,7 @@ class RunTracking:
 
         def record() -> str:
             run_id = self.step_started(step, events_path)
-            self.step_finished(step, replace(report, mlflow_run_id=run_id))
+            self.steps.finished(step, replace(report, mlflow_run_id=run_id))
             return run_id
 
         return self._pool.submit(record)
@@ -186,6 +201,7 @@ class RunTracking:
         self.tracker.log_dict(self.parent, gates, "gates.json")
 
     def finish(self, report: RunReport) -> None:
+        self._wait_for_closes()
         if self.parent is None:
             return
         if self._env_thread is not None:
@@ -223,9 +239,7 @@ class RunTracking:
             )
             self.tracker.log_text(self.parent or "", page, "report.html")  # scrubbed there too
         except Exception as exc:
-            import logging
-
-            logging.getLogger(__name__).warning("could not log the run report: %s", exc)
+            log.warning("could not log the run report: %s", exc)
 
     def abort(self, status: str = "KILLED") -> None:
         """Close whatever is still open; used on interrupts and unexpected errors."""
