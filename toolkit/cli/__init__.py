@@ -7,8 +7,13 @@ command handlers, so ``toolkit --help`` starts in a fraction of a second.
 from __future__ import annotations
 
 import argparse
+import atexit
+import logging
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from toolkit import __version__
 from toolkit.cli import (
@@ -167,3 +172,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 70
+
+
+def entry() -> NoReturn:
+    """The ``toolkit`` command: :func:`main`, then exit without tearing the interpreter down.
+
+    With pandas, Great Expectations and MLflow loaded, module teardown at exit takes over a
+    second (measured 1.4-1.7 s on 2 cores) and does nothing a finished command needs. What the
+    interpreter does first at exit still happens, in its order: worker threads are woken and
+    joined, then the exit handlers run; output is flushed; only the teardown is skipped.
+    """
+    code = main()
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]  # joins non-daemon threads
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # a private API that moved, or a closed pipe: exit the normal way
+        sys.exit(code)
+    os._exit(code)
