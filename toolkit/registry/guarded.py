@@ -47,6 +47,18 @@ def default_pip_requirements() -> list[str]:
     return pins
 
 
+def warm_up() -> None:
+    """Do now, e.g. on a thread while steps run, what logging a model pays for the first time:
+    importing ``mlflow.pyfunc``, and MLflow's map of installed packages (~1.2 s: it lists every
+    installed file to check the model's requirements against the environment)."""
+    import mlflow.pyfunc  # noqa: F401
+
+    with contextlib.suppress(Exception):  # a private helper: if it moved, logging pays later
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_packages_to_modules_map()
+
+
 def log_guarded_model(
     guarded: GuardedModel,
     *,

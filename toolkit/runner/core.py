@@ -38,7 +38,7 @@ from toolkit.report import (
 )
 from toolkit.run_report import write_run_report
 from toolkit.runlock import pipeline_lock
-from toolkit.runner import contract_checks
+from toolkit.runner import contract_checks, release_stage
 from toolkit.runner.cache import ALL, CacheSession, StepCache
 from toolkit.runner.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.runner.release_stage import gate_and_register
@@ -291,6 +291,7 @@ def _run(
             if tracking:
                 tracking.start()
                 emit(Event("tracking", message=settings.tracking_uri))
+                release_stage.warm_up_in_background(plan)
             execution = _Execution(settings, plan, request, emit, tracking, executor)
             execution.reused = reused
             with ThreadPoolExecutor(executor.capacity, "toolkit-step") as pool:

@@ -8,6 +8,8 @@ Passing gates register ``model.output`` of ``model.step`` as a new version with 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,21 @@ if TYPE_CHECKING:
 
 REFERENCE_ARTIFACT = "reference/reference_profile.json"
 TAG_REFERENCE = "toolkit.reference"
+
+
+def warm_up_in_background(plan: Plan) -> None:
+    """When this run may register a model, pay registration's one-off costs on a thread while
+    the steps run instead of after them, where they would hold up the end of the run."""
+    if plan.model is None or plan.gates is None:
+        return
+
+    def warm() -> None:
+        with contextlib.suppress(Exception):  # registration itself will report any problem
+            from toolkit.registry.guarded import warm_up
+
+            warm_up()
+
+    threading.Thread(target=warm, name="toolkit-release-warm-up", daemon=True).start()
 
 
 def contracts_ok(steps: tuple[StepReport, ...]) -> bool | None:
