@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -45,6 +46,19 @@ def default_pip_requirements() -> list[str]:
         with contextlib.suppress(PackageNotFoundError):
             pins.append(f"{package}=={version(package)}")
     return pins
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Keep MLflow's notes about how it pickles the model (a warning and an info line on every
+    registration, nothing the user can act on) out of the run's log; errors still show."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def warm_up() -> None:
@@ -100,7 +114,11 @@ def log_guarded_model(
     try:
         if run_id:
             client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
-        with tempfile.TemporaryDirectory(prefix="toolkit-guard-") as tmp, _by_value(code_modules):
+        with (
+            tempfile.TemporaryDirectory(prefix="toolkit-guard-") as tmp,
+            _by_value(code_modules),
+            _quiet("mlflow.pyfunc"),
+        ):
             local = os.path.join(tmp, "model")
             mlflow.pyfunc.save_model(
                 local,

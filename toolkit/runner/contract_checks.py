@@ -7,8 +7,6 @@ never deleted, so the offending file stays in the run folder for inspection.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -41,24 +39,21 @@ def load_suites(plan: Plan, expectations_dir: Path, cache_dir: Path | None = Non
                     ) from exc
 
 
-def warm_up_in_background(plan: Plan, skip: Callable[[str], bool]) -> None:
-    """Import GX on a thread if a step that will run has a contract: its import takes seconds
-    that would otherwise sit on the critical path at the first contract check."""
-    needed = any(
+def needs_gx(plan: Plan, skip: Callable[[str], bool]) -> bool:
+    """Whether a step that will run (``skip`` is False for it) has a contract to check."""
+    return any(
         item.contract
         for step in plan.steps
         if not skip(step.name)
         for item in (*step.inputs.values(), *step.outputs.values())
     )
-    if needed:
 
-        def warm() -> None:
-            from toolkit.contracts import warm_up
 
-            with contextlib.suppress(Exception):  # the real check will report any problem
-                warm_up()
+def warm_up() -> None:
+    """Import GX and build its context (seconds) before the first contract check needs it."""
+    from toolkit.contracts import warm_up as build_context
 
-        threading.Thread(target=warm, name="toolkit-gx-import", daemon=True).start()
+    build_context()
 
 
 def _load_once(name: str, expectations_dir: Path, cache_dir: Path | None) -> None:

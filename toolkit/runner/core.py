@@ -8,13 +8,14 @@ branches finish. SIGINT and SIGTERM kill the running kernels and end the run as 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -276,7 +277,7 @@ def _run(
     if up_to_date:
         emit(Event("up_to_date", message=f"nothing changed since run {up_to_date['run_id']}"))
     else:
-        contract_checks.warm_up_in_background(plan, cache.expect_hit)
+        _warm_up_engines(plan, cache, tracked)
     tracking = None
     if tracked and not up_to_date:
         tracking = RunTracking(
@@ -291,7 +292,6 @@ def _run(
             if tracking:
                 tracking.start()
                 emit(Event("tracking", message=settings.tracking_uri))
-                release_stage.warm_up_in_background(plan)
             execution = _Execution(settings, plan, request, emit, tracking, executor)
             execution.reused = reused
             with ThreadPoolExecutor(executor.capacity, "toolkit-step") as pool:
@@ -339,6 +339,25 @@ def _run(
             tracking.abort("KILLED")  # a no-op when every run was closed properly
     emit(Event("run_finished", status=report.status))
     return report
+
+
+def _warm_up_engines(plan: Plan, cache: CacheSession, tracked: bool) -> None:
+    """Import what the run will need, in the order it needs it: GX for the first contract
+    check, then what registering a model needs. One thread, not one each: imports hold the
+    GIL, so side by side they would only delay the one needed first."""
+    tasks: list[Callable[[], None]] = []
+    if contract_checks.needs_gx(plan, cache.expect_hit):
+        tasks.append(contract_checks.warm_up)
+    if tracked and release_stage.may_register(plan):
+        tasks.append(release_stage.warm_up)
+
+    def warm() -> None:
+        for task in tasks:
+            with contextlib.suppress(Exception):  # the real use reports any problem
+                task()
+
+    if tasks:
+        threading.Thread(target=warm, name="toolkit-warm-up", daemon=True).start()
 
 
 def _plan_record(plan: Plan, settings: Settings) -> dict[str, Any]:

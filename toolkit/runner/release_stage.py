@@ -8,8 +8,6 @@ Passing gates register ``model.output`` of ``model.step`` as a new version with 
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,19 +27,16 @@ REFERENCE_ARTIFACT = "reference/reference_profile.json"
 TAG_REFERENCE = "toolkit.reference"
 
 
-def warm_up_in_background(plan: Plan) -> None:
-    """When this run may register a model, pay registration's one-off costs on a thread while
-    the steps run instead of after them, where they would hold up the end of the run."""
-    if plan.model is None or plan.gates is None:
-        return
+def may_register(plan: Plan) -> bool:
+    return plan.model is not None and plan.gates is not None
 
-    def warm() -> None:
-        with contextlib.suppress(Exception):  # registration itself will report any problem
-            from toolkit.registry.guarded import warm_up
 
-            warm_up()
+def warm_up() -> None:
+    """Registration's one-off costs (``mlflow.pyfunc``, MLflow's installed-packages map, 1-2 s),
+    paid while the steps run instead of after them."""
+    from toolkit.registry.guarded import warm_up as prepare_logging
 
-    threading.Thread(target=warm, name="toolkit-release-warm-up", daemon=True).start()
+    prepare_logging()
 
 
 def contracts_ok(steps: tuple[StepReport, ...]) -> bool | None:
