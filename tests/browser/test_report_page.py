@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from _browser import chromium, require_chromium
 from conftest import MakeProject
 
 from toolkit.cli import main
+from toolkit.runner import RunRequest, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -37,10 +37,9 @@ def finished_run(
     """``(run_id, run_dir)`` of a two-step run of fast notebooks, without tracking."""
     spec = make_project(SPEC, name="tiny")
     monkeypatch.chdir(spec.parents[1])
-    code = main(["run", "pipelines/tiny.yaml", "--no-tracking", "--quiet", "--json"])
-    summary = json.loads(capsys.readouterr().out)
-    assert code == 0, summary
-    return summary["run_id"], Path(summary["run_dir"])
+    report = run_pipeline(RunRequest(spec, track=False))
+    assert report.status == "succeeded", report.to_dict()
+    return report.run_id, Path(report.run_dir)
 
 
 def test_run_report_renders_offline(finished_run: tuple[str, Path], tmp_path: Path) -> None:
