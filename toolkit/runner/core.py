@@ -404,7 +404,7 @@ def _report(
     if interrupted:
         status = INTERRUPTED
     else:
-        status = SUCCEEDED if statuses <= {SUCCEEDED, "cached"} else FAILED
+        status = SUCCEEDED if statuses <= {SUCCEEDED, CACHED} else FAILED
     return RunReport(
         run_id=plan.run_dir.name,
         pipeline=plan.pipeline,
