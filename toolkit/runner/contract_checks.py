@@ -7,6 +7,7 @@ never deleted, so the offending file stays in the run folder for inspection.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -56,19 +57,24 @@ def warm_up() -> None:
     build_context()
 
 
+@functools.cache
+def _gx_version() -> str:
+    """The installed GX version, read from package metadata (importing GX costs seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("great_expectations")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _load_once(name: str, expectations_dir: Path, cache_dir: Path | None) -> None:
     path = expectations_dir / f"{name.removesuffix('.json')}.json"
     marker = None
     if cache_dir is not None and path.is_file() and Path(name).name == name:
-        from importlib.metadata import PackageNotFoundError, version
-
         from toolkit.fsutil import sha256_file
 
-        try:
-            gx_version = version("great_expectations")
-        except PackageNotFoundError:
-            gx_version = "unknown"
-        marker = cache_dir / "suites" / f"{sha256_file(path)}-{gx_version}.ok"
+        marker = cache_dir / "suites" / f"{sha256_file(path)}-{_gx_version()}.ok"
         if marker.exists():
             return
     from toolkit.contracts import load_suite
