@@ -51,7 +51,24 @@ class KernelHandle:
                 process.send_signal(signal.SIGKILL)
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
+def _import_engines() -> None:
+    """Import papermill, nbclient and jupyter_client once, under one lock.
+
+    A warm kernel's thread and a step's thread can both make the first import; their modules
+    import each other, and Python then hands one thread a half-initialised module
+    ("cannot import name 'AsyncKernelManager' from partially initialized module"), which a
+    fresh-clone test run hit.
+    """
+    with _IMPORT_LOCK:
+        import jupyter_client.manager  # noqa: F401
+        import papermill  # noqa: F401
+
+
 def _kernel_manager_class(env: Mapping[str, str], handle: KernelHandle) -> type:
+    _import_engines()
     from jupyter_client.manager import AsyncKernelManager
 
     class StepKernelManager(AsyncKernelManager):  # type: ignore[misc]
@@ -245,6 +262,7 @@ def execute(
         StepFailed: a cell raised (``kind="cell"``), the kernel died (``"dead_kernel"``), the
             step ran past its timeout (``"timeout"``) or was stopped (``"interrupted"``).
     """
+    _import_engines()
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError

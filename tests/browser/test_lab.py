@@ -106,6 +106,13 @@ def test_example_notebook_opens_with_its_kernel(tmp_path: Path) -> None:
                 time.sleep(0.2)
             assert kernel.inner_text().strip() == expected
             cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+            # JupyterLab attaches cells progressively after the first one appears.
+            page.wait_for_function(
+                "n => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')"
+                ".length >= n",
+                arg=len(notebook["cells"]),
+                timeout=30_000,
+            )
             assert cells.count() == len(notebook["cells"])
             assert page.locator(".jp-NotebookPanel .jp-MarkdownCell").count() == markdown_cells
             heading = page.locator(".jp-NotebookPanel .jp-RenderedMarkdown h1").first
