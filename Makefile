@@ -12,7 +12,7 @@ STAMP := $(VENV)/.toolkit-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test lint bench clean lab browser-deps
+.PHONY: help install lock demo test lint bench clean lab browser-deps
 
 help:
 	@echo "make demo   - set up .venv and run the example pipeline end to end"
@@ -21,15 +21,24 @@ help:
 	@echo "make bench  - run the benchmarks and write benchmarks/RESULTS.md"
 	@echo "make clean  - remove runs, the local MLflow store and caches (keeps .venv)"
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# pip's own notices about optional local wheel folders are noise here; real errors still fail the build.
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2> >(grep -v "is ignored: it is neither" >&2)
-	# jupyterlab pulls in rfc3987-syntax (jsonschema's optional IRI check), which compiles a grammar
-	# on import: +2-6 s in every process importing nbformat/papermill. Nothing here needs it.
-	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
+# The environment comes from uv.lock (exact versions and hashes), so every clone runs what was
+# tested. uv itself is pinned and bootstrapped from the package index into .cache/uv (pip only).
+UV_VERSION := 0.13.9
+UV := .cache/uv/bin/uv
+
+$(UV):
+	$(PYTHON) -m venv .cache/uv
+	.cache/uv/bin/python -m pip install --quiet "uv==$(UV_VERSION)" 2> >(grep -v "is ignored: it is neither" >&2)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	# --locked: fail if pyproject.toml and uv.lock disagree (run `make lock` after editing deps).
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --extra dev --python $(PYTHON)
 	$(BIN)/python -m ipykernel install --sys-prefix --name toolkit --display-name "Python (toolkit)" >/dev/null
 	touch $@
+
+# After changing dependencies in pyproject.toml: re-resolve and commit uv.lock.
+lock: | $(UV)
+	$(UV) lock
 
 install: $(STAMP)
 
