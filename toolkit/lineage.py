@@ -68,8 +68,10 @@ def _strip_credentials(url: str) -> str:
 def git_info(path: Path | None = None) -> GitInfo:
     """Commit, branch, dirty flag and remote of the repository containing ``path``.
 
-    ``dirty`` counts changes to tracked files only (like ``git describe --dirty``): untracked
-    outputs such as run folders would otherwise mark every run dirty.
+    ``dirty`` counts changes to tracked files and untracked files that are not ignored: a new
+    helper module or notebook nobody committed changes what a run does just as much as an edit,
+    and a checkout of the commit would not have it. Run folders and tracking stores belong in
+    ``.gitignore``, so they do not count.
     ``branch`` is None on a detached HEAD (typical in CI).
     """
     cwd = Path(path or Path.cwd())
@@ -83,7 +85,7 @@ def git_info(path: Path | None = None) -> GitInfo:
         return empty
     commit = _git(["rev-parse", "--verify", "--quiet", "HEAD"], cwd) or None
     branch = _git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd) or None
-    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    status = _git(["status", "--porcelain", "--untracked-files=normal"], cwd)
     remote = _git(["config", "--get", "remote.origin.url"], cwd)
     return {
         "commit": commit,
@@ -116,8 +118,62 @@ def installed_packages() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def environment(*, packages: bool = True) -> dict[str, Any]:
-    """User, host, interpreter and (optionally) installed packages: logged once per run."""
+#: Lock files, most specific first: the first one found at the project root pins the run.
+LOCK_FILES = ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "requirements.lock")
+
+
+def lock_info(root: Path | None) -> dict[str, str] | None:
+    """``{"file", "sha256"}`` of the project's dependency lock, or None without one.
+
+    The hash names the exact set of pinned distributions: two runs with the same lock hash were
+    meant to run on the same packages, whatever ``packages`` says was really installed.
+    """
+    if root is None:
+        return None
+    for name in LOCK_FILES:
+        path = Path(root) / name
+        if path.is_file():
+            try:
+                return {"file": name, "sha256": sha256_file(path)}
+            except OSError:
+                return None
+    return None
+
+
+def kernel_interpreter(kernel: str | None) -> dict[str, str | None] | None:
+    """The interpreter a Jupyter kernel runs: ``{"kernel", "argv0", "executable"}``.
+
+    The notebooks run there, not in the orchestrator's interpreter. A kernelspec whose command is
+    plain ``python`` is started with the orchestrator's own interpreter (jupyter_client's rule),
+    so that is what is recorded for it.
+    """
+    if not kernel:
+        return None
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager  # lazy: jupyter's import cost
+
+        argv = KernelSpecManager().get_kernel_spec(kernel).argv
+    except Exception:  # no such kernel, no jupyter_client: the run reports it elsewhere
+        return {"kernel": kernel, "argv0": None, "executable": None}
+    argv0 = argv[0] if argv else None
+    bare = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    if argv0 in bare:
+        executable: str | None = sys.executable
+    else:
+        import shutil
+
+        executable = shutil.which(argv0) if argv0 else None
+    return {"kernel": kernel, "argv0": argv0, "executable": executable}
+
+
+def environment(
+    *, packages: bool = True, root: Path | None = None, kernel: str | None = None
+) -> dict[str, Any]:
+    """User, host, interpreter and (optionally) installed packages: logged once per run.
+
+    With ``root``, the hash of the project's lock file (``lock``); with ``kernel``, the
+    interpreter that kernel runs (``kernel_interpreter``).
+    """
     info: dict[str, Any] = {
         "user": current_user(),
         "host": socket.gethostname(),
@@ -127,6 +183,10 @@ def environment(*, packages: bool = True) -> dict[str, Any]:
         "platform": platform.platform(),
         "pid": os.getpid(),
     }
+    if root is not None:
+        info["lock"] = lock_info(root)
+    if kernel is not None:
+        info["kernel_interpreter"] = kernel_interpreter(kernel)
     if packages:
         info["packages"] = installed_packages()
     return info

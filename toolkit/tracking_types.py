@@ -23,6 +23,7 @@ TAG_ERROR_MESSAGE = "toolkit.error.message"
 TAG_GIT_COMMIT = "git.commit"
 TAG_GIT_DIRTY = "git.dirty"
 TAG_GIT_BRANCH = "git.branch"
+TAG_LOCK_HASH = "toolkit.lock.sha256"  # the dependency lock the run was installed from
 # MLflow's system tags, which its UI understands.
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
 MLFLOW_RUN_NAME = "mlflow.runName"

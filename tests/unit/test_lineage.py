@@ -56,11 +56,29 @@ def test_git_info_clean_repo(repo: Path) -> None:
 
 
 @needs_git
-def test_git_info_dirty_only_for_tracked_changes(repo: Path) -> None:
-    (repo / "runs.txt").write_text("untracked output\n")
+def test_git_info_untracked_files_make_the_tree_dirty_unless_ignored(repo: Path) -> None:
+    (repo / ".git" / "info" / "exclude").write_text("runs/\n")
+    (repo / "runs").mkdir()
+    (repo / "runs" / "out.txt").write_text("an ignored run folder\n")
     assert lineage.git_info(repo)["dirty"] is False
+    (repo / "helper.py").write_text("# a module nobody committed\n")
+    assert lineage.git_info(repo)["dirty"] is True
+    (repo / "helper.py").unlink()
     (repo / "spec.yaml").write_text("steps: [changed]\n")
     assert lineage.git_info(repo)["dirty"] is True
+
+
+def test_environment_records_the_lock_hash_and_the_kernel_interpreter(tmp_path: Path) -> None:
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    env = lineage.environment(packages=False, root=tmp_path, kernel="python3")
+    assert env["lock"] == {
+        "file": "uv.lock",
+        "sha256": hashlib.sha256(b"version = 1\n").hexdigest(),
+    }
+    interp = env["kernel_interpreter"]
+    assert interp["kernel"] == "python3" and interp["executable"]
+    assert Path(interp["executable"]).exists()
+    assert lineage.environment(packages=False, root=tmp_path / "none")["lock"] is None
 
 
 @needs_git

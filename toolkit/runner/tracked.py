@@ -18,13 +18,14 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.forwarder import MetricsForwarder
-from toolkit.lineage import current_user, environment, git_info, scheduler_context
+from toolkit.lineage import current_user, environment, git_info, lock_info, scheduler_context
 from toolkit.plan import Plan, PlannedStep
 from toolkit.report import CACHED, FAILED, INTERRUPTED, SUCCEEDED, RunReport, StepReport
 from toolkit.runner.step_runs import StepRuns
 from toolkit.secrets import Redactor, redact_params
 from toolkit.settings import Settings
 from toolkit.tracking import Tracker, lineage_tags
+from toolkit.tracking_types import TAG_LOCK_HASH
 
 log = logging.getLogger(__name__)
 STATUS = {SUCCEEDED: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
@@ -113,6 +114,9 @@ class RunTracking:
             scheduler=scheduler,
         )
         tags[TAG_TRIGGERED_BY] = current_user() or "unknown"
+        lock = lock_info(self.settings.root)
+        if lock:
+            tags[TAG_LOCK_HASH] = lock["sha256"]
         self._parent = self.tracker.start_pipeline(
             plan.pipeline,
             run_name=plan.run_dir.name,
@@ -126,7 +130,11 @@ class RunTracking:
         parent = self._parent
         self.tracker.log_artifact(parent, plan.spec_path, "spec")
         self._env_thread = threading.Thread(
-            target=lambda: self.tracker.log_dict(parent, environment(), "environment.json"),
+            target=lambda: self.tracker.log_dict(
+                parent,
+                environment(root=self.settings.root, kernel=self.settings.kernel),
+                "environment.json",
+            ),
             name="toolkit-env",
             daemon=True,
         )
