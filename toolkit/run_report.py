@@ -48,6 +48,8 @@ from toolkit.settings import DEFAULT_SECRET_PATTERNS
 log = logging.getLogger(__name__)
 SECTIONS = ("dag", "steps", "parameters", "contracts", "gates", "metrics", "lineage")
 _FACTS = ("path", "kind", "format", "rows", "size", "sha256")
+#: Written into a run's folder by ``toolkit reproduce``: the latest reproduction's verdict.
+REPRODUCTION_FILE = "reproduction.json"
 
 
 def _read_json(path: Path) -> Any:
@@ -85,6 +87,8 @@ class _Page:
         self.plan = _read_json(run_dir / "plan.json") or {}
         self.summary = _read_json(run_dir / "summary.json") or {}
         self.lineage = _read_json(run_dir / "lineage.json")
+        self.reproduction = _read_json(run_dir / REPRODUCTION_FILE)
+        self.extra: list[tuple[str, str, str]] = []  # optional sections: (id, title, html)
         recorded = self.summary.get("run_dir") or self.plan.get("run_dir") or run_dir
         self.recorded = Path(recorded)
         done = {s.get("name"): s for s in self.summary.get("steps", [])}
@@ -122,6 +126,8 @@ class _Page:
     # --------------------------------------------------------------------------------- page
     def render(self) -> str:
         title = f"{self.pipeline} · run {self.run_id} · toolkit run report"
+        if isinstance(self.reproduction, dict):
+            self.extra.append(("reproduction", "Latest reproduction", self.reproduction_html()))
         body = "".join(
             [
                 self.header(),
@@ -132,6 +138,7 @@ class _Page:
                 self.section("gates", "Release gates", self.gates()),
                 self.section("metrics", "Key metrics", self.metrics()),
                 self.section("lineage", "Lineage", self.lineage_html()),
+                *(self.section(sid, title, html) for sid, title, html in self.extra),
             ]
         )
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -166,7 +173,8 @@ class _Page:
         if s.get("mlflow_run_id"):
             facts.append(("MLflow run", s["mlflow_run_id"]))
         dl = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in facts)
-        nav = "".join(f'<a href="#{sid}">{sid}</a>' for sid in SECTIONS)
+        sids = (*SECTIONS, *(sid for sid, _, _ in self.extra))
+        nav = "".join(f'<a href="#{sid}">{sid}</a>' for sid in sids)
         return (
             f'<header><div class="eyebrow">toolkit run report</div><h1>{esc(self.pipeline)} '
             f'<span class="run">{esc(self.run_id)}</span> {badge(status)}</h1>'
@@ -342,6 +350,29 @@ class _Page:
         pkgs = "<p class='small muted'>Installed packages: <code>environment.json</code> of the "
         pkgs += "MLflow run, when tracked.</p>"
         return self.facts(facts) + "<h3>Data fingerprints</h3>" + (data or "<p>None.</p>") + pkgs
+
+    # ------------------------------------------------------------------------ reproduction
+    def reproduction_html(self) -> str:
+        r = self.reproduction or {}
+        facts = [
+            ("Verdict", r.get("headline") or r.get("verdict")),
+            ("Reproduced as run", r.get("new_run")),
+            ("MLflow run", r.get("mlflow_run_id")),
+            ("From commit", r.get("commit")),
+            ("Exit code", r.get("exit_code")),
+        ]
+        rows = [
+            f"<tr><td>{esc(c.get('kind'))}</td><td><code>"
+            f"{esc('.'.join(x for x in (c.get('step'), c.get('key')) if x))}</code></td>"
+            f"<td>{esc(c.get('original'))}</td><td>{esc(c.get('new'))}</td>"
+            f"<td>{esc(c.get('verdict'))}</td></tr>"
+            for c in r.get("comparisons") or []
+        ]
+        notes = "".join(f"<p class='small'>{esc(n)}</p>" for n in r.get("notes") or [])
+        if r.get("hint"):
+            notes += f"<p class='small'>hint: {esc(r['hint'])}</p>"
+        compared = table(("kind", "item", "original", "reproduction", "verdict"), rows)
+        return self.facts(facts) + (compared if rows else "<p>Nothing compared.</p>") + notes
 
     def facts(self, items: list[tuple[str, Any]]) -> str:
         dl = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in items if v)

@@ -96,7 +96,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from toolkit.runner.reproduce import ReproduceRequest, reproduce
 
     request = ReproduceRequest(
-        run=args.run_id, allow_dirty=args.allow_dirty, rtol=args.rtol, workers=args.workers
+        run=args.run_id,
+        pipeline=args.pipeline,
+        allow_dirty=args.allow_dirty,
+        allow_changed_inputs=args.allow_changed_inputs,
+        strict_env=args.strict_env,
+        rtol=args.rtol,
+        atol=args.atol,
+        workers=args.workers,
     )
     report = reproduce(request, None if args.json else ProgressPrinter())
     print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.to_text())
@@ -117,16 +124,29 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(handler=cmd_show)
     rep = sub.add_parser(
         "reproduce",
-        help="re-run a past run from its commit and compare (exit 0 identical, "
-        "7 within tolerance, 8 differing)",
+        help="re-run a past run from its commit in a temporary worktree and compare "
+        "(exit 0 identical or the failure reproduced, 7 within tolerance, 8 differing or "
+        "nothing to compare, 2 cannot reproduce)",
     )
     rep.add_argument("run_id", help="toolkit run id or MLflow run id")
+    rep.add_argument("--pipeline", help="refuse a run of any other pipeline")
     rep.add_argument(
         "--allow-dirty",
         action="store_true",
-        help="run even if the tree differs from the recorded commit",
+        help="reproduce a run made from a dirty tree from its commit anyway",
+    )
+    rep.add_argument(
+        "--allow-changed-inputs",
+        action="store_true",
+        help="run even if inputs outside the commit changed since the original",
+    )
+    rep.add_argument(
+        "--strict-env",
+        action="store_true",
+        help="a different environment (Python, packages, lock) fails the verdict",
     )
     rep.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for metrics")
+    rep.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance for metrics")
     rep.add_argument("--workers", type=int, default=None)
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(handler=cmd_reproduce)
