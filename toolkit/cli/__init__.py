@@ -37,7 +37,7 @@ EXIT_CODES_HELP = """exit codes:
   5    a monitoring alert fired
   6    another run of the same pipeline holds the lock
   7    reproduce: metrics within tolerance, not identical
-  8    reproduce: results differ from the original
+  8    reproduce: results differ from the original, or there was nothing to compare
   130  interrupted (SIGINT or SIGTERM)
 """
 
