@@ -7,12 +7,12 @@ kernel start (papermill's ``inspect_notebook`` would import papermill on the CLI
 from __future__ import annotations
 
 import ast
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.errors import NotebookError, did_you_mean
+from toolkit.nbsource import read_notebook
 
 PARAMETERS_TAG = "parameters"
 
@@ -49,15 +49,17 @@ def _literal(node: ast.expr, source: str) -> Any:
 
 
 def load_cells(path: Path) -> dict[str, Any]:
-    """Load a notebook as plain JSON, with errors that name the file."""
+    """Load a notebook (``.ipynb`` or percent ``.py``) as plain JSON, with errors that name the
+    file."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_notebook(path)
     except FileNotFoundError as exc:
         hint = None
         if path.parent.is_dir():
-            hint = did_you_mean(path.name, [p.name for p in path.parent.glob("*.ipynb")])
+            names = [p.name for p in (*path.parent.glob("*.ipynb"), *path.parent.glob("*.py"))]
+            hint = did_you_mean(path.name, names)
         raise NotebookError(f"notebook not found: {path}", hint=hint) from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise NotebookError(f"cannot read notebook {path}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise NotebookError(f"{path} is not a Jupyter notebook (no 'cells' list)")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import StepFailed
+from toolkit.nbsource import for_execution
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -281,7 +282,7 @@ def execute(
     started = time.monotonic()
     try:
         pm.execute_notebook(
-            str(request.notebook),
+            for_execution(request.notebook),  # a path, or the cells of a percent .py
             str(partial),
             parameters=dict(request.parameters),
             kernel_name=request.kernel,

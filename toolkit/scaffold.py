@@ -23,6 +23,7 @@ import yaml
 from toolkit.errors import ToolkitError, did_you_mean
 from toolkit.fsutil import atomic_write_text
 from toolkit.nbparams import PARAMETERS_TAG, load_cells
+from toolkit.nbsource import to_percent_text
 from toolkit.settings import Settings, load_settings
 from toolkit.spec import NAME_RE, Pipeline, discover_specs, load_spec
 
@@ -44,6 +45,7 @@ class NewStepRequest:
     pipeline: str | None = None
     after: str | None = None
     root: Path | None = None  # the project root; default: the project containing the cwd
+    format: str = "ipynb"  # or "py": a jupytext percent script, reviewable as text
 
 
 @dataclass(frozen=True)
@@ -370,7 +372,8 @@ def new_step(request: NewStepRequest) -> NewStepResult:
     root = settings.root
     spec_path = resolve_pipeline(root, request.pipeline)
     spec = load_spec(spec_path)
-    notebook = root / NOTEBOOKS_DIR / f"{request.name}.ipynb"
+    suffix = ".py" if request.format == "py" else ".ipynb"
+    notebook = root / NOTEBOOKS_DIR / f"{request.name}{suffix}"
     _check_name(request.name, spec, notebook, root)
     after = request.after or spec.step_names[-1]
     if after not in spec.step_names:
@@ -402,6 +405,8 @@ def new_step(request: NewStepRequest) -> NewStepResult:
         output=(out_key, default(out_path)),
         kernelspec=_kernelspec(upstream.notebook, settings),
     )
+    if request.format == "py":
+        notebook_text = to_percent_text(notebook_text)
     entry: dict[str, Any] = {
         "name": request.name,
         "notebook": PurePosixPath(os.path.relpath(notebook, spec_path.parent)).as_posix(),

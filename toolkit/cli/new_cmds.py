@@ -9,7 +9,9 @@ import json
 def cmd_new_step(args: argparse.Namespace) -> int:
     from toolkit.scaffold import NewStepRequest, new_step
 
-    result = new_step(NewStepRequest(name=args.name, pipeline=args.pipeline, after=args.after))
+    result = new_step(
+        NewStepRequest(name=args.name, pipeline=args.pipeline, after=args.after, format=args.format)
+    )
     if args.json:
         print(
             json.dumps(
@@ -49,6 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--after",
         metavar="STEP",
         help="the step whose outputs become the new step's inputs (default: the last step)",
+    )
+    step.add_argument(
+        "--format",
+        choices=("ipynb", "py"),
+        default="ipynb",
+        help="py: a jupytext percent script (notebooks/NAME.py), readable in code review",
     )
     step.add_argument("--json", action="store_true", help="print what was created as JSON")
     step.set_defaults(handler=cmd_new_step)

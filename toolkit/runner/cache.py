@@ -29,6 +29,7 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.fsutil import atomic_write_json, sha256_file
+from toolkit.nbsource import read_notebook
 from toolkit.plan import Plan, PlannedStep
 from toolkit.report import CACHED, SUCCEEDED, RunReport, StepReport
 
@@ -57,8 +58,9 @@ def _digest(data: object) -> str:
 
 
 def notebook_source_hash(path: Path) -> str:
-    """Hash of what a notebook does: cell types, sources and tags; not outputs or counts."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    """Hash of what a notebook does: cell types, sources and tags; not outputs, counts or cell
+    ids (a percent ``.py`` gets random ids on every read)."""
+    nb = read_notebook(path)
     cells = []
     for cell in nb.get("cells", []):
         source = cell.get("source", "")

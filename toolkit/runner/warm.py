@@ -10,11 +10,11 @@ environment and working folder, imports what the notebook imports (or the step's
 from __future__ import annotations
 
 import ast
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from toolkit.nbsource import read_notebook
 from toolkit.notebook import WarmKernel, wait_for_shutdowns
 from toolkit.plan import PlannedStep
 
@@ -39,7 +39,7 @@ def preload_code(step: PlannedStep) -> str:
 
 def _notebook_imports(path: Path) -> list[str]:
     try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
+        nb = read_notebook(path)
     except (OSError, ValueError):
         return []
     found: list[str] = []
