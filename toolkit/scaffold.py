@@ -1,8 +1,9 @@
 """``toolkit new step``: scaffold a notebook step and add it to a pipeline spec.
 
-The new notebook has a tagged ``parameters`` cell whose inputs are wired to the outputs of the
-step it follows (``--after``, by default the spec's last step), one output of its own, and an
-example of the in-notebook API (:mod:`toolkit.step`). The spec is edited as text, so its comments,
+The new notebook (rendered from ``toolkit/templates/step.ipynb``) has a tagged ``parameters``
+cell whose inputs are wired to the outputs of the step it follows (``--after``, by default the
+spec's last step), one output of its own, and an example of the in-notebook API
+(:mod:`toolkit.step`). The spec is edited as text, so its comments,
 key order and layout stay exactly as they were: the new step's lines are inserted after the last
 line of the step it follows. The edit is checked by parsing the result before anything is
 written, and both files are written atomically, the notebook first.
@@ -10,7 +11,6 @@ written, and both files are written atomically, the notebook first.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -20,12 +20,14 @@ from typing import Any
 
 import yaml
 
+from toolkit import templating
 from toolkit.errors import ToolkitError, did_you_mean
 from toolkit.fsutil import atomic_write_text
-from toolkit.nbparams import PARAMETERS_TAG, load_cells
+from toolkit.nbparams import load_cells
 from toolkit.nbsource import to_percent_text
 from toolkit.settings import Settings, load_settings
 from toolkit.spec import NAME_RE, Pipeline, discover_specs, load_spec
+from toolkit.templating import yaml_scalar
 
 NOTEBOOKS_DIR = "notebooks"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -162,83 +164,24 @@ def render_notebook(
     output: tuple[str, str],
     kernelspec: dict[str, Any],
 ) -> str:
-    """The new step's notebook as nbformat 4 JSON text.
+    """The new step's notebook as nbformat 4 JSON text, from ``templates/step.ipynb``.
 
     ``inputs`` maps a parameter to ``(reference, default path)``; ``output`` is
     ``(parameter, default path)``.
     """
-    import nbformat
-
     out_key, out_default = output
-    wired = "\n".join(f"- `{k}`: the `{ref}` output" for k, (ref, _) in inputs.items())
-    params = [
-        "# Parameters: defaults for running by hand; `toolkit run` injects the pipeline's values."
-    ]
-    if inputs:
-        params.append(f"# Inputs: files the `{after}` step wrote.")
-        params += [f"{k} = {json.dumps(default)}" for k, (_, default) in inputs.items()]
-    params.append(f"# Output: the file this step writes (later steps read `{name}.{out_key}`).")
-    params.append(f"{out_key} = {json.dumps(out_default)}")
-    mapping = ", ".join(f'"{k}": {k}' for k in inputs)
-    cells: list[tuple[str, str, list[str]]] = [
-        (
-            "markdown",
-            f"# {name}\n\n"
-            f"A step of the `{pipeline}` pipeline, run after `{after}`. Under `toolkit run` the\n"
-            "parameters cell below receives the run's paths; run by hand, its defaults are used.\n"
-            + (f"\nInputs:\n\n{wired}\n" if wired else ""),
-            [],
-        ),
-        ("code", "import json\nfrom pathlib import Path\n\nfrom toolkit import step", []),
-        ("code", "\n".join(params), [PARAMETERS_TAG]),
-        (
-            "code",
-            f"inputs = {{{mapping}}}\n"
-            "found = {key: Path(path).exists() for key, path in inputs.items()}\n"
-            "found",
-            [],
-        ),
-        (
-            "markdown",
-            "Record metrics with `step.log_metric(key, value)` or `step.log_metrics({...})`: under\n"
-            "`toolkit run` they go to the run's tracking (release gates read them); by hand they\n"
-            "are kept in memory and `step.recorded()` shows them. Write every declared output:\n"
-            "the run fails if one is missing. `step.log_output(name, path)` records extra files.",
-            [],
-        ),
-        (
-            "code",
-            "summary = {\n"
-            '    key: {"path": str(path), "bytes": Path(path).stat().st_size if found[key] else None}\n'
-            "    for key, path in inputs.items()\n"
-            "}\n"
-            f"Path({out_key}).parent.mkdir(parents=True, exist_ok=True)\n"
-            f"Path({out_key}).write_text(json.dumps(summary, indent=2, sort_keys=True))\n"
-            'step.log_metric("inputs_found", sum(found.values()))\n'
-            "step.recorded()",
-            [],
-        ),
-    ]
-    nb = nbformat.v4.new_notebook(
-        metadata={"kernelspec": kernelspec, "language_info": {"name": "python"}}
-    )
-    for kind, source, tags in cells:
-        make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
-        nb.cells.append(make(source=source, metadata={"tags": tags} if tags else {}))
-    nbformat.validate(nb)
-    return nbformat.writes(nb) + "\n"
+    context = {
+        "name": name,
+        "pipeline": pipeline,
+        "after": after,
+        "inputs": inputs,
+        "out_key": out_key,
+        "out_default": out_default,
+    }
+    return templating.render_notebook("step.ipynb", context, kernelspec=kernelspec)
 
 
 # ----------------------------------------------------------------------------- the spec, as text
-
-
-def _plain(value: str) -> str:
-    """``value`` as a YAML scalar: plain when it reads back unchanged, else double-quoted."""
-    try:
-        same = yaml.safe_load(value) == value and ": " not in value and " #" not in value
-    except yaml.YAMLError:
-        same = False
-    return value if same and value.strip() == value and value else json.dumps(value)
 
 
 def _end_line(node: yaml.Node) -> int:
@@ -297,14 +240,15 @@ def insert_step_text(text: str, after: str, entry: dict[str, Any], *, path: Path
             sub = max(value.value[0][0].start_mark.column - col, 1)
             break
     block = [
-        f"{prefix}name: {_plain(entry['name'])}",
-        f"{indent}notebook: {_plain(entry['notebook'])}",
+        f"{prefix}name: {yaml_scalar(entry['name'])}",
+        f"{indent}notebook: {yaml_scalar(entry['notebook'])}",
     ]
     for section in ("inputs", "outputs"):
         if entry.get(section):
             block.append(f"{indent}{section}:")
             block += [
-                f"{indent}{' ' * sub}{_plain(k)}: {_plain(v)}" for k, v in entry[section].items()
+                f"{indent}{' ' * sub}{yaml_scalar(k)}: {yaml_scalar(v)}"
+                for k, v in entry[section].items()
             ]
     # Separate steps by a blank line when the file does.
     separated = any(_blank_before(lines, it.start_mark.line) for it in items[1:])
