@@ -39,3 +39,19 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_new_text(path: Path, text: str) -> None:
+    """Create ``path`` with ``text``, never replacing a file: it fails if ``path`` exists.
+
+    The content is written to a temporary file first and then hard-linked into place, so the
+    file appears complete or not at all, and a file created meanwhile is left untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.link(tmp, path)  # FileExistsError if it exists
+    finally:
+        Path(tmp).unlink(missing_ok=True)

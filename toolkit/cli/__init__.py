@@ -19,6 +19,7 @@ from toolkit import __version__
 from toolkit.cli import (
     contracts_cmds,
     export_cmds,
+    init_cmds,
     monitor_cmds,
     new_cmds,
     pipeline_cmds,
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     release_cmds.register(sub)
     monitor_cmds.register(sub)
     export_cmds.register(sub)
+    init_cmds.register(sub)
     new_cmds.register(sub)
     report_cmds.register(sub)
     return parser

@@ -1,9 +1,10 @@
-"""``toolkit new step``: scaffold a notebook step wired into a pipeline."""
+"""``toolkit new step`` and ``toolkit new pipeline``: scaffold a step, draft a spec from notebooks."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def cmd_new_step(args: argparse.Namespace) -> int:
@@ -32,8 +33,19 @@ def cmd_new_step(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_pipeline(args: argparse.Namespace) -> int:
+    from toolkit.draft_pipeline import NewPipelineRequest, new_pipeline
+
+    notebooks = tuple(Path(p) for p in args.notebooks)
+    result = new_pipeline(NewPipelineRequest(name=args.name, notebooks=notebooks))
+    print(json.dumps(result.to_dict(), indent=2, default=str) if args.json else result.to_text())
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    new = sub.add_parser("new", help="scaffold new project pieces (a notebook step)")
+    new = sub.add_parser(
+        "new", help="scaffold project pieces: a notebook step, a pipeline from notebooks"
+    )
     nsub = new.add_subparsers(dest="new_command", metavar="WHAT", required=True)
     step = nsub.add_parser(
         "step",
@@ -60,3 +72,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     step.add_argument("--json", action="store_true", help="print what was created as JSON")
     step.set_defaults(handler=cmd_new_step)
+
+    pipeline = nsub.add_parser(
+        "pipeline",
+        help="draft pipelines/NAME.yaml from existing notebooks, in the order given",
+        description="Draft pipelines/NAME.yaml with one step per notebook, in the order given. "
+        "Parameters (from each notebook's cell tagged 'parameters') whose values are file paths "
+        "become inputs or outputs, wired where one notebook writes a file the next reads. It "
+        "prints every guess and what to check; an existing spec is never overwritten (exit 2).",
+    )
+    pipeline.add_argument("name", help="the pipeline's name (also the spec's file name)")
+    pipeline.add_argument(
+        "--notebooks",
+        nargs="+",
+        required=True,
+        metavar="NOTEBOOK",
+        help="the notebooks, in run order (paths relative to the current folder)",
+    )
+    pipeline.add_argument("--json", action="store_true", help="print the draft as JSON")
+    pipeline.set_defaults(handler=cmd_new_pipeline)
