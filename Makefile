@@ -12,13 +12,14 @@ STAMP := $(VENV)/.toolkit-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install lock demo test lint bench clean lab browser-deps
+.PHONY: help install lock demo test lint bench clean lab browser-deps wheel
 
 help:
 	@echo "make demo   - set up .venv and run the example pipeline end to end"
 	@echo "make test   - set up .venv, lint, and run the test suite"
 	@echo "make lab    - JupyterLab on http://127.0.0.1:$(LAB_PORT) with the project's kernel"
 	@echo "make bench  - run the benchmarks and write benchmarks/RESULTS.md"
+	@echo "make wheel  - build dist/nbgate-*.whl and dist/constraints.txt for other projects"
 	@echo "make clean  - remove runs, the local MLflow store and caches (keeps .venv)"
 
 # The environment comes from uv.lock (exact versions and hashes), so every clone runs what was
@@ -41,6 +42,12 @@ lock: | $(UV)
 	$(UV) lock
 
 install: $(STAMP)
+
+# For other projects: the wheel (dist/nbgate-*.whl) and the versions this lock tested
+# (dist/constraints.txt): pip install -c dist/constraints.txt dist/nbgate-*.whl
+wheel: | $(UV)
+	$(UV) build --wheel -o dist
+	$(UV) export --quiet --frozen --no-hashes --no-emit-project -o dist/constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/toolkit check

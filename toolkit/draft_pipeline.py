@@ -218,17 +218,16 @@ def _classify(steps: list[DraftedStep]) -> None:
             ]
             earlier = [o for o in others if o[0] < i]
             later = [o for o in others if o[0] > i]
+            readers = [o for o in later if steps[o[0]].guess(o[2]).kind != "output"]
             hint = name_hint(g.param)
             if earlier:
                 g.kind, g.sure = "input", True
                 g.reason = f"the same file as {earlier[-1][1]}.{earlier[-1][2]}"
-            elif later_readers := [
-                o for o in later if steps[o[0]].guess(o[2]).kind in ("input", "")
-            ]:
-                # Written here and read there, unless it is a file both only read.
-                g.kind, g.sure = "output", not g.resolved.exists()
-                first = later_readers[0]
-                g.reason = f"the file {first[1]}.{first[2]} reads"
+            elif readers and not g.resolved.exists():
+                # Named by a later notebook that reads it: written here, read there. (A file
+                # that exists may just be read by both: decided below.)
+                g.kind, g.sure = "output", True
+                g.reason = f"the file {readers[0][1]}.{readers[0][2]} reads"
             elif hint:
                 g.kind, g.reason = hint, f"guessed from the name {g.param!r}"
             elif g.resolved.exists():

@@ -145,7 +145,7 @@ _IN_WORDS = ("in", "input", "src", "source", "raw", "data", "load", "read")
 
 def name_hint(name: str) -> str | None:
     """ "output" or "input" from a parameter's name (``out_path``, ``input_file``), or None."""
-    words = set(re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name.lower()))
+    words = {w.lower() for w in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name)}
     if words & set(_OUT_WORDS):
         return "output"
     if words & set(_IN_WORDS):

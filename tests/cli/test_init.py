@@ -68,7 +68,9 @@ def test_a_folder_holding_a_project_is_refused_with_nothing_written(
 ) -> None:
     root = tmp_path / "proj"
     root.mkdir()
-    (root / "pyproject.toml").write_text('[project]\nname = "proj"\n\n[tool.toolkit]\nkernel = "k"\n')
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "proj"\n\n[tool.toolkit]\nkernel = "k"\n'
+    )
     (root / "notes.txt").write_text("mine")
     before = _tree(root)
     monkeypatch.chdir(tmp_path)
@@ -83,7 +85,9 @@ def test_a_folder_holding_a_project_is_refused_with_nothing_written(
 def test_an_existing_python_project_gets_the_table_and_keeps_its_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    pyproject = '[project]\nname = "shop"\ndependencies = ["pandas"]\n\n[tool.ruff]\nline-length = 99'
+    pyproject = (
+        '[project]\nname = "shop"\ndependencies = ["pandas"]\n\n[tool.ruff]\nline-length = 99'
+    )
     (tmp_path / "pyproject.toml").write_text(pyproject)  # no final newline
     (tmp_path / "README.md").write_text("# shop\n")
     (tmp_path / ".gitignore").write_text("*.log\nruns/\n")
@@ -117,7 +121,7 @@ def test_an_existing_python_project_gets_the_table_and_keeps_its_files(
     ("content", "message"),
     [
         ("[project\nname = 1\n", "cannot be read as TOML"),
-        ('tool = {ruff = {line-length = 99}}\n', "cannot add a [tool.toolkit] table"),
+        ("tool = {ruff = {line-length = 99}}\n", "cannot add a [tool.toolkit] table"),
     ],
 )
 def test_a_pyproject_that_cannot_take_the_table_is_refused(

@@ -184,6 +184,11 @@ def entry() -> NoReturn:
     interpreter does first at exit still happens, in its order: worker threads are woken and
     joined, then the exit handlers run; output is flushed; only the teardown is skipped.
     """
+    # jsonschema (under nbformat) imports rfc3987-syntax when it is installed, and that compiles
+    # a grammar on import: 1.3 s per command, 13 s on a busy machine. Nothing here checks IRIs.
+    # This repository's lock leaves it out; an install from the wheel pulls it in (jupyterlab ->
+    # jsonschema[format-nongpl]), so the command declines it for its own process.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     code = main()
     try:
         threading._shutdown()  # type: ignore[attr-defined]  # joins non-daemon threads
