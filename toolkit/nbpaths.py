@@ -88,7 +88,8 @@ def _open_mode(call: ast.Call) -> str:
 
 
 def _describe(call: ast.Call, source: str) -> str:
-    text = ast.get_source_segment(source, call) or _called_name(call.func)
+    # One line: the description ends up in a YAML comment and in one line of the summary.
+    text = " ".join((ast.get_source_segment(source, call) or _called_name(call.func)).split())
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -43,7 +43,7 @@ def walk(name: str, prefix: str = "") -> Iterator[tuple[str, Traversable]]:
 def yaml_scalar(value: object) -> str:
     """``value`` as a one-line YAML scalar: plain when it reads back unchanged, else quoted."""
     if not isinstance(value, str):
-        return json.dumps(value)
+        return json.dumps(value, default=repr)  # a set or bytes default: shown, not crashed on
     try:
         same = yaml.safe_load(value) == value and ": " not in value and " #" not in value
     except yaml.YAMLError:

@@ -33,15 +33,18 @@ def test_scan_usage_follows_calls_modes_and_aliases() -> None:
         "target = Path(out_dir) / 'clean.parquet'\ndf.to_parquet(target)",
         "with open(log, 'a') as fh:\n    fh.write('done')\ncfg = json.load(open(config))",
         "Path(report).write_text(html)\nunused = lookup",
+        "df.to_csv(\n    summary,\n    index=False,\n)",
         "this is not python (",
     ]
-    usage = scan_usage(cells, ["raw", "out_dir", "log", "config", "report", "lookup"])
+    names = ["raw", "out_dir", "log", "config", "report", "lookup", "summary"]
+    usage = scan_usage(cells, names)
     assert usage["raw"].reads == ["pd.read_csv(raw)"] and not usage["raw"].writes
     assert usage["out_dir"].writes == ["df.to_parquet(target)"]
     assert usage["log"].writes == ["open(log, 'a')"]
     assert usage["config"].reads == ["open(config)"]
     assert usage["report"].writes == ["Path(report).write_text(html)"]
     assert not usage["lookup"].reads and not usage["lookup"].writes
+    assert usage["summary"].writes == ["df.to_csv( summary, index=False, )"]  # one line
 
 
 @pytest.mark.parametrize(
