@@ -50,6 +50,8 @@ SECTIONS = ("dag", "steps", "parameters", "contracts", "gates", "metrics", "line
 _FACTS = ("path", "kind", "format", "rows", "size", "sha256")
 #: Written into a run's folder by ``toolkit reproduce``: the latest reproduction's verdict.
 REPRODUCTION_FILE = "reproduction.json"
+#: Written into a candidate's run folder: its diff against the champion's training run.
+CHAMPION_DIFF_FILE = "diff_vs_champion.json"
 
 
 def _read_json(path: Path) -> Any:
@@ -88,6 +90,7 @@ class _Page:
         self.summary = _read_json(run_dir / "summary.json") or {}
         self.lineage = _read_json(run_dir / "lineage.json")
         self.reproduction = _read_json(run_dir / REPRODUCTION_FILE)
+        self.champion_diff = _read_json(run_dir / CHAMPION_DIFF_FILE)
         self.extra: list[tuple[str, str, str]] = []  # optional sections: (id, title, html)
         recorded = self.summary.get("run_dir") or self.plan.get("run_dir") or run_dir
         self.recorded = Path(recorded)
@@ -128,6 +131,13 @@ class _Page:
         title = f"{self.pipeline} · run {self.run_id} · toolkit run report"
         if isinstance(self.reproduction, dict):
             self.extra.append(("reproduction", "Latest reproduction", self.reproduction_html()))
+        if isinstance(self.champion_diff, dict):
+            from toolkit.reports.rundiff import render_html  # lazy: Jinja2, only for candidates
+
+            d = self.champion_diff
+            html = render_html(d, standalone=False)
+            title = d.get("title") or "Changes against the champion"
+            self.extra.append(("changes", f"What changed: {title}", html))
         body = "".join(
             [
                 self.header(),

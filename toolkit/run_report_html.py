@@ -57,6 +57,8 @@ tr.fail td{background:#fff5f5}.dag{max-width:100%;height:auto}
 ul.kv{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:2px 18px}
 td.obs{max-width:320px;overflow-wrap:anywhere}td.ev{min-width:220px}
 details summary{cursor:pointer;color:#0969da}footer{color:#59636e;font-size:12px;text-align:center}
+.rundiff tr.chg td{background:#fff8c5}pre.diff{background:#f6f8fa;padding:8px;overflow-x:auto}
+pre.diff span{display:block;white-space:pre}.add{background:#dafbe1}.del{background:#ffebe9}
 """
 
 

@@ -18,6 +18,7 @@ from typing import NoReturn
 from toolkit import __version__
 from toolkit.cli import (
     contracts_cmds,
+    diff_cmds,
     export_cmds,
     init_cmds,
     monitor_cmds,
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     init_cmds.register(sub)
     new_cmds.register(sub)
     report_cmds.register(sub)
+    diff_cmds.register(sub)
     return parser
 
 

@@ -44,6 +44,7 @@ from toolkit.runner.cache import ALL, CacheSession, StepCache
 from toolkit.runner.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.runner.release_stage import gate_and_register
 from toolkit.runner.resume import latest_output, reusable_steps
+from toolkit.runner.run_diff import record_champion_diff
 from toolkit.runner.step_exec import (
     Event,
     EventSink,
@@ -322,6 +323,8 @@ def _run(
             cache.remember(report)
             if tracking:
                 tracking.finish(report)
+                # A new candidate: show the reviewer what changed against the champion.
+                record_champion_diff(settings, report)
     except KeyboardInterrupt:
         if tracking:
             tracking.abort("KILLED")

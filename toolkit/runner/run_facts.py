@@ -7,10 +7,13 @@ run; metrics, ``data.*`` tags and ``fingerprints.json`` on each step's run. Miss
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError, UsageError, did_you_mean
+from toolkit.rundiff import RunSide, StepSide
 from toolkit.tracking import Tracker
 from toolkit.tracking_types import RunDetail, StepDetail
 
@@ -97,3 +100,70 @@ def output_hashes(step: StepDetail) -> dict[str, str]:
         for k, v in step.tags.items()
         if k.startswith("data.output.") and k.endswith(".sha256")
     }
+
+
+def _notebook(tracker: Tracker, step: StepDetail | None, entry: dict[str, Any]) -> Any:
+    """The executed notebook: the step run's artifact, else the run folder's copy (a cached
+    step logs none of its own; its folder links the one it reused)."""
+    name = entry.get("name", "")
+    if step is not None and step.tags.get("toolkit.cached") != "true":
+        found = read_artifact(tracker, step.run_id, f"notebook/{name}.ipynb")
+        if isinstance(found, dict):
+            return found
+    local = entry.get("notebook")
+    if local and Path(local).is_file():
+        try:
+            return json.loads(Path(local).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def load_side(tracker: Tracker, ref: str, *, notebooks: bool = True) -> RunSide:
+    """A run as :func:`toolkit.rundiff.diff_runs` compares it."""
+    run = load_run(tracker, ref)
+    steps: dict[str, StepSide] = {}
+    for entry in run.summary.get("steps") or []:
+        name = entry.get("name", "")
+        mlrun = run.step_runs.get(name)
+        prints = step_fingerprints(tracker, mlrun) if mlrun else {}
+        metrics = dict(entry.get("metrics") or {})
+        if mlrun:
+            metrics.update(mlrun.metrics)
+        steps[name] = StepSide(
+            status=str(entry.get("status")),
+            metrics={k: v for k, v in metrics.items() if k != "duration_s"},
+            fingerprints={k: v for k, v in prints.items() if k.startswith("output.")},
+            contracts={
+                f"{c.get('direction')}.{c.get('target')}": bool(c.get("success"))
+                for c in entry.get("contracts") or []
+            },
+            notebook=_notebook(tracker, mlrun, entry) if notebooks else None,
+        )
+    gates = (run.summary.get("gates") or {}).get("gates") or []
+    return RunSide(
+        name=run.name,
+        pipeline=run.detail.pipeline,
+        commit=run.commit,
+        dirty=run.dirty,
+        parameters=_parameters(run),
+        steps=steps,
+        gates={str(g.get("name")): g for g in gates},
+        environment=run.environment,
+        mlflow_run_id=run.detail.run_id,
+    )
+
+
+def _parameters(run: LoadedRun) -> dict[str, str]:
+    """Pipeline parameters and every step's (``step.key``), as MLflow recorded them (text).
+
+    Paths inside the run's own folder differ between any two runs; they are shown relative to
+    it (``<run>/data/model.joblib``), so only real changes remain.
+    """
+    params = dict(run.detail.params)
+    for name, step in run.step_runs.items():
+        params.update({f"{name}.{k}": v for k, v in step.params.items()})
+    run_dir = str(run.summary.get("run_dir") or "")
+    if run_dir:
+        params = {k: v.replace(run_dir, "<run>") for k, v in params.items()}
+    return params
