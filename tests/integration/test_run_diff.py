@@ -79,6 +79,7 @@ def test_diff_of_two_runs_and_the_candidates_report(
     assert "train.accuracy:" in text
     assert "notebook train (sources, nbdime):" in text and "+  C = 0.001" in text
     assert "/id" not in text  # execution-drawn cell ids are not changes
+    assert '+  model = "<run>/data/model.joblib"' not in text  # same relative path: no change
 
     assert main(["diff", first["run_id"], second["run_id"], "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -138,7 +138,7 @@ def load_side(tracker: Tracker, ref: str, *, notebooks: bool = True) -> RunSide:
                 f"{c.get('direction')}.{c.get('target')}": bool(c.get("success"))
                 for c in entry.get("contracts") or []
             },
-            notebook=_notebook(tracker, mlrun, entry) if notebooks else None,
+            notebook=_relative(_notebook(tracker, mlrun, entry), run) if notebooks else None,
         )
     gates = (run.summary.get("gates") or {}).get("gates") or []
     return RunSide(
@@ -160,10 +160,24 @@ def _parameters(run: LoadedRun) -> dict[str, str]:
     Paths inside the run's own folder differ between any two runs; they are shown relative to
     it (``<run>/data/model.joblib``), so only real changes remain.
     """
-    params = dict(run.detail.params)
-    for name, step in run.step_runs.items():
-        params.update({f"{name}.{k}": v for k, v in step.params.items()})
+    per_step = {
+        f"{name}.{k}": v for name, step in run.step_runs.items() for k, v in step.params.items()
+    }
+    # A pipeline-level value (a spec default or `-p KEY=...`) shows where it landed: in the
+    # steps that declare it. Only values no step received stay at the pipeline level.
+    received = {key.split(".", 1)[1] for key in per_step}
+    params = {k: v for k, v in run.detail.params.items() if k not in received}
+    params.update(per_step)
     run_dir = str(run.summary.get("run_dir") or "")
     if run_dir:
         params = {k: v.replace(run_dir, "<run>") for k, v in params.items()}
     return params
+
+
+def _relative(notebook: Any, run: LoadedRun) -> Any:
+    """The executed notebook with the run folder's path shown as ``<run>``: the injected
+    parameters name files inside each run's own folder, which is no change between runs."""
+    run_dir = str(run.summary.get("run_dir") or "")
+    if not isinstance(notebook, dict) or not run_dir:
+        return notebook
+    return json.loads(json.dumps(notebook).replace(json.dumps(run_dir)[1:-1], "<run>"))
