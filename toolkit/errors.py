@@ -127,6 +127,11 @@ class RegistryError(ToolkitError):
     """A registry request is invalid: unknown model or version, policy not met."""
 
 
+class PermissionRefused(RegistryError):
+    """The system's identity is not allowed to do this: unauthenticated, no permission on the
+    server, or a name that is not the caller's own."""
+
+
 class MonitorAlert(ToolkitError):
     """Monitoring found a breach of a threshold."""
 

@@ -27,6 +27,14 @@ TAG_TRIGGERED_BY, TAG_RUN_ID = "toolkit.triggered_by", "toolkit.run_id"
 TAG_MLFLOW_RUN_ID, TAG_METRICS_RUN_ID = "toolkit.mlflow_run_id", "toolkit.metrics_run_id"
 TAG_GIT_COMMIT, DATA_PREFIX = "git.commit", "toolkit.data."
 REVIEW_PREFIX, RELEASE_PREFIX = "toolkit.review.", "toolkit.release."
+# The release policy is bound to the registered model (registered-model tags), not to whichever
+# spec a command names: recorded at the first registration, with the spec it came from.
+TAG_POLICY, TAG_POLICY_SOURCE = "toolkit.policy", "toolkit.policy.source"
+TAG_POLICY_SPEC_SHA = "toolkit.policy.spec_sha256"
+# Version tags: how the trainer's name was obtained, who really registered it when an admin
+# registered it for someone else, and a version that must never be approved or promoted.
+TAG_IDENTITY, TAG_REGISTERED_BY = "toolkit.identity", "toolkit.registered_by"
+TAG_UNUSABLE = "toolkit.unusable"
 MOVES = frozenset({"promoted", "rolled_back"})  # the actions that move the champion alias
 Decision = Literal["approved", "rejected"]
 _ENTRY_KEY = re.compile(r"^toolkit\.release\.(\d+)-[0-9a-f]+$")
@@ -70,6 +78,12 @@ class ReleaseEntry:
     reason: str = ""
     forced: bool = False
     overrides: tuple[str, ...] = ()
+    recorded_by: str | None = None  # the real user when an admin acted for ``by``
+    identity: str | None = None  # where ``by`` came from: os-user or mlflow-auth
+
+    @property
+    def override(self) -> bool:
+        return self.recorded_by is not None and self.recorded_by != self.by
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +97,7 @@ class Review:
     decision: str
     at: str
     note: str = ""
+    recorded_by: str | None = None  # the admin who recorded it for ``reviewer``, if not them
 
 
 @dataclass(frozen=True)
@@ -190,6 +205,8 @@ def _entry(model: str, key: str, value: str) -> ReleaseEntry | None:
         reason=str(data.get("reason") or ""),
         forced=bool(data.get("forced")),
         overrides=tuple(data.get("overrides") or ()),
+        recorded_by=data.get("recorded_by"),
+        identity=data.get("identity"),
     )
 
 
@@ -199,22 +216,35 @@ def _reviews(tags: Mapping[str, str]) -> tuple[Review, ...]:
         if key.startswith(REVIEW_PREFIX):
             with contextlib.suppress(TypeError, ValueError, KeyError):
                 data = json.loads(value)
-                found.append(Review(data["reviewer"], data["decision"], data["at"], data["note"]))
+                found.append(
+                    Review(
+                        data["reviewer"],
+                        data["decision"],
+                        data["at"],
+                        data["note"],
+                        data.get("recorded_by"),
+                    )
+                )
     return tuple(sorted(found, key=lambda r: r.at))
 
 
+def trainers(tags: Mapping[str, str]) -> frozenset[str]:
+    """Everyone a version records as having produced it: self-approval is refused to each."""
+    return frozenset(n for n in (tags.get(TAG_TRIGGERED_BY), tags.get(TAG_REGISTERED_BY)) if n)
+
+
 def _policy_problems(
-    tags: Mapping[str, str], policy: ReleaseSpec
+    tags: Mapping[str, str], policy: ReleaseSpec, also_trained_by: frozenset[str] = frozenset()
 ) -> tuple[tuple[str, ...], tuple[str, ...], int]:
     """``(approvals that count, reasons promotion is refused, approvals required)``."""
-    trigger = tags.get(TAG_TRIGGERED_BY)
+    made_by = trainers(tags) | also_trained_by
     reviews = _reviews(tags)
     approvals = tuple(
         r.reviewer
         for r in reviews
         if r.decision == "approved"
         and (not policy.approvers or r.reviewer in policy.approvers)
-        and not (policy.forbid_self_approval and r.reviewer == trigger)
+        and not (policy.forbid_self_approval and (r.reviewer in made_by or not made_by))
     )
     problems = []
     if tags.get(TAG_GATES_PASSED) != "true":
@@ -222,7 +252,7 @@ def _policy_problems(
     for r in reviews:
         if r.decision == "rejected":
             problems.append(f"it was rejected by {r.reviewer}" + (f" ({r.note})" if r.note else ""))
-    required = max(policy.min_approvals, 1) if policy.require_approval else 0
+    required = _required(policy)
     if len(approvals) < required:
         who = f" from {', '.join(policy.approvers)}" if policy.approvers else ""
         problems.append(f"it has {len(approvals)} of {required} required approval(s){who}")
@@ -230,17 +260,114 @@ def _policy_problems(
 
 
 def _review_refusal(
-    reviewer: str, decision: str, tags: Mapping[str, str], policy: ReleaseSpec
+    reviewer: str,
+    decision: str,
+    tags: Mapping[str, str],
+    policy: ReleaseSpec,
+    also_trained_by: frozenset[str] = frozenset(),
 ) -> str | None:
     """Why ``reviewer`` may not record ``decision`` under ``policy``, or None."""
     if policy.approvers and reviewer not in policy.approvers:
         return f"the approvers are {', '.join(policy.approvers)}"
-    trigger = tags.get(TAG_TRIGGERED_BY)
-    if decision == "approved" and policy.forbid_self_approval and trigger in (None, reviewer):
-        if trigger is None:
+    made_by = trainers(tags) | also_trained_by
+    if decision == "approved" and policy.forbid_self_approval:
+        if not made_by:
             return "self-approval is forbidden and the version does not record who triggered it"
-        return "self-approval is forbidden and they triggered the run that produced it"
+        if reviewer in made_by:
+            return "self-approval is forbidden and they triggered the run that produced it"
     return None
+
+
+# --- the policy bound to a model ---------------------------------------------------------------
+
+
+def _required(policy: ReleaseSpec) -> int:
+    return max(policy.min_approvals, 1) if policy.require_approval else 0
+
+
+def at_least_as_strict(new: ReleaseSpec, old: ReleaseSpec) -> bool:
+    """Whether ``new`` refuses everything ``old`` refuses (an empty approver list = anyone)."""
+    return (
+        _required(new) >= _required(old)
+        and (new.forbid_self_approval or not old.forbid_self_approval)
+        and (
+            not old.approvers or (bool(new.approvers) and set(new.approvers) <= set(old.approvers))
+        )
+    )
+
+
+def tighten(base: ReleaseSpec, extra: ReleaseSpec) -> ReleaseSpec:
+    """The strictest combination of two policies: what ``--pipeline`` does to a model's policy.
+    It can add approvals, narrow approvers and forbid self-approval, never the reverse."""
+    approvers = list(base.approvers or extra.approvers)
+    if base.approvers and extra.approvers:
+        approvers = [a for a in base.approvers if a in extra.approvers]
+        if not approvers:
+            raise RegistryError(
+                "the two release policies share no approver: the recorded one allows "
+                f"{', '.join(base.approvers)}, the spec's {', '.join(extra.approvers)}",
+                hint="a spec can only narrow the recorded approvers",
+            )
+    required = max(_required(base), _required(extra))
+    return base.model_copy(
+        update={
+            "require_approval": required > 0,
+            "min_approvals": required if required else base.min_approvals,
+            "approvers": approvers,
+            "forbid_self_approval": base.forbid_self_approval or extra.forbid_self_approval,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    """A release policy as recorded on a registered model: the policy, the spec it came from
+    and that spec's SHA-256 at the time."""
+
+    policy: ReleaseSpec
+    source: str
+    spec_sha256: str
+
+    def tags(self) -> dict[str, str]:
+        return {
+            TAG_POLICY: json.dumps(self.policy.model_dump(mode="json"), sort_keys=True),
+            TAG_POLICY_SOURCE: self.source,
+            TAG_POLICY_SPEC_SHA: self.spec_sha256,
+        }
+
+    def describe(self) -> str:
+        p = self.policy
+        parts = [f"{_required(p)} approval(s)"]
+        parts.append(f"from {', '.join(p.approvers)}" if p.approvers else "from anyone")
+        parts.append(
+            "self-approval forbidden" if p.forbid_self_approval else "self-approval allowed"
+        )
+        return ", ".join(parts) + f" (recorded from {self.source}, sha256 {self.spec_sha256[:12]})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.model_dump(mode="json"), "source": self.source,
+                "spec_sha256": self.spec_sha256}  # fmt: skip
+
+    @classmethod
+    def from_tags(cls, model: str, tags: Mapping[str, str]) -> PolicyRecord | None:
+        """The recorded policy, None when there is none; an unreadable one is an error (a
+        damaged policy must never read as "no policy")."""
+        from pydantic import ValidationError
+
+        from toolkit.spec import ReleaseSpec
+
+        raw = tags.get(TAG_POLICY)
+        if raw is None:
+            return None
+        try:
+            policy = ReleaseSpec.model_validate(json.loads(raw))
+        except (TypeError, ValueError, ValidationError) as exc:
+            raise RegistryError(
+                f"the release policy recorded on {model!r} ({TAG_POLICY}) is unreadable: {exc}",
+                hint="a release admin can record it again: toolkit policy set "
+                f"{model} --pipeline SPEC --reason TEXT",
+            ) from exc
+        return cls(policy, tags.get(TAG_POLICY_SOURCE, "?"), tags.get(TAG_POLICY_SPEC_SHA, "?"))
 
 
 def champion_stack(entries: list[ReleaseEntry]) -> list[str]:

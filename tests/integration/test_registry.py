@@ -25,13 +25,18 @@ from sklearn.dummy import DummyClassifier
 
 from toolkit.errors import ExitCode, GateFailed, RegistryError
 from toolkit.gates import evaluate_gates
-from toolkit.registry import CANDIDATE, CHAMPION, Registry, lock_path
+from toolkit.registry import CANDIDATE, CHAMPION, PolicyRecord, Registry, lock_path
+from toolkit.registry.identity import os_identity
 from toolkit.spec import ReleaseSpec
 
 CHECKS = ["roc_auc >= 0.9", "roc_auc >= champion.roc_auc - 0.01", "predict_p95_ms <= 20"]
 POLICY = ReleaseSpec(approvers=["alice", "bob"], forbid_self_approval=True)
 OPEN = ReleaseSpec(require_approval=False)
 X = np.zeros((4, 2))
+# The scenarios below need several people on one machine: the test's OS user is a release admin
+# and records each decision for a named person (an override, recorded as such). The identity
+# rules themselves are tested in test_registry_governance.py.
+ME = os_identity().name
 
 
 @dataclass
@@ -44,10 +49,12 @@ class Env:
     experiment_id: str
     models: dict[int, str] = field(default_factory=dict)
 
-    def run(self, metrics: dict[str, float] | None = None) -> str:
+    def run(self, metrics: dict[str, float] | None = None, *, finish: bool = True) -> str:
         run_id = self.client.create_run(self.experiment_id).info.run_id
         for key, value in (metrics or {}).items():
             self.client.log_metric(run_id, key, value)
+        if finish:
+            self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
     def model_uri(self, constant: int) -> str:
@@ -66,6 +73,8 @@ class Env:
         constant: int = 0,
         checks: list[str] = CHECKS,
         triggered_by: str = "carol",
+        policy: ReleaseSpec | PolicyRecord = POLICY,
+        run_status: str = "FINISHED",
     ):
         """What the runner does after the gates step: evaluate against the champion, register."""
         champion_version, champion = self.registry.champion_metrics(name)
@@ -77,18 +86,25 @@ class Env:
             step="evaluate",
             champion_version=champion_version,
         )
-        metrics_run = self.run(metrics)
-        return self.registry.register(
+        metrics_run = self.run(metrics, finish=False)
+        info = self.registry.register(
             name,
             model_uri=self.model_uri(constant),
             run_id=metrics_run,
             gate_report=report,
+            policy=policy
+            if isinstance(policy, PolicyRecord)
+            else PolicyRecord(policy, "pipelines/test.yaml", "0" * 64),
             metrics_run_id=metrics_run,
             triggered_by=triggered_by,
             toolkit_run_id=f"20261125-{name}",
             git_commit="0123abc",
             data_fingerprints={"features.train": "sha256:aa", "raw data.csv": "sha256:bb"},
         )
+        # Like the runner: the run that registered the version ends after registering it.
+        if run_status != "RUNNING":
+            self.client.set_terminated(metrics_run, run_status)
+        return info
 
     def state(self, name: str) -> tuple[dict[str, str], dict[str, str]]:
         """Aliases and registered-model tags: what a refused request must leave untouched."""
@@ -100,7 +116,7 @@ def make_env(root: Path, uri: str) -> Env:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     location = (root / "artifacts").as_uri() if uri.startswith("sqlite") else None
     experiment_id = client.create_experiment("releases", artifact_location=location)
-    return Env(uri, Registry(uri), client, experiment_id)
+    return Env(uri, Registry(uri, admins=[ME]), client, experiment_id)
 
 
 @pytest.fixture(scope="module")
@@ -228,22 +244,19 @@ def test_bad_requests_are_refused_and_change_nothing(env: Env) -> None:
     env.release(name, GOOD)  # v2, triggered by carol
     env.release(name, GOOD)  # v3
     registry.review(name, 3, decision="rejected", reviewer="bob", note="leaks ids", policy=POLICY)
+    env.release(name, GOOD, triggered_by="alice")  # v4
     before = env.state(name)
     maybe: Any = "maybe"
 
     refused = {
         "no registered model 'guardd'": lambda: registry.promote("guardd", 1, policy=OPEN, by="x"),
-        "has no version 9; versions: 3, 2, 1": lambda: registry.get_version(name, 9),
+        "has no version 9; versions: 4, 3, 2, 1": lambda: registry.get_version(name, 9),
         "must be a number": lambda: registry.promote(name, "latest", policy=OPEN, by="x"),
         "the approvers are alice, bob": lambda: registry.review(
             name, 2, decision="approved", reviewer="mallory", policy=POLICY
         ),
         "self-approval is forbidden": lambda: registry.review(
-            name,
-            2,
-            decision="approved",
-            reviewer="carol",
-            policy=POLICY.model_copy(update={"approvers": []}),
+            name, 4, decision="approved", reviewer="alice", policy=OPEN
         ),
         "'approved' or 'rejected'": lambda: registry.review(
             name,
@@ -270,6 +283,7 @@ def test_bad_requests_are_refused_and_change_nothing(env: Env) -> None:
             request()
         assert caught.value.exit_code == ExitCode.USAGE
         assert env.state(name) == before, message
+        assert env.registry.get_version(name, 4).reviews == ()
 
     with pytest.raises(RegistryError) as caught:
         registry.releases("guardd")
@@ -289,7 +303,7 @@ def test_rejected_candidate_loses_its_alias_and_leaves_the_review_list(env: Env)
 
 def test_min_approvals_counts_distinct_reviewers_and_respects_the_policy(env: Env) -> None:
     name, policy = "two-keys", ReleaseSpec(min_approvals=2, forbid_self_approval=True)
-    env.release(name, GOOD, triggered_by="carol")
+    env.release(name, GOOD, triggered_by="carol", policy=policy)
     first = env.registry.review(name, 1, decision="approved", reviewer="alice", policy=policy)
     again = env.registry.review(name, 1, decision="approved", reviewer="alice", policy=policy)
     assert (first.approvals, again.approvals, again.required) == (("alice",), ("alice",), 2)
@@ -317,11 +331,11 @@ def test_forced_promotion_records_what_it_overrode(env: Env) -> None:
 
 def test_history_is_append_only(env: Env) -> None:
     name = "audited"
-    env.release(name, GOOD)
+    env.release(name, GOOD, policy=OPEN)
     snapshots = [env.state(name)[1]]
     env.registry.promote(name, 1, policy=OPEN, by="a")
     snapshots.append(env.state(name)[1])
-    env.release(name, GOOD)
+    env.release(name, GOOD, policy=OPEN)
     env.registry.promote(name, 2, policy=OPEN, by="a")
     env.registry.rollback(name, by="a", reason="r")
     snapshots.append(env.state(name)[1])
@@ -384,7 +398,7 @@ def test_lock_file_lives_next_to_the_sqlite_database(env: Env) -> None:
 
 def _registered(env: Env, name: str, count: int) -> None:
     for _ in range(count):
-        env.release(name, GOOD)
+        env.release(name, GOOD, policy=OPEN)
 
 
 def _assert_consistent(env: Env, name: str, expected_promotions: int) -> list:
@@ -402,7 +416,7 @@ def _promote_all_at_once(env: Env, name: str, versions: list[int], *, local_lock
         registry = Registry(env.uri, local_lock=local_lock)  # its own client, like another process
         barrier.wait()
         try:
-            registry.promote(name, version, policy=OPEN, by=f"user{version}")
+            registry.promote(name, version, policy=OPEN)
         except BaseException as exc:  # re-raised in the main thread below
             errors.append(exc)
 
@@ -445,13 +459,12 @@ def test_concurrent_promotions_across_processes(env: Env, tmp_path: Path) -> Non
         import sys, time
         from pathlib import Path
         from toolkit.registry import Registry
-        from toolkit.spec import ReleaseSpec
         uri, name, version, go = sys.argv[1:]
         registry = Registry(uri)  # imports MLflow before waiting, so the starts line up
         Path(go + "." + version).touch()  # ready
         while not Path(go).exists():
             time.sleep(0.005)
-        registry.promote(name, version, policy=ReleaseSpec(require_approval=False), by="p" + version)
+        registry.promote(name, version)  # the model's recorded policy needs no approval
         """
     )
     procs = [

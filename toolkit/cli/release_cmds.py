@@ -8,38 +8,49 @@ from pathlib import Path
 from typing import Any
 
 
-def _context(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The registry, and the release policy of the pipeline that releases ``args.model``."""
-    from toolkit.errors import ToolkitError
+def _registry() -> Any:
+    """The registry of this project; ``[tool.toolkit] release_admins`` lists the OS users who
+    may record a decision for someone else (an override, recorded with their own name)."""
+    from toolkit.errors import UsageError
     from toolkit.registry import Registry
     from toolkit.settings import load_settings
-    from toolkit.spec import ReleaseSpec, discover_specs, load_spec
 
     settings = load_settings()
-    policy = ReleaseSpec()
-    model = getattr(args, "model", None)
-    specs = (
-        [Path(args.pipeline)]
-        if getattr(args, "pipeline", None)
-        else discover_specs(settings.root / "pipelines")
-    )
-    for path in specs:
-        try:
-            spec = load_spec(path)
-        except ToolkitError:
-            if getattr(args, "pipeline", None):
-                raise
-            continue
-        if spec.model is not None and spec.model.name == model:
-            policy = spec.release
-            break
-    return Registry(settings.tracking_uri), policy
+    admins = settings.extra.get("release_admins", [])
+    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
+        raise UsageError(
+            f"{settings.root / 'pyproject.toml'}: [tool.toolkit] release_admins must be a list "
+            "of OS user names"
+        )
+    return Registry(settings.tracking_uri, admins=admins)
 
 
-def _by(args: argparse.Namespace) -> str:
-    from toolkit.lineage import current_user
+def _tightening(args: argparse.Namespace, registry: Any) -> Any:
+    """The policy of ``--pipeline``, which can only tighten the model's recorded policy.
 
-    return getattr(args, "by", None) or current_user() or "unknown"
+    A spec that fails to load is an error (exit 2), never "no policy". For a model registered
+    before policies were bound to models, a spec that releases that very model records its
+    policy first (in the history), so the model is governed from then on."""
+    path = getattr(args, "pipeline", None)
+    if not path:
+        return None
+    from toolkit.registry import PolicyRecord
+    from toolkit.spec import load_spec
+
+    spec = load_spec(Path(path))
+    if (
+        spec.model is not None
+        and spec.model.name == args.model
+        and registry.policy_record(args.model) is None
+    ):
+        record = PolicyRecord(spec.release, str(path), spec.content_hash)
+        registry.record_policy(args.model, record, reason=f"recorded from --pipeline {path}")
+    return spec.release
+
+
+def _actor_name(args: argparse.Namespace, flag: str) -> str | None:
+    value = getattr(args, flag, None)
+    return value if value else None
 
 
 def _print_entry(entry: Any, as_json: bool) -> None:
@@ -47,15 +58,20 @@ def _print_entry(entry: Any, as_json: bool) -> None:
         print(json.dumps(entry.to_dict(), indent=2, default=str))
         return
     forced = " (FORCED)" if entry.forced else ""
+    who = f"by {entry.by}"
+    if entry.override:
+        who += f" (recorded by {entry.recorded_by}: admin override)"
     print(
         f"{entry.action}{forced}: {entry.model} {entry.from_version or '-'} -> "
-        f"{entry.to_version or '-'} by {entry.by} at {entry.at}"
+        f"{entry.to_version or '-'} {who} at {entry.at}"
         + (f": {entry.reason}" if entry.reason else "")
+        + (f" [overrode: {'; '.join(entry.overrides)}]" if entry.overrides else "")
     )
 
 
 def cmd_review_list(args: argparse.Namespace) -> int:
-    registry, policy = _context(args)
+    registry = _registry()
+    policy = _tightening(args, registry) if args.model else None
     views = registry.candidates(args.model, policy=policy)
     if args.json:
         print(json.dumps([v.to_dict() for v in views], indent=2, default=str))
@@ -78,21 +94,25 @@ def cmd_review_list(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    registry, policy = _context(args)
+    registry = _registry()
+    policy = _tightening(args, registry)
     version = registry.resolve(args.model, args.version)
     record = registry.review(
         args.model,
         version,
         decision=args.decision,
-        reviewer=args.reviewer,
+        reviewer=_actor_name(args, "reviewer"),
         note=args.note,
         policy=policy,
     )
     if args.json:
         print(json.dumps(record.to_dict(), indent=2, default=str))
         return 0
+    by = record.review.reviewer
+    if record.review.recorded_by:
+        by += f" (recorded by {record.review.recorded_by}: admin override)"
     print(
-        f"{args.decision} {args.model} v{version} by {args.reviewer}; approvals "
+        f"{args.decision} {args.model} v{version} by {by}; approvals "
         f"{len(record.approvals)}/{record.required}"
     )
     if record.promotable:
@@ -107,30 +127,65 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     if args.force and not args.reason:
         raise UsageError("--force needs --reason: the override is recorded in the history")
-    registry, policy = _context(args)
+    registry = _registry()
+    policy = _tightening(args, registry)
     version = registry.resolve(args.model, args.version)
     entry = registry.promote(
-        args.model, version, policy=policy, by=_by(args), force=args.force, reason=args.reason or ""
+        args.model,
+        version,
+        policy=policy,
+        by=_actor_name(args, "by"),
+        force=args.force,
+        reason=args.reason or "",
     )
     _print_entry(entry, args.json)
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    registry, _ = _context(args)
-    entry = registry.rollback(args.model, by=_by(args), reason=args.reason, to=args.to)
+    registry = _registry()
+    entry = registry.rollback(
+        args.model, by=_actor_name(args, "by"), reason=args.reason, to=args.to
+    )
     _print_entry(entry, args.json)
     return 0
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
-    registry, _ = _context(args)
+    registry = _registry()
     entries = registry.releases(args.model)
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=2, default=str))
         return 0
+    record = registry.policy_record(args.model)
+    print(f"policy: {record.describe() if record else 'none recorded (review/promote refuse)'}")
     for entry in entries:
         _print_entry(entry, False)
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    """Show the policy bound to a model, or record one from a spec (``--set-from``)."""
+    from toolkit.errors import UsageError
+    from toolkit.registry import PolicyRecord
+    from toolkit.spec import load_spec
+
+    registry = _registry()
+    if args.set_from:
+        if not args.reason:
+            raise UsageError("--set-from needs --reason: the change is recorded in the history")
+        spec = load_spec(Path(args.set_from))
+        if spec.model is None or spec.model.name != args.model:
+            released = spec.model.name if spec.model else "no model"
+            raise UsageError(f"{args.set_from} releases {released}, not {args.model}")
+        record = PolicyRecord(spec.release, str(args.set_from), spec.content_hash)
+        _print_entry(registry.record_policy(args.model, record, reason=args.reason), args.json)
+        return 0
+    record = registry.policy_record(args.model)
+    if args.json:
+        print(json.dumps(record.to_dict() if record else None, indent=2))
+    else:
+        print(record.describe() if record else f"{args.model} has no recorded release policy")
     return 0
 
 
@@ -145,9 +200,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p = rsub.add_parser(verb, help=f"{verb} a model version")
         p.add_argument("model")
         p.add_argument("version", help="a version number, or an alias such as 'candidate'")
-        p.add_argument("--reviewer", required=True)
+        p.add_argument(
+            "--reviewer",
+            help="record the decision for this person (admin override; default: you, as the "
+            "OS user or the MLflow server's authenticated user)",
+        )
         p.add_argument("--note", default="")
-        p.add_argument("--pipeline", help="spec whose release policy applies (default: found)")
+        p.add_argument(
+            "--pipeline",
+            help="a spec whose release policy tightens the model's recorded one (never loosens)",
+        )
         p.add_argument("--json", action="store_true")
         p.set_defaults(handler=cmd_review, decision=decision)
 
@@ -156,8 +218,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     promote.add_argument("version", help="a version number, or an alias such as 'candidate'")
     promote.add_argument("--force", action="store_true", help="override the policy (recorded)")
     promote.add_argument("--reason", default="")
-    promote.add_argument("--by", help="who promotes (default: the current user)")
-    promote.add_argument("--pipeline")
+    promote.add_argument("--by", help="promote for this person (admin override; default: you)")
+    promote.add_argument("--pipeline", help="a spec whose release policy tightens the model's")
     promote.add_argument("--json", action="store_true")
     promote.set_defaults(handler=cmd_promote)
 
@@ -165,7 +227,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rollback.add_argument("model")
     rollback.add_argument("--to", help="a past champion version (default: the previous one)")
     rollback.add_argument("--reason", required=True)
-    rollback.add_argument("--by")
+    rollback.add_argument("--by", help="roll back for this person (admin override; default: you)")
     rollback.add_argument("--json", action="store_true")
     rollback.set_defaults(handler=cmd_rollback)
 
@@ -173,3 +235,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     releases.add_argument("model")
     releases.add_argument("--json", action="store_true")
     releases.set_defaults(handler=cmd_releases)
+
+    policy = sub.add_parser("policy", help="the release policy bound to a model")
+    policy.add_argument("model")
+    policy.add_argument("--set-from", metavar="SPEC", help="record this spec's release policy")
+    policy.add_argument("--reason", default="")
+    policy.add_argument("--json", action="store_true")
+    policy.set_defaults(handler=cmd_policy)

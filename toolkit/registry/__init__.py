@@ -29,6 +29,13 @@ disagreeing with the history. Two layers prevent that:
    its repair is not the last write. No entry is lost; at worst two lockless promotions both
    record the same ``from``.
 
+**Governance.** The release policy is bound to the registered model: recorded (tags, with the
+source spec and its SHA-256) when a pipeline run first registers it; ``review`` and ``promote``
+read it from there, and a policy given by the caller can only tighten it. Who acts comes from
+the system (:mod:`toolkit.registry.identity`), never from a flag: naming someone else needs an
+admin override, recorded as such. A version whose source run did not finish successfully, or
+that was marked unusable (:meth:`Registry.mark_unusable`), can be neither approved nor promoted.
+
 MLflow is imported lazily so that importing this module stays cheap. Only :class:`mlflow.MlflowClient`
 is used, with an explicit URI: never MLflow's process-global fluent state.
 """
@@ -42,16 +49,23 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from toolkit.errors import LockedError, RegistryError, ToolkitError, TrackingError, did_you_mean
+from toolkit.errors import (
+    LockedError,
+    PermissionRefused,
+    RegistryError,
+    ToolkitError,
+    TrackingError,
+    did_you_mean,
+)
 from toolkit.gates import GateReport
-from toolkit.lineage import current_user
+from toolkit.registry.identity import MLFLOW_AUTH, Actor, Identity, system_identity
 from toolkit.release import (
     _ENTRY_KEY,
     _MAX_TEXT,
@@ -69,13 +83,17 @@ from toolkit.release import (
     TAG_GATES,
     TAG_GATES_PASSED,
     TAG_GIT_COMMIT,
+    TAG_IDENTITY,
     TAG_METRICS_RUN_ID,
     TAG_MLFLOW_RUN_ID,
+    TAG_REGISTERED_BY,
     TAG_RUN_ID,
     TAG_TRIGGERED_BY,
+    TAG_UNUSABLE,
     CandidateView,
     Decision,
     ModelVersionInfo,
+    PolicyRecord,
     ReleaseEntry,
     Review,
     ReviewRecord,
@@ -86,8 +104,10 @@ from toolkit.release import (
     _review_refusal,
     _reviews,
     _version,
+    at_least_as_strict,
     champion_stack,
     lock_path,
+    tighten,
 )
 
 if TYPE_CHECKING:
@@ -99,12 +119,20 @@ class Registry:
 
     ``local_lock=False`` skips the per-model file lock (layer 1 of the module docstring); it
     exists to test the lockless path, which is what clients on different machines get.
-    Backend failures raise :class:`TrackingError`; invalid requests :class:`RegistryError`,
+    ``admins`` are the OS users who may act for someone else (``reviewer=``/``by=`` naming
+    another person) where identity is the OS user; on an authenticating MLflow server only the
+    server's admins may. Backend failures raise :class:`TrackingError`; invalid requests
+    :class:`RegistryError`, refusals by identity or server permission :class:`PermissionRefused`,
     and then nothing has changed.
     """
 
     def __init__(
-        self, tracking_uri: str, *, lock_timeout: float = 60.0, local_lock: bool = True
+        self,
+        tracking_uri: str,
+        *,
+        lock_timeout: float = 60.0,
+        local_lock: bool = True,
+        admins: Iterable[str] = (),
     ) -> None:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read on MLflow's first use
         from mlflow import MlflowClient
@@ -112,7 +140,37 @@ class Registry:
         self.tracking_uri = tracking_uri
         self.lock_timeout = lock_timeout
         self.local_lock = local_lock
+        self.admins = frozenset(admins)
+        self._identity: Identity | None = None
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # --- identity ----------------------------------------------------------------------------
+
+    def identity(self) -> Identity:
+        """Who this process is to the registry (asked once per instance)."""
+        if self._identity is None:
+            self._identity = system_identity(self.tracking_uri)
+        return self._identity
+
+    def actor(self, as_name: str | None = None) -> Actor:
+        """The author of a record: the caller, or ``as_name`` when an admin acts for them."""
+        me = self.identity()
+        name = (as_name or "").strip()
+        if not name or name == me.name:
+            return Actor(me.name, me.name, me.source)
+        admin = me.is_admin if me.source == MLFLOW_AUTH else me.name in self.admins
+        if not admin:
+            where = (
+                "the MLflow server's admins"
+                if me.source == MLFLOW_AUTH
+                else "the OS users listed in [tool.toolkit] release_admins"
+            )
+            raise PermissionRefused(
+                f"you are {me.name!r} ({me.source}); acting as {name!r} is an admin override "
+                f"that only {where} may use",
+                hint=f"leave the name out to act as {me.name}, or have {name} run the command",
+            )
+        return Actor(name, me.name, me.source)
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -123,6 +181,16 @@ class Registry:
         except ToolkitError:
             raise
         except Exception as exc:  # MlflowException, HTTP and SQL errors
+            code = getattr(exc, "error_code", None)
+            if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+                who = self._identity.name if self._identity else "you"
+                raise PermissionRefused(
+                    f"the MLflow server at {self.tracking_uri} refused to let {who} {action} "
+                    f"({code})",
+                    hint="ask someone with MANAGE on the model (or an admin) to grant you EDIT"
+                    if code == "PERMISSION_DENIED"
+                    else "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
+                ) from exc
             raise TrackingError(
                 f"could not {action} in the registry at {self.tracking_uri}: "
                 f"{type(exc).__name__}: {exc}"
@@ -251,13 +319,13 @@ class Registry:
         return sorted((e for e in entries if e is not None), key=lambda e: e.key)
 
     def _append(
-        self, name: str, action: str, frm: str | None, to: str | None, by: str | None, **extra: Any
+        self, name: str, action: str, frm: str | None, to: str | None, by: Actor, **extra: Any
     ) -> ReleaseEntry:
         """Add one history entry under a fresh key: never overwrites (append-only)."""
         seqs = [int(m.group(1)) for k in self._model(name).tags or {} if (m := _ENTRY_KEY.match(k))]
         key = f"{RELEASE_PREFIX}{max(seqs, default=0) + 1:08d}-{uuid.uuid4().hex[:8]}"
-        by = by[:200] if by else by
-        value = {"action": action, "from": frm, "to": to, "by": by, "at": _now(), **extra}
+        value = {"action": action, "from": frm, "to": to, "by": by.name[:200], "at": _now()}
+        value |= {**by.record(), **extra}
         value["reason"] = str(value.get("reason") or "")[:_MAX_TEXT]
         self._write(self._client.set_registered_model_tag, name, key, json.dumps(value))
         entry = _entry(name, key, json.dumps(value))
@@ -355,6 +423,7 @@ class Registry:
         model_uri: str,
         run_id: str,
         gate_report: GateReport | Mapping[str, Any],
+        policy: PolicyRecord | None = None,
         triggered_by: str | None = None,
         metrics_run_id: str | None = None,
         toolkit_run_id: str | None = None,
@@ -367,7 +436,11 @@ class Registry:
         ``run_id`` is the MLflow run that produced the model, ``metrics_run_id`` the one whose
         metrics the gates read (the gates step; champion comparisons read it later). A failed
         report raises :class:`~toolkit.errors.GateFailed` (or RegistryError for a gate that
-        could not be evaluated) and registers nothing.
+        could not be evaluated) and registers nothing. The trainer recorded for self-approval
+        checks is the caller's system identity (``triggered_by`` naming someone else is an
+        admin override, recorded with the real user). ``policy`` is recorded on the model when
+        it has none yet, or replaces it when at least as strict (a run can tighten, never
+        loosen, the policy of a model).
         """
         report = (
             gate_report
@@ -375,16 +448,19 @@ class Registry:
             else GateReport.from_dict(gate_report)
         )
         report.raise_for_failure()
-        who = triggered_by or current_user() or "unknown"
+        with self._guard(f"register model {model_name!r}"):
+            who = self.actor(triggered_by)
         all_tags = {
             **{str(k): str(v) for k, v in (tags or {}).items()},
             **{DATA_PREFIX + _key_part(k): str(v) for k, v in (data_fingerprints or {}).items()},
             TAG_MLFLOW_RUN_ID: run_id,
             TAG_METRICS_RUN_ID: metrics_run_id or run_id,
-            TAG_TRIGGERED_BY: who,
+            TAG_TRIGGERED_BY: who.name,
+            TAG_IDENTITY: who.source,
             TAG_GATES: report.to_json(),
             TAG_GATES_PASSED: "true",
         }
+        all_tags |= {TAG_REGISTERED_BY: who.real} if who.override else {}
         all_tags |= {TAG_RUN_ID: toolkit_run_id} if toolkit_run_id else {}
         all_tags |= {TAG_GIT_COMMIT: git_commit} if git_commit else {}
         with self._guard(f"register model {model_name!r}"), self._lock(model_name):
@@ -394,6 +470,8 @@ class Registry:
             except Exception as exc:  # already registered, by now or by another process
                 if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
                     raise
+            if policy is not None:
+                self._bind_policy(model_name, policy, who)
             mv = self._client.create_model_version(
                 model_name, source=source, run_id=run_id, tags=all_tags, model_id=model_id
             )
@@ -403,6 +481,138 @@ class Registry:
             self._append(model_name, "registered", previous, version, who, reason=reason)
             self._write(self._client.set_registered_model_alias, model_name, CANDIDATE, version)
             return self.get_version(model_name, version)
+
+    # --- the policy bound to the model -------------------------------------------------------
+
+    def _bind_policy(self, name: str, record: PolicyRecord, who: Actor) -> None:
+        """Record ``record`` on a model that has none, or that it tightens; else keep the
+        recorded one (a looser spec never loosens a model's policy)."""
+        current = PolicyRecord.from_tags(name, self._model(name).tags or {})
+        if current is not None and (
+            current.policy == record.policy or not at_least_as_strict(record.policy, current.policy)
+        ):
+            return
+        for key, value in record.tags().items():
+            self._write(self._client.set_registered_model_tag, name, key, value)
+        if current is not None:
+            self._append(name, "policy_tightened", None, None, who, reason=record.describe())
+
+    def policy(self, model_name: str, tightened_by: ReleaseSpec | None = None) -> ReleaseSpec:
+        """The release policy of ``model_name``, tightened by ``tightened_by`` if given.
+
+        A model without a recorded policy (registered before policies were bound to models, or
+        by hand) is refused, never treated as "no policy"."""
+        with self._guard(f"read the release policy of {model_name!r}"):
+            recorded = PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
+        if recorded is None:
+            raise RegistryError(
+                f"{model_name!r} has no recorded release policy, so it cannot be reviewed or "
+                "promoted (it was registered before policies were bound to models, or by hand)",
+                hint="run the pipeline that trains it again (its next registration records the "
+                f"policy), or pass --pipeline SPEC naming the spec whose model is {model_name}",
+            )
+        return recorded.policy if tightened_by is None else tighten(recorded.policy, tightened_by)
+
+    def policy_record(self, model_name: str) -> PolicyRecord | None:
+        with self._guard(f"read the release policy of {model_name!r}"):
+            return PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
+
+    def record_policy(
+        self, model_name: str, record: PolicyRecord, *, reason: str, by: str | None = None
+    ) -> ReleaseEntry:
+        """Record ``record`` as the policy of ``model_name``: anyone for a model that has none
+        yet; replacing a recorded policy by anything not at least as strict needs a release
+        admin (the only way to loosen a policy, and it is in the history)."""
+        if not reason.strip():
+            raise RegistryError("recording a release policy needs a reason")
+        with self._guard(f"record the release policy of {model_name!r}"), self._lock(model_name):
+            who = self.actor(by)
+            current = PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
+            loosens = current is not None and not at_least_as_strict(record.policy, current.policy)
+            me = self.identity()
+            if loosens and not (
+                me.is_admin if me.source == MLFLOW_AUTH else me.name in self.admins
+            ):
+                raise PermissionRefused(
+                    f"this would loosen the release policy of {model_name!r} "
+                    f"({current.describe() if current else ''}); only a release admin may",
+                    hint="release admins are [tool.toolkit] release_admins (local store) or the "
+                    "MLflow server's admins",
+                )
+            for key, value in record.tags().items():
+                self._write(self._client.set_registered_model_tag, model_name, key, value)
+            action = "policy_recorded" if current is None else "policy_changed"
+            return self._append(
+                model_name, action, None, None, who, reason=f"{reason} - {record.describe()}"
+            )
+
+    # --- versions that must not be released --------------------------------------------------
+
+    def mark_unusable(self, model_name: str, version: str | int, *, reason: str) -> None:
+        """Mark a version so it can never be approved or promoted: for a version registered by
+        a run that then failed (the caller's run record could not be written, or it was
+        interrupted). Idempotent; the mark and a history entry stay in the registry."""
+        version = _version(version)
+        with self._guard(f"mark {model_name!r} v{version} unusable"), self._lock(model_name):
+            who = self.actor()
+            self._mv(model_name, version)
+            mark = {"reason": reason[:_MAX_TEXT], "at": _now(), "by": who.name}
+            self._write(
+                self._client.set_model_version_tag,
+                model_name,
+                version,
+                TAG_UNUSABLE,
+                json.dumps(mark),
+            )
+            self._append(model_name, "marked_unusable", None, version, who, reason=reason)
+            if self._aliases(self._model(model_name)).get(CANDIDATE) == version:
+                self._drop_alias(model_name, CANDIDATE)
+
+    def _drop_alias(self, name: str, alias: str) -> None:
+        """Remove a convenience alias. A server may let EDIT users set but not delete aliases
+        (MANAGE): the alias is only a pointer, so that refusal changes nothing that matters."""
+        try:
+            self._client.delete_registered_model_alias(name, alias)
+        except Exception as exc:
+            if getattr(exc, "error_code", None) not in (
+                "PERMISSION_DENIED",
+                "RESOURCE_DOES_NOT_EXIST",
+            ):
+                raise
+
+    def _blockers(self, mv: Any) -> tuple[str | None, frozenset[str]]:
+        """``(why this version may not be released or None, names its source run records)``.
+
+        The source run must have finished successfully: a version registered by a run that
+        later FAILED, was KILLED, is still RUNNING (registration precedes the run's end) or
+        was deleted is not a release."""
+        tags = mv.tags or {}
+        if TAG_UNUSABLE in tags:
+            try:
+                why = json.loads(tags[TAG_UNUSABLE]).get("reason", "")
+            except (TypeError, ValueError, AttributeError):
+                why = tags[TAG_UNUSABLE]
+            return f"it was marked unusable ({why})", frozenset()
+        run_id = tags.get(TAG_MLFLOW_RUN_ID) or mv.run_id
+        if not run_id:
+            return "it records no source run, so nothing shows its run finished", frozenset()
+        try:
+            run = self._client.get_run(run_id)
+        except Exception as exc:
+            if not self._missing(exc):
+                raise
+            return f"its source run {run_id} no longer exists", frozenset()
+        named = frozenset(
+            v for k in ("mlflow.user", TAG_TRIGGERED_BY) if (v := run.data.tags.get(k))
+        )
+        if run.info.lifecycle_stage == "deleted":
+            return f"its source run {run_id} was deleted", named
+        if run.info.status != "FINISHED":
+            state = (
+                "is still RUNNING" if run.info.status == "RUNNING" else f"ended {run.info.status}"
+            )
+            return f"its source run {run_id} {state}, not FINISHED", named
+        return None, named
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -466,7 +676,8 @@ class Registry:
     ) -> list[CandidateView]:
         """Versions whose gates passed that were never champion nor rejected, newest first.
 
-        With a ``policy``, each view says what still blocks its promotion (``problems``).
+        Each view says what still blocks its promotion (``problems``) under the model's recorded
+        policy, tightened by ``policy`` if given; versions marked unusable are left out.
         """
         views = []
         with self._guard("list candidates"):
@@ -476,17 +687,26 @@ class Registry:
                 released = {e.to_version for e in history if e.action in MOVES}
                 champion = aliases.get(CHAMPION)
                 champ_metrics = self._metrics(self._mv(name, champion)) if champion else {}
+                try:
+                    effective: ReleaseSpec | None = self.policy(name, policy)
+                    no_policy = None
+                except RegistryError as exc:
+                    effective, no_policy = None, exc.message
                 for mv in sorted(self._versions(name), key=lambda v: -int(v.version)):
                     info = self._info(mv, aliases)
                     if not info.gates_passed or info.version in released | {champion}:
                         continue
+                    if TAG_UNUSABLE in info.tags:
+                        continue
                     if any(r.decision == "rejected" for r in info.reviews):
                         continue
-                    if policy is None:
+                    blocker, named = self._blockers(mv)
+                    if effective is None:
                         approved = (r.reviewer for r in info.reviews if r.decision == "approved")
-                        approvals, problems = tuple(approved), None
+                        approvals, problems = tuple(approved), (no_policy or "",)
                     else:
-                        approvals, problems, _ = _policy_problems(info.tags, policy)
+                        approvals, problems, _ = _policy_problems(info.tags, effective, named)
+                    problems = ((blocker,) if blocker else ()) + tuple(problems)
                     links = {"model_uri": info.model_uri, "source": info.source}
                     links |= {k: v for k, v in info.tags.items() if k.endswith("run_id")}
                     if self.tracking_uri.startswith(("http://", "https://")):
@@ -512,39 +732,49 @@ class Registry:
         version: str | int,
         *,
         decision: Decision,
-        reviewer: str,
+        reviewer: str | None = None,
         note: str = "",
-        policy: ReleaseSpec,
+        policy: ReleaseSpec | None = None,
     ) -> ReviewRecord:
-        """Record ``reviewer``'s decision on a version (a tag per reviewer, plus a history entry).
+        """Record the caller's decision on a version (a tag per reviewer, plus a history entry).
 
-        Only ``policy.approvers`` may review when that list is non-empty; with
-        ``forbid_self_approval`` the person who triggered the run cannot approve it.
+        The reviewer is the caller's system identity; ``reviewer`` naming someone else is an
+        admin override. The model's recorded policy applies, tightened by ``policy``: only its
+        approvers may review when it lists some, and with ``forbid_self_approval`` whoever
+        triggered the run cannot approve. A version from a run that did not finish, or marked
+        unusable, cannot be approved.
         """
-        version, reviewer = _version(version), reviewer.strip()
+        version = _version(version)
         if decision not in ("approved", "rejected"):
             raise RegistryError(f"a review decision is 'approved' or 'rejected', not {decision!r}")
-        if not reviewer:
+        if reviewer is not None and not reviewer.strip():
             raise RegistryError("a review needs a reviewer name")
         with self._guard(f"review {model_name!r} v{version}"), self._lock(model_name):
+            who = self.actor(reviewer)
+            effective = self.policy(model_name, policy)
             mv = self._mv(model_name, version)
             aliases = self._aliases(self._model(model_name))
-            refusal = _review_refusal(reviewer, decision, mv.tags or {}, policy)
+            blocker, named = self._blockers(mv)
+            if blocker and decision == "approved":
+                raise RegistryError(f"cannot approve {model_name!r} v{version}: {blocker}")
+            refusal = _review_refusal(who.name, decision, mv.tags or {}, effective, named)
             if refusal:
-                hint = did_you_mean(reviewer, policy.approvers) if policy.approvers else None
-                raise RegistryError(
-                    f"{reviewer!r} cannot review {model_name!r}: {refusal}", hint=hint
+                hint = did_you_mean(who.name, effective.approvers) if effective.approvers else None
+                raise PermissionRefused(
+                    f"{who.name!r} cannot review {model_name!r}: {refusal}", hint=hint
                 )
             if aliases.get(CHAMPION) == version:
                 raise RegistryError(f"{model_name!r} v{version} is already the champion")
-            record = Review(reviewer, decision, _now(), note[:_MAX_TEXT])
-            key = REVIEW_PREFIX + _key_part(reviewer)
+            recorded_by = who.real if who.override else None
+            record = Review(who.name, decision, _now(), note[:_MAX_TEXT], recorded_by)
+            key = REVIEW_PREFIX + _key_part(who.name)
             self._client.set_model_version_tag(model_name, version, key, json.dumps(asdict(record)))
-            self._append(model_name, decision, None, version, reviewer, reason=record.note)
+            self._append(model_name, decision, None, version, who, reason=record.note)
             if decision == "rejected" and aliases.get(CANDIDATE) == version:
-                self._client.delete_registered_model_alias(model_name, CANDIDATE)
+                self._drop_alias(model_name, CANDIDATE)
             tags = self._client.get_model_version(model_name, version).tags or {}
-        approvals, problems, required = _policy_problems(tags, policy)
+        approvals, problems, required = _policy_problems(tags, effective, named)
+        problems = ((blocker,) if blocker else ()) + problems
         return ReviewRecord(
             model_name, version, record, approvals, required, not problems, problems
         )
@@ -554,26 +784,35 @@ class Registry:
         model_name: str,
         version: str | int,
         *,
-        policy: ReleaseSpec,
-        by: str,
+        policy: ReleaseSpec | None = None,
+        by: str | None = None,
         force: bool = False,
         reason: str = "",
     ) -> ReleaseEntry:
         """Move ``champion`` to ``version`` if its gates passed and the policy is met.
 
-        ``force=True`` (with a ``reason``) overrides the policy; the entry records that it did
-        and what it overrode.
+        The policy is the model's recorded one, tightened by ``policy``. ``force=True`` (with a
+        ``reason``) overrides the policy; the entry records that it did and what it overrode.
+        Nothing overrides a source run that did not finish successfully or an unusable mark.
         """
         version = _version(version)
         if force and not reason.strip():
             raise RegistryError("a forced promotion needs a reason")
         with self._guard(f"promote {model_name!r} v{version}"), self._lock(model_name):
+            who = self.actor(by)
+            effective = self.policy(model_name, policy)
             mv = self._mv(model_name, version)
+            blocker, named = self._blockers(mv)
+            if blocker:
+                raise RegistryError(
+                    f"cannot promote {model_name!r} v{version}: {blocker}",
+                    hint="not even with --force: promote a version from a successful run",
+                )
             current = self._settle(model_name)
             aliases = self._aliases(self._model(model_name))
             if current == version:
                 raise RegistryError(f"{model_name!r} v{version} is already the champion")
-            _, problems, _ = _policy_problems(mv.tags or {}, policy)
+            _, problems, _ = _policy_problems(mv.tags or {}, effective, named)
             if problems and not force:
                 raise RegistryError(
                     f"cannot promote {model_name!r} v{version}: " + "; ".join(problems),
@@ -585,23 +824,25 @@ class Registry:
                     + "override the policy with force and a reason",
                 )
             entry = self._append(
-                model_name, "promoted", current, version, by,
+                model_name, "promoted", current, version, who,
                 reason=reason, forced=force, overrides=list(problems) if force else [],
             )  # fmt: skip
             self._write(self._client.set_registered_model_alias, model_name, CHAMPION, version)
             if aliases.get(CANDIDATE) == version:
-                self._client.delete_registered_model_alias(model_name, CANDIDATE)
+                self._drop_alias(model_name, CANDIDATE)
             self._settle(model_name)
         return entry
 
     def rollback(
-        self, model_name: str, *, by: str, reason: str, to: str | int | None = None
+        self, model_name: str, *, reason: str, by: str | None = None, to: str | int | None = None
     ) -> ReleaseEntry:
-        """Move ``champion`` back to the previous champion, or to ``to`` (a past champion)."""
+        """Move ``champion`` back to the previous champion, or to ``to`` (a past champion).
+        A past champion marked unusable since, or whose run no longer exists, is refused."""
         if not reason.strip():
             raise RegistryError("a rollback needs a reason")
         target = None if to is None else _version(to)
         with self._guard(f"roll back {model_name!r}"), self._lock(model_name):
+            who = self.actor(by)
             current = self._settle(model_name)
             history = self._history(self._model(model_name))
             stack = champion_stack(history)
@@ -622,8 +863,18 @@ class Registry:
                     "past champion",
                     hint=f"promote it instead: toolkit promote {model_name} {target}",
                 )
-            self._mv(model_name, target)  # still exists
-            entry = self._append(model_name, "rolled_back", current, target, by, reason=reason)
+            blocker, _ = self._blockers(self._mv(model_name, target))
+            if blocker:
+                raise RegistryError(f"cannot roll {model_name!r} back to v{target}: {blocker}")
+            entry = self._append(
+                model_name, "rolled_back", current, target, who, reason=reason, forced=False
+            )
             self._write(self._client.set_registered_model_alias, model_name, CHAMPION, target)
             self._settle(model_name)
         return entry
+
+
+def mark_unusable(tracking_uri: str, model_name: str, version: str | int, *, reason: str) -> None:
+    """Mark ``model_name`` v``version`` in the registry at ``tracking_uri`` so that it can never
+    be approved or promoted (see :meth:`Registry.mark_unusable`)."""
+    Registry(tracking_uri).mark_unusable(model_name, version, reason=reason)

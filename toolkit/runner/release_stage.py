@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit.errors import RegistryError
 from toolkit.fsutil import atomic_write_json
 from toolkit.gates import evaluate_gates
-from toolkit.lineage import current_user, fingerprint
+from toolkit.lineage import fingerprint
 from toolkit.plan import Plan
 from toolkit.report import SUCCEEDED, StepReport
 from toolkit.runner.tracked import RunTracking
@@ -94,6 +94,14 @@ def _log_guarded(
     return log_guarded_model(guarded, tracking_uri=settings.tracking_uri, run_id=parent)
 
 
+def _spec_label(path: Path, settings: Settings) -> str:
+    """The spec's path relative to the project when inside it: recorded on the model."""
+    try:
+        return Path(path).resolve().relative_to(settings.root).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def gate_and_register(
     plan: Plan,
     settings: Settings,
@@ -143,12 +151,17 @@ def gate_and_register(
         for key, out in step.outputs.items()
         if Path(out.path).exists()
     }
+    from toolkit.registry import PolicyRecord
+
+    # The policy travels with the model from here on (review/promote read it from the registry);
+    # the trainer is the registry's system identity, not a name this process chooses.
+    policy = PolicyRecord(plan.release, _spec_label(plan.spec_path, settings), plan.spec_hash)
     info = registry.register(
         plan.model.name,
         model_uri=uri,
         run_id=parent,
         gate_report=report,
-        triggered_by=current_user(),
+        policy=policy,
         metrics_run_id=gates_step.mlflow_run_id,
         toolkit_run_id=plan.run_dir.name,
         git_commit=tracking.git_commit,
