@@ -52,7 +52,7 @@ wheel: | $(UV)
 demo: $(STAMP)
 	$(BIN)/toolkit check
 	$(BIN)/toolkit run pipelines/train.yaml
-	$(BIN)/toolkit review approve breast_cancer_clf candidate --reviewer demo-reviewer --note "make demo"
+	$(BIN)/toolkit review approve breast_cancer_clf candidate --note "make demo"
 	$(BIN)/toolkit promote breast_cancer_clf candidate
 	$(BIN)/toolkit releases breast_cancer_clf
 	$(BIN)/toolkit run pipelines/score.yaml

@@ -62,6 +62,10 @@ def test_1_training_pipeline_runs_end_to_end(project: Path) -> None:
     assert summary["gates"]["passed"] is True
     assert summary["registered"]["version"] == "1"
     assert client.get_model_version_by_alias("breast_cancer_clf", "candidate").version in (1, "1")
+    # The spec's release policy is now bound to the model, with the spec's path and hash.
+    tags = client.get_registered_model("breast_cancer_clf").tags
+    assert tags["toolkit.policy.source"] == "pipelines/train.yaml"
+    assert json.loads(tags["toolkit.policy"])["min_approvals"] == 1
 
 
 def test_2_review_promote_and_load_the_champion(
@@ -76,8 +80,6 @@ def test_2_review_promote_and_load_the_champion(
         "approve",
         "breast_cancer_clf",
         "candidate",
-        "--reviewer",
-        "alice",
         "--note",
         "checked the notebooks",
     )

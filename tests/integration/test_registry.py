@@ -473,14 +473,21 @@ def test_concurrent_promotions_across_processes(env: Env, tmp_path: Path) -> Non
         )
         for v in (1, 2)
     ]
-    deadline = time.monotonic() + 120
-    while not all(Path(f"{go}.{v}").exists() for v in (1, 2)):  # every child is ready
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
-        time.sleep(0.01)
-    go.touch()  # both promote at once
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err.decode()
+    try:
+        # Generous: importing MLflow takes ~1 s idle, minutes on a loaded shared machine.
+        deadline = time.monotonic() + 600
+        while not all(Path(f"{go}.{v}").exists() for v in (1, 2)):  # every child is ready
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.01)
+        go.touch()  # both promote at once
+        for proc in procs:
+            _, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err.decode()
+    finally:
+        for proc in procs:  # a failed wait must not leave children waiting for "go" forever
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     moves = _assert_consistent(env, name, 2)
     assert [m.from_version for m in moves] == [None] + [m.to_version for m in moves[:-1]]
 

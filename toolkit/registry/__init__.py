@@ -46,39 +46,21 @@ import contextlib
 import json
 import os
 import tempfile
-import threading
-import time
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from toolkit.errors import (
-    LockedError,
-    PermissionRefused,
-    RegistryError,
-    ToolkitError,
-    TrackingError,
-    did_you_mean,
-)
+from toolkit.errors import PermissionRefused, RegistryError, did_you_mean
 from toolkit.gates import GateReport
-from toolkit.registry.identity import MLFLOW_AUTH, Actor, Identity, system_identity
+from toolkit.registry.governance import GovernedStore
 from toolkit.release import (
-    _ENTRY_KEY,
     _MAX_TEXT,
-    _PERMANENT,
-    _SETTLE_ROUNDS,
-    _THREAD_LOCKS,
-    _THREAD_LOCKS_GUARD,
-    _WRITE_ATTEMPTS,
     CANDIDATE,
     CHAMPION,
     DATA_PREFIX,
     MOVES,
-    RELEASE_PREFIX,
     REVIEW_PREFIX,
     TAG_GATES,
     TAG_GATES_PASSED,
@@ -97,14 +79,11 @@ from toolkit.release import (
     ReleaseEntry,
     Review,
     ReviewRecord,
-    _entry,
     _key_part,
     _now,
     _policy_problems,
     _review_refusal,
-    _reviews,
     _version,
-    at_least_as_strict,
     champion_stack,
     lock_path,
     tighten,
@@ -113,237 +92,24 @@ from toolkit.release import (
 if TYPE_CHECKING:
     from toolkit.spec import ReleaseSpec
 
+__all__ = [
+    "CANDIDATE",
+    "CHAMPION",
+    "CandidateView",
+    "ModelVersionInfo",
+    "PolicyRecord",
+    "Registry",
+    "ReleaseEntry",
+    "ReviewRecord",
+    "lock_path",
+    "mark_unusable",
+    "tighten",
+]
 
-class Registry:
-    """Releases of registered models in the MLflow registry at ``tracking_uri``.
 
-    ``local_lock=False`` skips the per-model file lock (layer 1 of the module docstring); it
-    exists to test the lockless path, which is what clients on different machines get.
-    ``admins`` are the OS users who may act for someone else (``reviewer=``/``by=`` naming
-    another person) where identity is the OS user; on an authenticating MLflow server only the
-    server's admins may. Backend failures raise :class:`TrackingError`; invalid requests
-    :class:`RegistryError`, refusals by identity or server permission :class:`PermissionRefused`,
-    and then nothing has changed.
-    """
-
-    def __init__(
-        self,
-        tracking_uri: str,
-        *,
-        lock_timeout: float = 60.0,
-        local_lock: bool = True,
-        admins: Iterable[str] = (),
-    ) -> None:
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read on MLflow's first use
-        from mlflow import MlflowClient
-
-        self.tracking_uri = tracking_uri
-        self.lock_timeout = lock_timeout
-        self.local_lock = local_lock
-        self.admins = frozenset(admins)
-        self._identity: Identity | None = None
-        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-    # --- identity ----------------------------------------------------------------------------
-
-    def identity(self) -> Identity:
-        """Who this process is to the registry (asked once per instance)."""
-        if self._identity is None:
-            self._identity = system_identity(self.tracking_uri)
-        return self._identity
-
-    def actor(self, as_name: str | None = None) -> Actor:
-        """The author of a record: the caller, or ``as_name`` when an admin acts for them."""
-        me = self.identity()
-        name = (as_name or "").strip()
-        if not name or name == me.name:
-            return Actor(me.name, me.name, me.source)
-        admin = me.is_admin if me.source == MLFLOW_AUTH else me.name in self.admins
-        if not admin:
-            where = (
-                "the MLflow server's admins"
-                if me.source == MLFLOW_AUTH
-                else "the OS users listed in [tool.toolkit] release_admins"
-            )
-            raise PermissionRefused(
-                f"you are {me.name!r} ({me.source}); acting as {name!r} is an admin override "
-                f"that only {where} may use",
-                hint=f"leave the name out to act as {me.name}, or have {name} run the command",
-            )
-        return Actor(name, me.name, me.source)
-
-    # --- plumbing ----------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _guard(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except ToolkitError:
-            raise
-        except Exception as exc:  # MlflowException, HTTP and SQL errors
-            code = getattr(exc, "error_code", None)
-            if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
-                who = self._identity.name if self._identity else "you"
-                raise PermissionRefused(
-                    f"the MLflow server at {self.tracking_uri} refused to let {who} {action} "
-                    f"({code})",
-                    hint="ask someone with MANAGE on the model (or an admin) to grant you EDIT"
-                    if code == "PERMISSION_DENIED"
-                    else "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
-                ) from exc
-            raise TrackingError(
-                f"could not {action} in the registry at {self.tracking_uri}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-    @contextlib.contextmanager
-    def _lock(self, model: str) -> Iterator[None]:
-        if not self.local_lock:
-            yield
-            return
-        import fcntl  # POSIX only; imported here so the module still imports elsewhere
-
-        path = lock_path(self.tracking_uri, model)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _THREAD_LOCKS_GUARD:
-            thread_lock = _THREAD_LOCKS.setdefault(str(path), threading.Lock())
-        busy = LockedError(
-            f"another release operation on model {model!r} held its lock for "
-            f"{self.lock_timeout:g} s ({path})"
-        )
-        deadline = time.monotonic() + self.lock_timeout
-        if not thread_lock.acquire(timeout=self.lock_timeout):
-            raise busy
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() > deadline:
-                            raise busy from None
-                        time.sleep(0.02)
-                yield
-            finally:
-                os.close(fd)  # releases the flock
-        finally:
-            thread_lock.release()
-
-    @staticmethod
-    def _write(call: Any, *args: Any) -> None:
-        """An idempotent write, retried on transient conflicts: without the lock two clients
-        creating the same alias race in MLflow's select-then-insert (an IntegrityError)."""
-        for attempt in range(_WRITE_ATTEMPTS):
-            try:
-                call(*args)
-                return
-            except Exception as exc:
-                code = getattr(exc, "error_code", None)
-                if code in _PERMANENT or attempt == _WRITE_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-
-    @staticmethod
-    def _missing(exc: Exception) -> bool:
-        return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
-
-    def _model_names(self) -> list[str]:
-        names, token = [], None
-        while True:
-            page = self._client.search_registered_models(max_results=1000, page_token=token)
-            names += [m.name for m in page]
-            token = page.token
-            if not token:
-                return names
-
-    def _model(self, name: str) -> Any:
-        try:
-            return self._client.get_registered_model(name)
-        except Exception as exc:
-            if not self._missing(exc):
-                raise
-        hint = did_you_mean(name, self._model_names())
-        raise RegistryError(f"no registered model {name!r} in {self.tracking_uri}", hint=hint)
-
-    def _versions(self, name: str) -> list[Any]:
-        if "'" in name:
-            raise RegistryError(f"model names with quotes are not supported: {name!r}")
-        found, token = [], None
-        while True:
-            page = self._client.search_model_versions(
-                f"name='{name}'", max_results=1000, page_token=token
-            )
-            found += list(page)
-            token = page.token
-            if not token:
-                return found
-
-    def _mv(self, name: str, version: str) -> Any:
-        self._model(name)
-        try:
-            return self._client.get_model_version(name, version)
-        except Exception as exc:
-            if not self._missing(exc):
-                raise
-        known = sorted((int(v.version) for v in self._versions(name)), reverse=True)
-        listed = ", ".join(map(str, known[:20])) or "none"
-        raise RegistryError(f"model {name!r} has no version {version}; versions: {listed}")
-
-    def _info(self, mv: Any, aliases: Mapping[str, str]) -> ModelVersionInfo:
-        version, tags = str(mv.version), dict(mv.tags or {})
-        gates = None
-        with contextlib.suppress(TypeError, ValueError, KeyError):
-            gates = GateReport.from_dict(json.loads(tags[TAG_GATES]))
-        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC).isoformat()
-        return ModelVersionInfo(
-            name=mv.name,
-            version=version,
-            source=mv.source,
-            run_id=mv.run_id,
-            model_id=getattr(mv, "model_id", None),
-            created_at=created if mv.creation_timestamp else None,
-            aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
-            tags=tags,
-            gates=gates,
-            reviews=_reviews(tags),
-        )
-
-    @staticmethod
-    def _aliases(rm: Any) -> dict[str, str]:
-        return {alias: str(v) for alias, v in (rm.aliases or {}).items()}  # int on sqlite
-
-    def _history(self, rm: Any) -> list[ReleaseEntry]:
-        entries = (_entry(rm.name, k, v) for k, v in (rm.tags or {}).items())
-        return sorted((e for e in entries if e is not None), key=lambda e: e.key)
-
-    def _append(
-        self, name: str, action: str, frm: str | None, to: str | None, by: Actor, **extra: Any
-    ) -> ReleaseEntry:
-        """Add one history entry under a fresh key: never overwrites (append-only)."""
-        seqs = [int(m.group(1)) for k in self._model(name).tags or {} if (m := _ENTRY_KEY.match(k))]
-        key = f"{RELEASE_PREFIX}{max(seqs, default=0) + 1:08d}-{uuid.uuid4().hex[:8]}"
-        value = {"action": action, "from": frm, "to": to, "by": by.name[:200], "at": _now()}
-        value |= {**by.record(), **extra}
-        value["reason"] = str(value.get("reason") or "")[:_MAX_TEXT]
-        self._write(self._client.set_registered_model_tag, name, key, json.dumps(value))
-        entry = _entry(name, key, json.dumps(value))
-        assert entry is not None
-        return entry
-
-    def _settle(self, name: str) -> str | None:
-        """Make the champion alias agree with the latest promote/rollback entry (see module
-        doc) and return it. Run before each move too: the entry is the write-ahead record, so
-        a writer that died between its entry and its alias write is completed, not undone."""
-        for _ in range(_SETTLE_ROUNDS):
-            rm = self._model(name)  # history and aliases in one read
-            moves = [e for e in self._history(rm) if e.action in MOVES]
-            want, have = (moves[-1].to_version if moves else None), self._aliases(rm).get(CHAMPION)
-            if want is None or have == want:
-                return have
-            self._write(self._client.set_registered_model_alias, name, CHAMPION, want)
-        raise TrackingError(f"the champion alias of {name!r} kept changing; run the command again")
+class Registry(GovernedStore):
+    """Releases of registered models in the MLflow registry at ``tracking_uri``: registration,
+    review, promotion and rollback (plumbing in :mod:`.store`, policy in :mod:`.governance`)."""
 
     # --- registration ------------------------------------------------------------------------
 
@@ -481,195 +247,6 @@ class Registry:
             self._append(model_name, "registered", previous, version, who, reason=reason)
             self._write(self._client.set_registered_model_alias, model_name, CANDIDATE, version)
             return self.get_version(model_name, version)
-
-    # --- the policy bound to the model -------------------------------------------------------
-
-    def _bind_policy(self, name: str, record: PolicyRecord, who: Actor) -> None:
-        """Record ``record`` on a model that has none, or that it tightens; else keep the
-        recorded one (a looser spec never loosens a model's policy)."""
-        current = PolicyRecord.from_tags(name, self._model(name).tags or {})
-        if current is not None and (
-            current.policy == record.policy or not at_least_as_strict(record.policy, current.policy)
-        ):
-            return
-        for key, value in record.tags().items():
-            self._write(self._client.set_registered_model_tag, name, key, value)
-        if current is not None:
-            self._append(name, "policy_tightened", None, None, who, reason=record.describe())
-
-    def policy(self, model_name: str, tightened_by: ReleaseSpec | None = None) -> ReleaseSpec:
-        """The release policy of ``model_name``, tightened by ``tightened_by`` if given.
-
-        A model without a recorded policy (registered before policies were bound to models, or
-        by hand) is refused, never treated as "no policy"."""
-        with self._guard(f"read the release policy of {model_name!r}"):
-            recorded = PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
-        if recorded is None:
-            raise RegistryError(
-                f"{model_name!r} has no recorded release policy, so it cannot be reviewed or "
-                "promoted (it was registered before policies were bound to models, or by hand)",
-                hint="run the pipeline that trains it again (its next registration records the "
-                f"policy), or pass --pipeline SPEC naming the spec whose model is {model_name}",
-            )
-        return recorded.policy if tightened_by is None else tighten(recorded.policy, tightened_by)
-
-    def policy_record(self, model_name: str) -> PolicyRecord | None:
-        with self._guard(f"read the release policy of {model_name!r}"):
-            return PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
-
-    def record_policy(
-        self, model_name: str, record: PolicyRecord, *, reason: str, by: str | None = None
-    ) -> ReleaseEntry:
-        """Record ``record`` as the policy of ``model_name``: anyone for a model that has none
-        yet; replacing a recorded policy by anything not at least as strict needs a release
-        admin (the only way to loosen a policy, and it is in the history)."""
-        if not reason.strip():
-            raise RegistryError("recording a release policy needs a reason")
-        with self._guard(f"record the release policy of {model_name!r}"), self._lock(model_name):
-            who = self.actor(by)
-            current = PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
-            loosens = current is not None and not at_least_as_strict(record.policy, current.policy)
-            me = self.identity()
-            if loosens and not (
-                me.is_admin if me.source == MLFLOW_AUTH else me.name in self.admins
-            ):
-                raise PermissionRefused(
-                    f"this would loosen the release policy of {model_name!r} "
-                    f"({current.describe() if current else ''}); only a release admin may",
-                    hint="release admins are [tool.toolkit] release_admins (local store) or the "
-                    "MLflow server's admins",
-                )
-            for key, value in record.tags().items():
-                self._write(self._client.set_registered_model_tag, model_name, key, value)
-            action = "policy_recorded" if current is None else "policy_changed"
-            return self._append(
-                model_name, action, None, None, who, reason=f"{reason} - {record.describe()}"
-            )
-
-    # --- versions that must not be released --------------------------------------------------
-
-    def mark_unusable(self, model_name: str, version: str | int, *, reason: str) -> None:
-        """Mark a version so it can never be approved or promoted: for a version registered by
-        a run that then failed (the caller's run record could not be written, or it was
-        interrupted). Idempotent; the mark and a history entry stay in the registry."""
-        version = _version(version)
-        with self._guard(f"mark {model_name!r} v{version} unusable"), self._lock(model_name):
-            who = self.actor()
-            self._mv(model_name, version)
-            mark = {"reason": reason[:_MAX_TEXT], "at": _now(), "by": who.name}
-            self._write(
-                self._client.set_model_version_tag,
-                model_name,
-                version,
-                TAG_UNUSABLE,
-                json.dumps(mark),
-            )
-            self._append(model_name, "marked_unusable", None, version, who, reason=reason)
-            if self._aliases(self._model(model_name)).get(CANDIDATE) == version:
-                self._drop_alias(model_name, CANDIDATE)
-
-    def _drop_alias(self, name: str, alias: str) -> None:
-        """Remove a convenience alias. A server may let EDIT users set but not delete aliases
-        (MANAGE): the alias is only a pointer, so that refusal changes nothing that matters."""
-        try:
-            self._client.delete_registered_model_alias(name, alias)
-        except Exception as exc:
-            if getattr(exc, "error_code", None) not in (
-                "PERMISSION_DENIED",
-                "RESOURCE_DOES_NOT_EXIST",
-            ):
-                raise
-
-    def _blockers(self, mv: Any) -> tuple[str | None, frozenset[str]]:
-        """``(why this version may not be released or None, names its source run records)``.
-
-        The source run must have finished successfully: a version registered by a run that
-        later FAILED, was KILLED, is still RUNNING (registration precedes the run's end) or
-        was deleted is not a release."""
-        tags = mv.tags or {}
-        if TAG_UNUSABLE in tags:
-            try:
-                why = json.loads(tags[TAG_UNUSABLE]).get("reason", "")
-            except (TypeError, ValueError, AttributeError):
-                why = tags[TAG_UNUSABLE]
-            return f"it was marked unusable ({why})", frozenset()
-        run_id = tags.get(TAG_MLFLOW_RUN_ID) or mv.run_id
-        if not run_id:
-            return "it records no source run, so nothing shows its run finished", frozenset()
-        try:
-            run = self._client.get_run(run_id)
-        except Exception as exc:
-            if not self._missing(exc):
-                raise
-            return f"its source run {run_id} no longer exists", frozenset()
-        named = frozenset(
-            v for k in ("mlflow.user", TAG_TRIGGERED_BY) if (v := run.data.tags.get(k))
-        )
-        if run.info.lifecycle_stage == "deleted":
-            return f"its source run {run_id} was deleted", named
-        if run.info.status != "FINISHED":
-            state = (
-                "is still RUNNING" if run.info.status == "RUNNING" else f"ended {run.info.status}"
-            )
-            return f"its source run {run_id} {state}, not FINISHED", named
-        return None, named
-
-    # --- queries -----------------------------------------------------------------------------
-
-    def get_version(self, model_name: str, version: str | int) -> ModelVersionInfo:
-        """One version, with its aliases, tags, gate results and reviews."""
-        version = _version(version)
-        with self._guard(f"read {model_name!r} v{version}"):
-            mv = self._mv(model_name, version)
-            return self._info(mv, self._aliases(self._model(model_name)))
-
-    def resolve(self, model_name: str, ref: str | int) -> str:
-        """A version number from a number or an alias (``candidate``, ``champion``)."""
-        ref = str(ref)
-        if ref.isdigit():
-            return ref
-        with self._guard(f"resolve {model_name!r}@{ref}"):
-            aliases = self._aliases(self._model(model_name))
-        for alias_name, version in aliases.items():
-            if alias_name == ref:
-                return str(version)
-        raise RegistryError(
-            f"model {model_name!r} has no version {ref!r} and no alias {ref!r}",
-            hint=did_you_mean(ref, list(aliases)) or "pass a version number",
-        )
-
-    def releases(self, model_name: str) -> list[ReleaseEntry]:
-        """The full history of ``model_name``, oldest first."""
-        with self._guard(f"read the history of {model_name!r}"):
-            return self._history(self._model(model_name))
-
-    def champion_metrics(self, model_name: str) -> tuple[str | None, dict[str, float]]:
-        """The champion's version and the metrics its gates read; ``(None, {})`` before the
-        first release (including when the model is not registered yet)."""
-        with self._guard(f"read the champion of {model_name!r}"):
-            try:
-                rm = self._client.get_registered_model(model_name)
-            except Exception as exc:
-                if self._missing(exc):
-                    return None, {}
-                raise
-            version = self._aliases(rm).get(CHAMPION)
-            if version is None:
-                return None, {}
-            return version, self._metrics(self._mv(model_name, version))
-
-    def _metrics(self, mv: Any) -> dict[str, float]:
-        tags = mv.tags or {}
-        try:
-            run = self._client.get_run(tags.get(TAG_METRICS_RUN_ID) or mv.run_id)
-            return {k: float(v) for k, v in run.data.metrics.items()}
-        except Exception as exc:  # the run was deleted: fall back on the values gates recorded
-            if not self._missing(exc):
-                raise
-            report = self._info(mv, {}).gates
-            return (
-                {g.name: g.value for g in report.results if g.value is not None} if report else {}
-            )
 
     def candidates(
         self, model_name: str | None = None, *, policy: ReleaseSpec | None = None

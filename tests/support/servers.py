@@ -1,0 +1,179 @@
+"""Servers for tests, on loopback: free ports, health waits, process-group teardown, and an
+MLflow tracking server with MLflow's own authentication (``--app-name basic-auth``).
+
+Each server runs in its own session (``start_new_session=True``) so that one ``killpg`` stops
+it with every child it spawned (uvicorn workers, job consumers)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STARTUP_TIMEOUT_S = 600.0  # ~7 s on an idle 2-core machine; minutes on a loaded shared one
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until ``url/health`` answers 200; raise with the log's tail if the process dies or
+    the startup timeout passes."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(
+                f"server at {url} did not become healthy (rc={proc.poll()}):\n{tail}"
+            )
+        time.sleep(0.25)
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM the process group of ``proc`` (started with ``start_new_session=True``), then
+    SIGKILL it if it is still there after ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@dataclass
+class AuthServer:
+    """A running ``mlflow server --app-name basic-auth``: its URL and its accounts."""
+
+    url: str
+    root: Path
+    admin: tuple[str, str]
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    def admin_client(self):
+        """MLflow's user/permission admin client, authenticated as the server's admin."""
+        from mlflow.server import get_app_client
+
+        with credentials(*self.admin):
+            return get_app_client("basic-auth", tracking_uri=self.url)
+
+    def add_user(self, name: str) -> str:
+        """Create ``name`` with a fresh password (12+ characters, as the server requires)."""
+        password = f"pw-{name}-{os.urandom(6).hex()}"
+        with credentials(*self.admin):
+            self.admin_client().create_user(name, password)
+        self.passwords[name] = password
+        return password
+
+    def grant_model(self, user: str, model: str, permission: str) -> None:
+        """Give ``user`` ``permission`` (READ, USE, EDIT, MANAGE, DENY) on a registered model."""
+        with credentials(*self.admin):
+            self.admin_client().grant_user_permission(user, "registered_model", model, permission)
+
+    def as_user(self, name: str | None) -> contextlib.AbstractContextManager[None]:
+        """MLflow client credentials of ``name`` (None: no credentials at all)."""
+        return credentials(name, self.passwords[name] if name else None)
+
+
+@contextlib.contextmanager
+def credentials(username: str | None, password: str | None) -> Iterator[None]:
+    """Set (or, with None, remove) MLflow's client credentials for the duration of the block:
+    MLflow reads them from the environment on every request."""
+    keys = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        for key, value in zip(keys, (username, password), strict=True):
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def mlflow_auth_server(root: Path, *, default_permission: str = "READ") -> Iterator[AuthServer]:
+    """Start an MLflow tracking server with basic-auth on loopback in ``root``; stop it (and
+    every child) on exit. ``default_permission=READ``: a governed registry, where only a
+    model's creator (MANAGE) and users granted EDIT may write to it."""
+    root.mkdir(parents=True, exist_ok=True)
+    admin = ("admin", f"admin-{os.urandom(8).hex()}")
+    ini = root / "basic_auth.ini"
+    ini.write_text(
+        "[mlflow]\n"
+        f"default_permission = {default_permission}\n"
+        f"database_uri = sqlite:///{root / 'basic_auth.db'}\n"
+        f"admin_username = {admin[0]}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # 2 processes instead of 9
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI"):
+        env.pop(key, None)
+    log_path = root / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--app-name",
+                "basic-auth",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{root / 'mlflow.db'}",
+                "--default-artifact-root",
+                str(root / "artifacts"),
+            ],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_healthy(url, proc, log_path)
+        yield AuthServer(url, root, admin)
+    finally:
+        stop_group(proc)
