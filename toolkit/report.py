@@ -148,7 +148,7 @@ def to_text(report: RunReport) -> str:
         r = report.registered
         lines.append(
             f"registered {r['name']} version {r['version']} as 'candidate' "
-            f"(review: toolkit review approve {r['name']} {r['version']} --reviewer NAME)"
+            f"(review: toolkit review approve {r['name']} {r['version']})"
         )
     elif report.gates is not None and not report.gates.get("passed"):
         lines.append("nothing was registered")
