@@ -144,7 +144,13 @@ def to_text(report: RunReport) -> str:
         lines.append("")
         lines.append(f"gates {verdict}:")
         lines.extend(f"  {line}" for line in report.gates.get("summary", []))
-    if report.registered:
+    if report.registered and report.registered.get("already_registered"):
+        r = report.registered
+        lines.append(
+            f"already registered as v{r['version']} of {r['name']} by the identical run "
+            f"{r.get('from_run')} in this tracking backend: nothing new to register"
+        )
+    elif report.registered:
         r = report.registered
         lines.append(
             f"registered {r['name']} version {r['version']} as 'candidate' "

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import threading
 import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-from toolkit.fsutil import atomic_write_text
+from toolkit.fsutil import atomic_write_bytes, atomic_write_text
 
 REDACTED = "***"
 
@@ -265,3 +266,41 @@ def scrub_notebook(
     # nbformat's own on-disk style (indent=1, real unicode) so the copy diffs cleanly.
     atomic_write_text(Path(dst), json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return Path(dst)
+
+
+# Opt-in: keep the executed notebook exactly as the kernel left it, next to the scrubbed one
+# (``notebooks/<step>.unscrubbed.ipynb``, mode 0600), for debugging a secret-dependent failure.
+KEEP_UNSCRUBBED_ENV = "TOOLKIT_KEEP_UNSCRUBBED_NOTEBOOKS"
+
+
+def scrub_notebook_in_place(
+    path: Path,
+    redactor: Redactor,
+    *,
+    patterns: Iterable[str] = (),
+    declared: Collection[str] = frozenset(),
+    keep_unscrubbed: bool | None = None,
+) -> Path | None:
+    """Scrub the executed notebook at ``path`` itself, the way the MLflow copy is scrubbed.
+
+    With ``keep_unscrubbed`` (default: the ``TOOLKIT_KEEP_UNSCRUBBED_NOTEBOOKS`` variable set
+    to 1), the original is first kept as ``<name>.unscrubbed.ipynb``, readable by its owner
+    only; that path is returned. A notebook that is not valid JSON (cut short by a killed
+    kernel) cannot be scrubbed cell by cell: it is made private (0600) instead.
+    """
+    if keep_unscrubbed is None:
+        keep_unscrubbed = os.environ.get(KEEP_UNSCRUBBED_ENV, "") in {"1", "true", "yes"}
+    raw = path.read_bytes()
+    kept = None
+    if keep_unscrubbed:
+        kept = path.with_name(f"{path.stem}.unscrubbed.ipynb")
+        atomic_write_bytes(kept, raw)  # mkstemp: created 0600
+        os.chmod(kept, 0o600)
+    try:
+        nb = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        os.chmod(path, 0o600)
+        return kept
+    scrub_notebook_dict(nb, redactor, patterns=patterns, declared=declared)
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return kept

@@ -265,6 +265,14 @@ def _error_from_validation(exc: ValidationError, path: Path, data: Any) -> SpecE
     # Report the first error precisely; list the count of others so nothing is hidden.
     # A typo shows up twice (unknown key + missing key); the unknown one explains both.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    # ``path`` or ``{path: ..., contract: ...}``: a mapping was meant as the second form, so the
+    # plain-string alternative's complaint ("should be a valid string") only hides the real one.
+    meant_mapping = [
+        e
+        for e in errors
+        if not (e["loc"] and e["loc"][-1] == "str" and isinstance(e.get("input"), dict))
+    ]
+    errors = meant_mapping or errors
     first = errors[0]
     loc = tuple(first["loc"])
     location = _format_loc(loc, data)
@@ -283,6 +291,92 @@ def _error_from_validation(exc: ValidationError, path: Path, data: Any) -> SpecE
     return SpecError(message, path=path, location=location or None, hint=hint)
 
 
+# Limits of a spec file, so that a hostile or broken one fails at once instead of exhausting
+# memory later (a "billion laughs" file expands nine aliases of ten into 10**9 nodes).
+MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_ALIASES = 100
+MAX_SPEC_DEPTH = 50
+MAX_SPEC_NODES = 100_000
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def load_yaml_bounded(raw: bytes, path: Path) -> Any:
+    """``yaml.safe_load`` with limits on aliases, nesting depth and expanded size.
+
+    The node graph is composed first (aliases are shared nodes there, so composing is cheap) and
+    measured as if every alias were expanded; only a graph within the limits is constructed.
+
+    Raises:
+        SpecError: the document exceeds a limit (the message names which one).
+    """
+    # Flow nesting ("[[[[...") is measured on the brackets alone before PyYAML sees it: its
+    # scanner takes seconds on such input before its composer would give up.
+    depth = deepest = 0
+    for char in raw.translate(None, _NOT_BRACKETS):
+        depth += 1 if char in b"[{" else -1
+        deepest = max(deepest, depth)
+    if deepest > MAX_SPEC_DEPTH:
+        raise SpecError(
+            f"spec refused by the bounded YAML loader: nested deeper than {MAX_SPEC_DEPTH} levels",
+            path=path,
+        )
+    loader = yaml.SafeLoader(raw)
+    try:
+        node = loader.get_single_node()
+    except RecursionError as exc:  # PyYAML composes recursively: absurd nesting ends here
+        raise SpecError(
+            f"spec refused by the bounded YAML loader: nested deeper than {MAX_SPEC_DEPTH} levels",
+            path=path,
+        ) from exc
+    finally:
+        loader.dispose()
+    if node is None:
+        return None
+    _check_node_limits(node, path)
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_node_limits(root: yaml.Node, path: Path) -> None:
+    """Count aliases, depth and expanded nodes of a composed YAML graph; raise past a limit."""
+    seen: dict[int, int] = {}  # node id -> expanded size, once measured
+    aliases = 0
+
+    def refuse(what: str) -> SpecError:
+        return SpecError(
+            f"spec refused by the bounded YAML loader: {what}",
+            path=path,
+            hint="specs need neither deep nesting nor repeated aliases; write the values out",
+        )
+
+    def size(node: yaml.Node, depth: int) -> int:
+        nonlocal aliases
+        if depth > MAX_SPEC_DEPTH:
+            raise refuse(f"nested deeper than {MAX_SPEC_DEPTH} levels")
+        key = id(node)
+        if key in seen:
+            aliases += 1  # a node reached twice is an alias (or a merge key) of it
+            if aliases > MAX_SPEC_ALIASES:
+                raise refuse(f"more than {MAX_SPEC_ALIASES} aliases")
+            return seen[key]
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item, depth + 1)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k, depth + 1) + size(v, depth + 1)
+        if total > MAX_SPEC_NODES:
+            raise refuse(f"more than {MAX_SPEC_NODES} values once aliases are expanded")
+        seen[key] = total
+        return total
+
+    size(root, 0)
+
+
 def load_spec(path: Path | str) -> Pipeline:
     """Read, validate and resolve a pipeline spec.
 
@@ -291,6 +385,12 @@ def load_spec(path: Path | str) -> Pipeline:
     """
     path = Path(path).expanduser().resolve()
     try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(
+                f"spec file is larger than {MAX_SPEC_BYTES // 1024} KiB: refused unread",
+                path=path,
+                hint="a spec lists steps and parameters; put data in files it names",
+            )
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         hint = None
@@ -300,7 +400,7 @@ def load_spec(path: Path | str) -> Pipeline:
     except OSError as exc:
         raise SpecError(f"cannot read spec file: {exc.strerror}", path=path) from exc
     try:
-        data = yaml.safe_load(raw)
+        data = load_yaml_bounded(raw, path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import errno
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from toolkit import __version__
+from toolkit import __version__, interrupts
 from toolkit.cli import (
     contracts_cmds,
     diff_cmds,
@@ -42,6 +43,17 @@ EXIT_CODES_HELP = """exit codes:
   8    reproduce: results differ from the original, or there was nothing to compare
   130  interrupted (SIGINT or SIGTERM)
 """
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts such as ``--workers``: 0 or less would run nothing."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a parameter; STEP.KEY=VALUE for one step (repeatable)",
     )
     run.add_argument(
-        "--workers", type=int, default=None, help="steps run at once (default: number of cores)"
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="steps run at once (default: number of cores)",
     )
     run.add_argument(
         "--only",
@@ -149,6 +164,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def environment_failure(exc: BaseException) -> str | None:
+    """A full disk or a damaged store, wherever it surfaced: the machine's problem, not a bug.
+
+    Returns the message to print (exit 1), or None for any other error.
+    """
+    chain = _chain(exc)
+    for link in chain:
+        if isinstance(link, OSError) and link.errno == errno.ENOSPC:
+            where = link.filename or "a file"
+            return f"no space left on the device while writing {where}; free space and re-run"
+    for link in chain:
+        text = str(link).lower()
+        if "database or disk is full" in text:
+            return f"no space left on the device for the tracking store: {link}"
+        if type(link).__name__ == "DatabaseError" and (
+            "not a database" in text or "malformed" in text
+        ):
+            store = os.environ.get("MLFLOW_TRACKING_URI") or "the tracking store"
+            return (
+                f"{store} is damaged (truncated or not an MLflow database): {link}\n"
+                "  hint: restore it from a backup, or point MLFLOW_TRACKING_URI at another store"
+            )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: the single error boundary of the command line."""
     parser = build_parser()
@@ -159,17 +208,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except ToolkitError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:
         if args.debug:
             raise
+        environmental = environment_failure(exc)
+        if environmental is not None:
+            print(f"error: {environmental}", file=sys.stderr)
+            return int(ExitCode.STEP_FAILED)
+        if isinstance(exc, ToolkitError):
+            print(f"error: {exc}", file=sys.stderr)
+            return int(exc.exit_code)
         print(
             f"internal error: {type(exc).__name__}: {exc}\n"
             "  this is a bug in toolkit; re-run with --debug for the traceback and report it",
@@ -186,12 +237,18 @@ def entry() -> NoReturn:
     interpreter does first at exit still happens, in its order: worker threads are woken and
     joined, then the exit handlers run; output is flushed; only the teardown is skipped.
     """
+    interrupts.install()  # before anything else: a SIGTERM from here on ends with exit 130
     # jsonschema (under nbformat) imports rfc3987-syntax when it is installed, and that compiles
     # a grammar on import: 1.3 s per command, 13 s on a busy machine. Nothing here checks IRIs.
     # This repository's lock leaves it out; an install from the wheel pulls it in (jupyterlab ->
     # jsonschema[format-nongpl]), so the command declines it for its own process.
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # outside main's own boundary (parsing, its last lines)
+        print("interrupted", file=sys.stderr)
+        code = int(ExitCode.INTERRUPTED)
+    interrupts.stop_raising()
     try:
         threading._shutdown()  # type: ignore[attr-defined]  # joins non-daemon threads
         atexit._run_exitfuncs()
@@ -199,5 +256,5 @@ def entry() -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
     except Exception:  # a private API that moved, or a closed pipe: exit the normal way
-        sys.exit(code)
-    os._exit(code)
+        sys.exit(int(ExitCode.INTERRUPTED) if interrupts.received() else code)
+    os._exit(int(ExitCode.INTERRUPTED) if interrupts.received() else code)

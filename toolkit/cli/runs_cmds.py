@@ -26,18 +26,61 @@ def _secs(value: float | None) -> str:
     return f"{value:7.1f}s" if value is not None else "      -"
 
 
+def _dead(tracker: Any) -> set[str]:
+    """Toolkit run ids of runs whose process died without closing them (see runs repair)."""
+    from toolkit.runner.recovery import find_interrupted
+    from toolkit.settings import load_settings
+
+    return {f.run_id for f in find_interrupted(load_settings(), tracker)}
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    runs = _tracker().list_runs(args.pipeline, max_results=args.limit)
+    tracker = _tracker()
+    runs = tracker.list_runs(args.pipeline, max_results=args.limit)
+    dead = _dead(tracker)
     if args.json:
-        print(json.dumps([r.to_dict() for r in runs], indent=2, default=str))
+        rows = [
+            {**r.to_dict(), "interrupted": (r.toolkit_run_id or r.run_id) in dead} for r in runs
+        ]
+        print(json.dumps(rows, indent=2, default=str))
         return 0
     if not runs:
         print("no runs yet")
     for r in runs:
         when = r.start_time.strftime("%Y-%m-%d %H:%M") if r.start_time else "?"
+        status = "DIED" if (r.toolkit_run_id or r.run_id) in dead else r.status
         print(
-            f"{r.toolkit_run_id or r.run_id:<24} {r.pipeline or '':<12} {r.status:<9} "
+            f"{r.toolkit_run_id or r.run_id:<24} {r.pipeline or '':<12} {status:<9} "
             f"{when}  {_secs(r.duration_s)}  {r.ui_url or r.run_id}"
+        )
+    if dead:
+        print(
+            f"{len(dead)} run(s) died without cleaning up ({', '.join(sorted(dead))}): "
+            "`toolkit runs repair` closes them as interrupted",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Close runs whose process died: summary ``interrupted``, MLflow runs ``KILLED``."""
+    from toolkit.runner.recovery import find_interrupted, repair
+    from toolkit.settings import load_settings
+
+    settings = load_settings()
+    tracker = None if args.no_tracking else _tracker()
+    repaired = [repair(settings, f, tracker) for f in find_interrupted(settings, tracker)]
+    if args.json:
+        print(json.dumps([f.to_dict() for f in repaired], indent=2))
+        return 0
+    if not repaired:
+        print("nothing to repair: no run died without cleaning up")
+    for f in repaired:
+        where = f" ({f.run_dir})" if f.run_dir else ""
+        print(
+            f"repaired {f.pipeline} run {f.run_id}{where}: summary 'interrupted', "
+            f"{len(f.mlflow_runs)} MLflow run(s) closed KILLED; "
+            f"finish it with: toolkit run SPEC --resume {f.run_id}"
         )
     return 0
 
@@ -118,6 +161,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lst.add_argument("-n", "--limit", type=int, default=20)
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_list)
+    fix = rsub.add_parser(
+        "repair",
+        help="close runs whose process died (kill -9, OOM): summary 'interrupted', "
+        "MLflow runs KILLED",
+    )
+    fix.add_argument("--json", action="store_true")
+    fix.add_argument("--no-tracking", action="store_true", help="repair run folders only")
+    fix.set_defaults(handler=cmd_repair)
     show = rsub.add_parser("show", help="one run: steps, status, durations, metrics, links")
     show.add_argument("run_id", help="toolkit run id or MLflow run id")
     show.add_argument("--json", action="store_true")

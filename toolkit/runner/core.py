@@ -12,12 +12,10 @@ import contextlib
 import os
 import re
 import secrets
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from graphlib import TopologicalSorter
@@ -27,6 +25,7 @@ from typing import Any
 from toolkit.errors import ToolkitError, UsageError, did_you_mean
 from toolkit.fsutil import atomic_write_json
 from toolkit.gates import parse_checks
+from toolkit.interrupts import sigterm_interrupts
 from toolkit.plan import Plan, PlannedStep, build_plan
 from toolkit.report import (
     CACHED,
@@ -39,7 +38,7 @@ from toolkit.report import (
 )
 from toolkit.run_report import write_run_report
 from toolkit.runlock import pipeline_lock
-from toolkit.runner import contract_checks, release_stage
+from toolkit.runner import contract_checks, recovery, release_stage
 from toolkit.runner.cache import ALL, CacheSession, StepCache
 from toolkit.runner.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.runner.release_stage import gate_and_register
@@ -53,7 +52,7 @@ from toolkit.runner.step_exec import (
     now_iso,
     step_env,
 )
-from toolkit.runner.tracked import RunTracking, tracking_disabled
+from toolkit.runner.tracked import RunTracking, store_identity, tracking_disabled
 from toolkit.runner.warm import KernelPool
 from toolkit.secrets import Redactor, redact_params, secret_values
 from toolkit.settings import Settings, load_settings
@@ -92,6 +91,8 @@ def prepare(request: RunRequest, *, run_id: str | None = None) -> tuple[Settings
             raise UsageError(
                 f"invalid run id {given!r}: use letters, digits, '.', '_' and '-' (at most 128)"
             )
+    if request.workers is not None and request.workers < 1:
+        raise UsageError(f"workers must be at least 1, got {request.workers}")
     settings = load_settings(request.spec_path)
     spec = load_spec(request.spec_path)
     run_id = run_id or request.resume or request.run_id or new_run_id()
@@ -205,23 +206,6 @@ def run_redactor(plan: Plan, settings: Settings) -> Redactor:
     return redactor
 
 
-@contextmanager
-def _signals_raise_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt for the duration of a run (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunReport:
     """Run a pipeline and return its report. Raises only for problems found before any step ran.
 
@@ -232,7 +216,7 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
     emit = on_event or (lambda event: None)
     settings, plan = prepare(request)
     with (
-        pipeline_lock(settings.cache_dir / "locks", plan.pipeline, plan.run_dir.name),
+        pipeline_lock(settings.cache_dir / "locks", plan.pipeline, plan.run_dir.name) as stale,
         open_executor(
             request.executor,
             workers=request.workers,
@@ -241,7 +225,32 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
             plan=plan,
         ) as executor,
     ):
+        if stale and stale.get("run_id"):
+            # The last holder of this lock died without letting go: close what it left open.
+            _recover(settings, plan.pipeline, str(stale["run_id"]), request, emit)
+        if request.resume and not (plan.run_dir / "summary.json").exists():
+            _recover(settings, plan.pipeline, request.resume, request, emit)
         return _run(settings, plan, request, emit, executor)
+
+
+def _recover(
+    settings: Settings, pipeline: str, run_id: str, request: RunRequest, emit: EventSink
+) -> None:
+    """Repair a run of this pipeline that died (we hold its lock, so nobody runs it)."""
+    run_dir = settings.runs_dir / pipeline / run_id
+    if not (run_dir / "plan.json").is_file() or (run_dir / "summary.json").exists():
+        return
+    tracker = None
+    if request.track and not tracking_disabled():
+        from toolkit.tracking import Tracker
+
+        try:
+            tracker = Tracker(settings.tracking_uri, artifacts_dir=settings.artifacts_dir)
+        except ToolkitError:
+            tracker = None  # the folder is repaired anyway; `toolkit runs repair` retries
+    found = recovery.repair(settings, recovery.Interrupted(pipeline, run_id, run_dir), tracker)
+    closed = f", closed {len(found.mlflow_runs)} MLflow run(s) KILLED" if found.mlflow_runs else ""
+    emit(Event("recovered", message=f"run {run_id} had died; marked interrupted{closed}"))
 
 
 def _run(
@@ -263,6 +272,8 @@ def _run(
                 hint=f"toolkit run {plan.spec_path} --resume {plan.run_dir.name}",
             ) from exc
     (plan.run_dir / "events").mkdir(exist_ok=True)
+    # Notebooks hold parameter values until they are scrubbed after their step: private.
+    (plan.run_dir / "notebooks").mkdir(mode=0o700, exist_ok=True)
     atomic_write_json(plan.run_dir / "plan.json", _plan_record(plan, settings))
     started_at, t0 = now_iso(), time.monotonic()
     emit(Event("run_started", message=f"{plan.pipeline} {plan.run_dir.name}"))
@@ -270,7 +281,7 @@ def _run(
     cache = CacheSession(
         step_cache(settings, plan, request.force),
         plan,
-        {"tracking_uri": settings.tracking_uri if tracked else None},
+        _backend(settings, tracked),
     )
     # Nothing to execute and this very combination already passed its gates: there is nothing
     # new to record or register, so MLflow is not even imported (a no-op run stays sub-second).
@@ -282,14 +293,19 @@ def _run(
     tracking = None
     if tracked and not up_to_date:
         tracking = RunTracking(
-            settings, plan, external_run_id=request.run_id, redactor=run_redactor(plan, settings)
+            settings,
+            plan,
+            external_run_id=request.run_id,
+            redactor=run_redactor(plan, settings),
+            owner_process=True,
         )
     results: dict[str, StepReport] = {}
     interrupted = False
     executor = executor or LocalExecutor(request.workers)
     execution: _Execution | None = None
+    report: RunReport | None = None
     try:
-        with _signals_raise_interrupt():
+        with sigterm_interrupts():
             if tracking:
                 tracking.start()
                 emit(Event("tracking", message=settings.tracking_uri))
@@ -310,16 +326,18 @@ def _run(
             report = _report(
                 plan, settings, request, results, interrupted, started_at, t0, tracking
             )
+            release = None
             if up_to_date and not interrupted:
                 report = replace(
-                    report, gates=up_to_date.get("gates"), registered=up_to_date.get("registered")
+                    report, gates=up_to_date.get("gates"), registered=_already(up_to_date)
                 )
             elif not interrupted:
-                report = _release(plan, settings, report, tracking)
-            atomic_write_json(plan.run_dir / "summary.json", report.to_dict())
-            write_run_report(
-                plan.run_dir, root=settings.root, secret_patterns=settings.secret_patterns
-            )
+                report, release = _gate(plan, settings, report, tracking)
+            # The run's own records first: a model is registered only once they are on disk.
+            _write_records(plan, settings, report)
+            if release is not None:
+                report = _register(plan, settings, report, release)
+            cache.context = _backend(settings, tracked)  # the store exists by now
             cache.remember(report)
             if tracking:
                 tracking.finish(report)
@@ -328,10 +346,12 @@ def _run(
     except KeyboardInterrupt:
         if tracking:
             tracking.abort("KILLED")
+        _close_summary(plan, report, INTERRUPTED, "interrupted by SIGINT or SIGTERM")
         raise
-    except BaseException:
+    except BaseException as exc:
         if tracking:
             tracking.abort("FAILED")
+        _close_summary(plan, report, FAILED, f"the run failed: {type(exc).__name__}: {exc}")
         raise
     finally:
         if execution is not None:
@@ -371,6 +391,87 @@ def _plan_record(plan: Plan, settings: Settings) -> dict[str, Any]:
             entry["parameters"], patterns=settings.secret_patterns, declared=step.secret_params
         )
     return data
+
+
+def _backend(settings: Settings, tracked: bool) -> dict[str, Any]:
+    """Where the run records, as part of its up-to-date key: an identical run recorded in
+    another backend (or in a store since re-created) stands in for nothing there."""
+    if not tracked:
+        return {"tracking_uri": None}
+    return {
+        "tracking_uri": settings.tracking_uri,
+        "store": store_identity(settings.tracking_uri),
+    }
+
+
+def _already(previous: dict[str, Any]) -> dict[str, Any] | None:
+    """An unchanged re-run against the same backend: the version its identical run registered."""
+    registered = previous.get("registered")
+    if not registered:
+        return None
+    return {**registered, "already_registered": True, "from_run": previous.get("run_id")}
+
+
+def _write_records(plan: Plan, settings: Settings, report: RunReport) -> None:
+    atomic_write_json(plan.run_dir / "summary.json", report.to_dict())
+    write_run_report(plan.run_dir, root=settings.root, secret_patterns=settings.secret_patterns)
+
+
+def _close_summary(plan: Plan, report: RunReport | None, status: str, reason: str) -> None:
+    """After an interrupt or an unexpected error: the summary says how the run ended, so the
+    folder is never mistaken for a run still going (or one that died). Never raises."""
+    try:
+        if report is None:
+            recovery.write_ended_summary(plan.run_dir, plan.pipeline, status, reason)
+        else:
+            ended = replace(report, status=status, registered=None)
+            atomic_write_json(plan.run_dir / "summary.json", {**ended.to_dict(), "ended": reason})
+    except Exception:
+        pass  # the disk may be the problem; `toolkit runs repair` finishes the job
+
+
+def _gate(
+    plan: Plan, settings: Settings, report: RunReport, tracking: RunTracking | None
+) -> tuple[RunReport, release_stage.Release | None]:
+    """The gates' verdict in the report; the registration they allow is returned, not done."""
+    try:
+        release = release_stage.evaluate(plan, settings, report.steps, tracking)
+    except ToolkitError as exc:
+        return _release_error(report, exc), None
+    if release is None:
+        return report, None
+    status = report.status if release.report.passed else FAILED
+    report = replace(report, gates=release.gates, status=status)
+    return report, (release if release.ready and status == SUCCEEDED else None)
+
+
+def _release_error(report: RunReport, exc: ToolkitError) -> RunReport:
+    message = str(exc)
+    gates = {"passed": False, "error": message, "gates": [], "summary": [f"ERROR {message}"]}
+    return replace(report, gates=gates, registered=None, status=FAILED)
+
+
+def _register(
+    plan: Plan, settings: Settings, report: RunReport, release: release_stage.Release
+) -> RunReport:
+    """Register, then rewrite the records; a failure after registering withdraws the version,
+    so no version outlives a run that did not end well."""
+    try:
+        registered = release.register()
+    except ToolkitError as exc:
+        report = _release_error(report, exc)
+        _write_records(plan, settings, report)
+        return report
+    try:
+        report = replace(report, registered=registered)
+        _write_records(plan, settings, report)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            release.withdraw(
+                registered, f"run {plan.run_dir.name} failed after registration: {exc}"
+            )
+        raise
+    return report
 
 
 def _release(

@@ -16,7 +16,7 @@ from toolkit.fsutil import atomic_write_json
 from toolkit.gates import evaluate_gates
 from toolkit.lineage import fingerprint
 from toolkit.plan import Plan
-from toolkit.report import SUCCEEDED, StepReport
+from toolkit.report import CACHED, SUCCEEDED, StepReport
 from toolkit.runner.tracked import RunTracking
 from toolkit.settings import Settings
 
@@ -108,13 +108,111 @@ def gate_and_register(
     steps: tuple[StepReport, ...],
     tracking: RunTracking | None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Return ``(gates, registered)`` as JSON-ready dicts; either is None when not configured."""
-    if plan.gates is None:
+    """Return ``(gates, registered)`` as JSON-ready dicts; either is None when not configured.
+
+    For callers with no records of their own to write first (shared runs' ``--finish``).
+    """
+    release = evaluate(plan, settings, steps, tracking)
+    if release is None:
         return None, None
+    return release.gates, release.register() if release.ready else None
+
+
+class Release:
+    """The gates' verdict on one run, and the registration it allows (done by :meth:`register`).
+
+    The orchestrator writes the run's own records between the two: a version is only
+    registered once the run's summary is safely on disk (see :func:`withdraw`).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        settings: Settings,
+        gates: dict[str, Any],
+        report: Any,
+        registry: Any,
+        tracking: RunTracking | None,
+        metrics_run_id: str | None,
+    ) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.gates = gates
+        self.report = report
+        self.registry = registry
+        self.tracking = tracking
+        self.metrics_run_id = metrics_run_id
+
+    @property
+    def ready(self) -> bool:
+        """True when the gates passed and there is a model and a tracked run to register it."""
+        return bool(
+            self.report.passed
+            and self.registry is not None
+            and self.plan.model is not None
+            and self.tracking is not None
+        )
+
+    def register(self) -> dict[str, Any]:
+        plan, settings, tracking, registry = self.plan, self.settings, self.tracking, self.registry
+        assert plan.model is not None and tracking is not None
+        model_step = plan.step(plan.model.step)
+        model_path = model_step.outputs[plan.model.output].path
+        parent = tracking.parent
+        assert parent is not None
+        if plan.guard is not None:
+            uri = _log_guarded(plan, settings, model_path, parent, tracking)
+        else:
+            uri = registry.log_sklearn_model(parent, model_path)
+        prints = {
+            f"{step.name}.{key}": fingerprint(out.path).get("sha256", "")
+            for step in plan.steps
+            for key, out in step.outputs.items()
+            if Path(out.path).exists()
+        }
+        from toolkit.registry import PolicyRecord
+
+        # The policy travels with the model from here on (review/promote read it from the
+        # registry); the trainer is the registry's system identity, not a name chosen here.
+        policy = PolicyRecord(plan.release, _spec_label(plan.spec_path, settings), plan.spec_hash)
+        info = registry.register(
+            plan.model.name,
+            model_uri=uri,
+            run_id=parent,
+            gate_report=self.report,
+            policy=policy,
+            metrics_run_id=self.metrics_run_id,
+            toolkit_run_id=plan.run_dir.name,
+            git_commit=tracking.git_commit,
+            data_fingerprints=prints,
+            tags={TAG_REFERENCE: f"runs:/{parent}/{REFERENCE_ARTIFACT}"} if plan.guard else None,
+        )
+        return {"name": info.name, "version": info.version, "model_uri": info.model_uri}
+
+    def withdraw(self, registered: dict[str, Any], reason: str) -> None:
+        """Undo :meth:`register` after a failure that left the run without its records: the
+        version is marked unusable (never approved nor promoted) and loses ``candidate``."""
+        self.registry.mark_unusable(registered["name"], registered["version"], reason=reason)
+
+
+def evaluate(
+    plan: Plan,
+    settings: Settings,
+    steps: tuple[StepReport, ...],
+    tracking: RunTracking | None,
+) -> Release | None:
+    """Evaluate the gates (logged to ``gates.json`` and the pipeline's run); None when the
+    spec has none, or when the gates step did not produce results (the run failed already).
+
+    A gates step reused from the cache counts: its metrics are the ones its execution logged,
+    and the gates are recorded in this run's backend like any other.
+    """
+    if plan.gates is None:
+        return None
     by_name = {s.name: s for s in steps}
     gates_step = by_name.get(plan.gates.step)
-    if gates_step is None or gates_step.status != SUCCEEDED:
-        return None, None  # the run already failed; gates have nothing to read
+    if gates_step is None or gates_step.status not in (SUCCEEDED, CACHED):
+        return None  # the run already failed; gates have nothing to read
     registry = None
     champion_version, champion = None, None
     if plan.model is not None and tracking is not None:
@@ -135,37 +233,4 @@ def gate_and_register(
     atomic_write_json(plan.run_dir / "gates.json", gates)
     if tracking is not None and tracking.parent:
         tracking.log_gates(gates)
-    if not report.passed or registry is None or plan.model is None or tracking is None:
-        return gates, None
-    model_step = plan.step(plan.model.step)
-    model_path = model_step.outputs[plan.model.output].path
-    parent = tracking.parent
-    assert parent is not None
-    if plan.guard is not None:
-        uri = _log_guarded(plan, settings, model_path, parent, tracking)
-    else:
-        uri = registry.log_sklearn_model(parent, model_path)
-    prints = {
-        f"{step.name}.{key}": fingerprint(out.path).get("sha256", "")
-        for step in plan.steps
-        for key, out in step.outputs.items()
-        if Path(out.path).exists()
-    }
-    from toolkit.registry import PolicyRecord
-
-    # The policy travels with the model from here on (review/promote read it from the registry);
-    # the trainer is the registry's system identity, not a name this process chooses.
-    policy = PolicyRecord(plan.release, _spec_label(plan.spec_path, settings), plan.spec_hash)
-    info = registry.register(
-        plan.model.name,
-        model_uri=uri,
-        run_id=parent,
-        gate_report=report,
-        policy=policy,
-        metrics_run_id=gates_step.mlflow_run_id,
-        toolkit_run_id=plan.run_dir.name,
-        git_commit=tracking.git_commit,
-        data_fingerprints=prints,
-        tags={TAG_REFERENCE: f"runs:/{parent}/{REFERENCE_ARTIFACT}"} if plan.guard else None,
-    )
-    return gates, {"name": info.name, "version": info.version, "model_uri": info.model_uri}
+    return Release(plan, settings, gates, report, registry, tracking, gates_step.mlflow_run_id)

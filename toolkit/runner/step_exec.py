@@ -30,7 +30,7 @@ from toolkit.report import FAILED, INTERRUPTED, SUCCEEDED, StepReport
 from toolkit.runner import contract_checks
 from toolkit.runner.contract_checks import ContractFailed
 from toolkit.runner.step_runs import TAG_WORKER, StepRuns
-from toolkit.secrets import Redactor, secret_values
+from toolkit.secrets import Redactor, scrub_notebook_in_place, secret_values
 from toolkit.settings import Settings
 
 
@@ -230,6 +230,10 @@ def _run_step(
     except ToolkitError as exc:  # a suite that is missing or invalid: say so on the step
         status = FAILED
         error = {"kind": "contract_error", "message": str(exc)}
+    if output.exists():  # the run folder's copy is scrubbed like the one MLflow gets
+        scrub_notebook_in_place(
+            output, redactor, patterns=ctx.settings.secret_patterns, declared=step.secret_params
+        )
     mlflow_run = opening.result() if opening else None
     if error is not None:
         error = redactor.scrub_obj(error)  # type: ignore[assignment]

@@ -76,8 +76,9 @@ class StepRuns:
             )
             if entry.get("html"):
                 self.tracker.log_artifact(run_id, Path(entry["html"]), "contracts")
-        # A reused step's notebook is already logged, rendered, in the run it came from.
-        if report.notebook and report.status != CACHED:
+        # A reused step's run carries its notebook too: the run it came from may live in
+        # another backend, and each step run must stand on its own.
+        if report.notebook and Path(report.notebook).exists():
             self._log_notebook(run_id, step, Path(report.notebook))
         self.tracker.end(run_id, STATUS.get(report.status, "FAILED"), **_final(report, prints))
 

@@ -7,8 +7,10 @@ by value before anything leaves the process; the executed notebook is logged as 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +32,8 @@ from toolkit.tracking_types import TAG_LOCK_HASH
 log = logging.getLogger(__name__)
 STATUS = {SUCCEEDED: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
 TAG_TRIGGERED_BY = "toolkit.triggered_by"
+TAG_HOST = "toolkit.host"  # with TAG_PID: which process owns a RUNNING run
+TAG_PID = "toolkit.pid"
 
 
 class RunTracking:
@@ -42,7 +46,11 @@ class RunTracking:
         *,
         external_run_id: str | None,
         redactor: Redactor | None = None,
+        owner_process: bool = False,
     ) -> None:
+        # True when this process owns the whole run: its host and pid are tagged, so that a
+        # run left RUNNING by a process that died can be recognised (``toolkit runs repair``).
+        self.owner_process = owner_process
         self.settings = settings
         self.plan = plan
         self.redactor = redactor or Redactor(plan.secret_values)
@@ -117,6 +125,9 @@ class RunTracking:
         lock = lock_info(self.settings.root)
         if lock:
             tags[TAG_LOCK_HASH] = lock["sha256"]
+        if self.owner_process:
+            tags[TAG_HOST] = socket.gethostname()
+            tags[TAG_PID] = os.getpid()
         self._parent = self.tracker.start_pipeline(
             plan.pipeline,
             run_name=plan.run_dir.name,
@@ -266,3 +277,27 @@ class RunTracking:
 
 def tracking_disabled() -> bool:
     return os.environ.get("TOOLKIT_TRACKING", "").lower() in {"0", "false", "off", "no"}
+
+
+def store_identity(uri: str) -> str | None:
+    """Which store a tracking URI points at now, cheaply (no MLflow import).
+
+    For a SQLite store, the creation time of its default experiment: a store deleted and made
+    anew at the same path is another backend, whose registry holds none of the earlier
+    versions. For a server, its URI (asking it would cost a round trip on every no-op run).
+    """
+    if not uri.startswith("sqlite:///"):
+        return uri
+    import sqlite3
+
+    path = uri.removeprefix("sqlite:///")
+    if not Path(path).is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT creation_time FROM experiments WHERE experiment_id = 0"
+            ).fetchone()
+    except sqlite3.Error:
+        return None  # damaged or not MLflow's: never "the same backend"
+    return f"{path}@{row[0]}" if row else None
