@@ -12,7 +12,7 @@ STAMP := $(VENV)/.toolkit-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install lock demo test lint bench clean lab browser-deps wheel
+.PHONY: help install lock demo test lint bench clean lab browser-deps wheel reliability-doc
 
 help:
 	@echo "make demo   - set up .venv and run the example pipeline end to end"
@@ -95,6 +95,11 @@ browser-deps:
 	       { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }; }; then \
 		echo "note: could not install chromium; the browser tests will be skipped"; \
 	fi
+
+# docs/reliability.md is generated from the fault-injection suite (tests/faults); make test
+# fails when it is out of date.
+reliability-doc: $(STAMP)
+	$(BIN)/pytest tests/faults --collect-only -q -p no:cacheprovider --reliability-table=docs/reliability.md >/dev/null
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

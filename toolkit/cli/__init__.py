@@ -190,12 +190,22 @@ def environment_failure(exc: BaseException) -> str | None:
         if type(link).__name__ == "DatabaseError" and (
             "not a database" in text or "malformed" in text
         ):
-            store = os.environ.get("MLFLOW_TRACKING_URI") or "the tracking store"
+            first_line = str(link).strip().splitlines()[0] if str(link).strip() else ""
             return (
-                f"{store} is damaged (truncated or not an MLflow database): {link}\n"
+                f"the tracking store {_store_uri()} is damaged (truncated or not an MLflow "
+                f"database): {first_line}\n"
                 "  hint: restore it from a backup, or point MLFLOW_TRACKING_URI at another store"
             )
     return None
+
+
+def _store_uri() -> str:
+    try:
+        from toolkit.settings import load_settings
+
+        return load_settings().tracking_uri
+    except Exception:  # no project here: the variable, if any, is all there is to name
+        return os.environ.get("MLFLOW_TRACKING_URI", "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

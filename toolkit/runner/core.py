@@ -271,41 +271,45 @@ def _run(
                 f"run {plan.run_dir.name!r} already exists at {plan.run_dir}",
                 hint=f"toolkit run {plan.spec_path} --resume {plan.run_dir.name}",
             ) from exc
-    (plan.run_dir / "events").mkdir(exist_ok=True)
-    # Notebooks hold parameter values until they are scrubbed after their step: private.
-    (plan.run_dir / "notebooks").mkdir(mode=0o700, exist_ok=True)
-    atomic_write_json(plan.run_dir / "plan.json", _plan_record(plan, settings))
-    started_at, t0 = now_iso(), time.monotonic()
-    emit(Event("run_started", message=f"{plan.pipeline} {plan.run_dir.name}"))
-    tracked = request.track and not tracking_disabled()
-    cache = CacheSession(
-        step_cache(settings, plan, request.force),
-        plan,
-        _backend(settings, tracked),
-    )
-    # Nothing to execute and this very combination already passed its gates: there is nothing
-    # new to record or register, so MLflow is not even imported (a no-op run stays sub-second).
-    up_to_date = None if request.resume else cache.up_to_date()
-    if up_to_date:
-        emit(Event("up_to_date", message=f"nothing changed since run {up_to_date['run_id']}"))
-    else:
-        _warm_up_engines(plan, cache, tracked)
-    tracking = None
-    if tracked and not up_to_date:
-        tracking = RunTracking(
-            settings,
-            plan,
-            external_run_id=request.run_id,
-            redactor=run_redactor(plan, settings),
-            owner_process=True,
-        )
     results: dict[str, StepReport] = {}
     interrupted = False
     executor = executor or LocalExecutor(request.workers)
     execution: _Execution | None = None
     report: RunReport | None = None
+    tracking: RunTracking | None = None
     try:
+        # From the run folder's creation on, an interrupt or error ends in a summary.
         with sigterm_interrupts():
+            (plan.run_dir / "events").mkdir(exist_ok=True)
+            # Notebooks hold parameter values until they are scrubbed after their step: private.
+            (plan.run_dir / "notebooks").mkdir(mode=0o700, exist_ok=True)
+            atomic_write_json(plan.run_dir / "plan.json", _plan_record(plan, settings))
+            started_at, t0 = now_iso(), time.monotonic()
+            emit(Event("run_started", message=f"{plan.pipeline} {plan.run_dir.name}"))
+            tracked = request.track and not tracking_disabled()
+            cache = CacheSession(
+                step_cache(settings, plan, request.force),
+                plan,
+                _backend(settings, tracked),
+            )
+            # Nothing to execute and this very combination already passed its gates in this
+            # backend: nothing new to record or register, so MLflow is not even imported (a
+            # no-op run stays sub-second).
+            up_to_date = None if request.resume else cache.up_to_date()
+            if up_to_date:
+                emit(
+                    Event("up_to_date", message=f"nothing changed since run {up_to_date['run_id']}")
+                )
+            else:
+                _warm_up_engines(plan, cache, tracked)
+            if tracked and not up_to_date:
+                tracking = RunTracking(
+                    settings,
+                    plan,
+                    external_run_id=request.run_id,
+                    redactor=run_redactor(plan, settings),
+                    owner_process=True,
+                )
             if tracking:
                 tracking.start()
                 emit(Event("tracking", message=settings.tracking_uri))

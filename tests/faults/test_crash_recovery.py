@@ -1,0 +1,156 @@
+"""kill -9 at points of a run: the wreckage is found, closed and can be resumed.
+
+The orchestrator (or one of its kernels) is killed with SIGKILL, so no clean-up code runs.
+Afterwards ``toolkit runs list`` reports the run as dead, ``toolkit runs repair`` closes its
+MLflow runs KILLED (tagged) and writes a summary ``interrupted``, the next run of the pipeline
+does the same on its own (stale lock), and ``--resume`` finishes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.procs import children, cmdline, kill_group, run_toolkit, start_toolkit, wait_for
+from support.projects import mini_project, tracking_uri
+from support.stores import run_statuses, run_tags, running_runs
+
+SPEC = """
+name: crash
+steps:
+  - {name: first, notebook: ../notebooks/sleeps.ipynb, parameters: {seconds: 3}, outputs: {out: first.txt}}
+  - {name: second, notebook: ../notebooks/sleeps.ipynb, inputs: {}, parameters: {seconds: 30}, outputs: {out: second.txt}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    mini_project(tmp_path, SPEC, ("sleeps",), name="crash")
+    return tmp_path
+
+
+def _run_dirs(project: Path) -> list[Path]:
+    base = project / "runs" / "crash"
+    return sorted(p for p in base.iterdir() if p.is_dir()) if base.exists() else []
+
+
+def _has(pattern: str, project: Path) -> Callable[[], bool]:
+    return lambda: any(list(d.glob(pattern)) for d in _run_dirs(project))
+
+
+def _tracked(project: Path) -> Callable[[], bool]:
+    """The pipeline's MLflow run is open (some run is RUNNING in the store)."""
+    return lambda: bool(running_runs(tracking_uri(project)))
+
+
+KILL_POINTS: dict[str, Callable[[Path], Callable[[], bool]]] = {
+    "after the plan is written": lambda p: _has("plan.json", p),
+    "once the MLflow run is open": _tracked,
+    "while the first step executes": lambda p: _has("notebooks/.first.partial.ipynb", p),
+    "while the second step executes": lambda p: _has("notebooks/.second.partial.ipynb", p),
+}
+
+
+def _kill_orchestrator(project: Path, point: str) -> Path:
+    proc = start_toolkit(["run", "pipelines/crash.yaml"], project)
+    try:
+        wait_for(
+            lambda: KILL_POINTS[point](project)() or proc.poll() is not None,
+            timeout=240,
+            what=point,
+        )
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        kill_group(proc)  # the orphaned kernels too
+    (run_dir,) = _run_dirs(project)
+    assert not (run_dir / "summary.json").exists()
+    return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_kill_9_of_the_orchestrator_is_detected_and_repaired(project: Path, point: str) -> None:
+    """kill -9 of the orchestrator at this point: `runs list` says it died, `runs repair`
+    closes its MLflow runs KILLED with a tag and writes a summary 'interrupted'."""
+    run_dir = _kill_orchestrator(project, point)
+    uri = tracking_uri(project)
+    listed = run_toolkit(["runs", "list"], project)
+    left_running = running_runs(uri)
+    if left_running:  # the run was tracked: the list must say it died
+        assert "DIED" in listed.stdout and run_dir.name in listed.stderr, listed
+    repaired = run_toolkit(["runs", "repair", "--json"], project)
+    assert repaired.returncode == 0, repaired.stderr
+    found = json.loads(repaired.stdout)
+    assert [f["run_id"] for f in found] == [run_dir.name]
+    assert sorted(found[0]["mlflow_runs"]) == sorted(left_running)
+    assert running_runs(uri) == []
+    for run_id in left_running:
+        assert run_statuses(uri)[run_id] == "KILLED"
+        assert "toolkit.interrupted" in run_tags(uri, run_id)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["exit_code"] == 130
+    again = run_toolkit(["runs", "repair", "--json"], project)
+    assert json.loads(again.stdout) == []  # nothing left to repair
+
+
+@pytest.mark.slow
+def test_the_next_run_repairs_a_dead_run_through_its_stale_lock(project: Path) -> None:
+    """kill -9, then simply run again: the new run closes the dead one's MLflow runs and
+    writes its summary, then runs normally."""
+    dead = _kill_orchestrator(project, "while the first step executes")
+    result = run_toolkit(["run", "pipelines/crash.yaml", "-p", "second.seconds=0"], project)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"run {dead.name} had died" in result.stderr
+    assert json.loads((dead / "summary.json").read_text())["status"] == "interrupted"
+    assert running_runs(tracking_uri(project)) == []
+
+
+@pytest.mark.slow
+def test_resume_finishes_a_run_killed_with_kill_9(project: Path) -> None:
+    """`--resume RUN_ID` of a run killed by kill -9 (never repaired) works, and `--run-id`
+    with its id points at `--resume`."""
+    dead = _kill_orchestrator(project, "while the second step executes")
+    same_id = run_toolkit(["run", "pipelines/crash.yaml", "--run-id", dead.name], project)
+    assert same_id.returncode == 2 and f"--resume {dead.name}" in same_id.stderr
+    resumed = run_toolkit(
+        ["run", "pipelines/crash.yaml", "--resume", dead.name, "-p", "second.seconds=0", "--json"],
+        project,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads(resumed.stdout)
+    assert summary["run_id"] == dead.name and summary["status"] == "succeeded"
+    assert (dead / "data" / "second.txt").exists() or any(dead.rglob("second.txt"))
+    assert running_runs(tracking_uri(project)) == []
+
+
+def _kernel_of(proc: subprocess.Popen) -> int | None:
+    for pid in children(proc.pid):
+        if "ipykernel" in cmdline(pid) and "-f" in cmdline(pid):
+            return pid
+    return None
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_kernel_fails_the_step_and_closes_everything(project: Path) -> None:
+    """kill -9 of the kernel running a step: the step fails as a dead kernel (exit 1), its
+    executed notebook is kept, no MLflow run stays RUNNING."""
+    proc = start_toolkit(["run", "pipelines/crash.yaml", "--json", "--quiet"], project)
+    try:
+        wait_for(_has("notebooks/.second.partial.ipynb", project), timeout=240, what="step 2")
+        kernel = wait_for(lambda: _kernel_of(proc), timeout=60, what="the kernel")
+        os.kill(int(kernel), signal.SIGKILL)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 1, err[-2000:]
+    summary = json.loads(out)
+    second = next(s for s in summary["steps"] if s["name"] == "second")
+    assert second["status"] == "failed" and second["error"]["kind"] == "dead_kernel"
+    assert running_runs(tracking_uri(project)) == []

@@ -1,0 +1,1 @@
+"""Test helpers shared by the suites: processes, ports, mini-projects, store inspection."""
