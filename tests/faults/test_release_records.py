@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Runs:
         self.root = root
         self.a = tracking_uri(root)
         self.b = "sqlite:///" + (root / "other.db").as_posix()
+        self.b_snapshot = ""
         self.results: dict[str, dict] = {}
         self.stdout: dict[str, str] = {}
 
@@ -64,6 +66,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     r.run("A", r.a)
     r.run("A again", r.a)
     r.run("B", r.b)
+    # What B holds now is checked below, after B is deleted and made anew: keep a copy.
+    shutil.copy(root / "other.db", root / "b-snapshot.db")
+    r.b_snapshot = "sqlite:///" + (root / "b-snapshot.db").as_posix()
     os.unlink(root / "other.db")
     r.run("B re-created", r.b)
     return r
@@ -89,8 +94,8 @@ def test_cached_run_in_a_new_backend_records_gates_and_registers(runs: Runs) -> 
     assert {s["status"] for s in b["steps"]} == {"cached"}
     assert b["gates"]["passed"] is True
     assert b["registered"] and not b["registered"].get("already_registered")
-    assert len(model_versions(runs.b, "rel_model")) == 1
-    assert run_tags(runs.b, b["mlflow_run_id"])["toolkit.gates.passed"] == "true"
+    assert len(model_versions(runs.b_snapshot, "rel_model")) == 1
+    assert run_tags(runs.b_snapshot, b["mlflow_run_id"])["toolkit.gates.passed"] == "true"
 
 
 @pytest.mark.slow
@@ -101,7 +106,7 @@ def test_cached_step_runs_in_a_new_backend_carry_notebook_and_metrics(runs: Runs
 
     b = runs.results["B"]
     step_run = b["steps"][0]["mlflow_run_id"]
-    client = mlflow.MlflowClient(runs.b)
+    client = mlflow.MlflowClient(runs.b_snapshot)
     names = {a.path for a in client.list_artifacts(step_run, "notebook")}
     assert names == {"notebook/fit.ipynb", "notebook/fit.html"}
     assert client.get_run(step_run).data.metrics["accuracy"] == b["steps"][0]["metrics"]["accuracy"]

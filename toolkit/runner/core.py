@@ -36,9 +36,8 @@ from toolkit.report import (
     RunReport,
     StepReport,
 )
-from toolkit.run_report import write_run_report
 from toolkit.runlock import pipeline_lock
-from toolkit.runner import contract_checks, recovery, release_stage
+from toolkit.runner import contract_checks, finish, recovery, release_stage
 from toolkit.runner.cache import ALL, CacheSession, StepCache
 from toolkit.runner.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.runner.release_stage import gate_and_register
@@ -52,7 +51,7 @@ from toolkit.runner.step_exec import (
     now_iso,
     step_env,
 )
-from toolkit.runner.tracked import RunTracking, store_identity, tracking_disabled
+from toolkit.runner.tracked import RunTracking, tracking_disabled
 from toolkit.runner.warm import KernelPool
 from toolkit.secrets import Redactor, redact_params, secret_values
 from toolkit.settings import Settings, load_settings
@@ -227,30 +226,10 @@ def run_pipeline(request: RunRequest, on_event: EventSink | None = None) -> RunR
     ):
         if stale and stale.get("run_id"):
             # The last holder of this lock died without letting go: close what it left open.
-            _recover(settings, plan.pipeline, str(stale["run_id"]), request, emit)
+            recovery.recover(settings, plan.pipeline, str(stale["run_id"]), request.track, emit)
         if request.resume and not (plan.run_dir / "summary.json").exists():
-            _recover(settings, plan.pipeline, request.resume, request, emit)
+            recovery.recover(settings, plan.pipeline, request.resume, request.track, emit)
         return _run(settings, plan, request, emit, executor)
-
-
-def _recover(
-    settings: Settings, pipeline: str, run_id: str, request: RunRequest, emit: EventSink
-) -> None:
-    """Repair a run of this pipeline that died (we hold its lock, so nobody runs it)."""
-    run_dir = settings.runs_dir / pipeline / run_id
-    if not (run_dir / "plan.json").is_file() or (run_dir / "summary.json").exists():
-        return
-    tracker = None
-    if request.track and not tracking_disabled():
-        from toolkit.tracking import Tracker
-
-        try:
-            tracker = Tracker(settings.tracking_uri, artifacts_dir=settings.artifacts_dir)
-        except ToolkitError:
-            tracker = None  # the folder is repaired anyway; `toolkit runs repair` retries
-    found = recovery.repair(settings, recovery.Interrupted(pipeline, run_id, run_dir), tracker)
-    closed = f", closed {len(found.mlflow_runs)} MLflow run(s) KILLED" if found.mlflow_runs else ""
-    emit(Event("recovered", message=f"run {run_id} had died; marked interrupted{closed}"))
 
 
 def _run(
@@ -276,6 +255,7 @@ def _run(
     executor = executor or LocalExecutor(request.workers)
     execution: _Execution | None = None
     report: RunReport | None = None
+    release: release_stage.Release | None = None
     tracking: RunTracking | None = None
     try:
         # From the run folder's creation on, an interrupt or error ends in a summary.
@@ -290,7 +270,7 @@ def _run(
             cache = CacheSession(
                 step_cache(settings, plan, request.force),
                 plan,
-                _backend(settings, tracked),
+                finish.backend_context(settings, tracked),
             )
             # Nothing to execute and this very combination already passed its gates in this
             # backend: nothing new to record or register, so MLflow is not even imported (a
@@ -330,32 +310,35 @@ def _run(
             report = _report(
                 plan, settings, request, results, interrupted, started_at, t0, tracking
             )
-            release = None
             if up_to_date and not interrupted:
                 report = replace(
-                    report, gates=up_to_date.get("gates"), registered=_already(up_to_date)
+                    report,
+                    gates=up_to_date.get("gates"),
+                    registered=finish.already_registered(up_to_date),
                 )
             elif not interrupted:
-                report, release = _gate(plan, settings, report, tracking)
+                report, release = finish.gate(plan, settings, report, tracking)
             # The run's own records first: a model is registered only once they are on disk.
-            _write_records(plan, settings, report)
+            finish.write_records(plan, settings, report)
             if release is not None:
-                report = _register(plan, settings, report, release)
-            cache.context = _backend(settings, tracked)  # the store exists by now
+                report = finish.register(plan, settings, report, release)
+            cache.context = finish.backend_context(settings, tracked)  # the store exists by now
             cache.remember(report)
             if tracking:
                 tracking.finish(report)
                 # A new candidate: show the reviewer what changed against the champion.
                 record_champion_diff(settings, report)
     except KeyboardInterrupt:
+        finish.withdraw(plan, release, report, "was interrupted after registration")
         if tracking:
             tracking.abort("KILLED")
-        _close_summary(plan, report, INTERRUPTED, "interrupted by SIGINT or SIGTERM")
+        finish.close_summary(plan, report, INTERRUPTED, "interrupted by SIGINT or SIGTERM")
         raise
     except BaseException as exc:
+        finish.withdraw(plan, release, report, f"failed after registration: {exc}")
         if tracking:
             tracking.abort("FAILED")
-        _close_summary(plan, report, FAILED, f"the run failed: {type(exc).__name__}: {exc}")
+        finish.close_summary(plan, report, FAILED, f"the run failed: {type(exc).__name__}: {exc}")
         raise
     finally:
         if execution is not None:
@@ -395,87 +378,6 @@ def _plan_record(plan: Plan, settings: Settings) -> dict[str, Any]:
             entry["parameters"], patterns=settings.secret_patterns, declared=step.secret_params
         )
     return data
-
-
-def _backend(settings: Settings, tracked: bool) -> dict[str, Any]:
-    """Where the run records, as part of its up-to-date key: an identical run recorded in
-    another backend (or in a store since re-created) stands in for nothing there."""
-    if not tracked:
-        return {"tracking_uri": None}
-    return {
-        "tracking_uri": settings.tracking_uri,
-        "store": store_identity(settings.tracking_uri),
-    }
-
-
-def _already(previous: dict[str, Any]) -> dict[str, Any] | None:
-    """An unchanged re-run against the same backend: the version its identical run registered."""
-    registered = previous.get("registered")
-    if not registered:
-        return None
-    return {**registered, "already_registered": True, "from_run": previous.get("run_id")}
-
-
-def _write_records(plan: Plan, settings: Settings, report: RunReport) -> None:
-    atomic_write_json(plan.run_dir / "summary.json", report.to_dict())
-    write_run_report(plan.run_dir, root=settings.root, secret_patterns=settings.secret_patterns)
-
-
-def _close_summary(plan: Plan, report: RunReport | None, status: str, reason: str) -> None:
-    """After an interrupt or an unexpected error: the summary says how the run ended, so the
-    folder is never mistaken for a run still going (or one that died). Never raises."""
-    try:
-        if report is None:
-            recovery.write_ended_summary(plan.run_dir, plan.pipeline, status, reason)
-        else:
-            ended = replace(report, status=status, registered=None)
-            atomic_write_json(plan.run_dir / "summary.json", {**ended.to_dict(), "ended": reason})
-    except Exception:
-        pass  # the disk may be the problem; `toolkit runs repair` finishes the job
-
-
-def _gate(
-    plan: Plan, settings: Settings, report: RunReport, tracking: RunTracking | None
-) -> tuple[RunReport, release_stage.Release | None]:
-    """The gates' verdict in the report; the registration they allow is returned, not done."""
-    try:
-        release = release_stage.evaluate(plan, settings, report.steps, tracking)
-    except ToolkitError as exc:
-        return _release_error(report, exc), None
-    if release is None:
-        return report, None
-    status = report.status if release.report.passed else FAILED
-    report = replace(report, gates=release.gates, status=status)
-    return report, (release if release.ready and status == SUCCEEDED else None)
-
-
-def _release_error(report: RunReport, exc: ToolkitError) -> RunReport:
-    message = str(exc)
-    gates = {"passed": False, "error": message, "gates": [], "summary": [f"ERROR {message}"]}
-    return replace(report, gates=gates, registered=None, status=FAILED)
-
-
-def _register(
-    plan: Plan, settings: Settings, report: RunReport, release: release_stage.Release
-) -> RunReport:
-    """Register, then rewrite the records; a failure after registering withdraws the version,
-    so no version outlives a run that did not end well."""
-    try:
-        registered = release.register()
-    except ToolkitError as exc:
-        report = _release_error(report, exc)
-        _write_records(plan, settings, report)
-        return report
-    try:
-        report = replace(report, registered=registered)
-        _write_records(plan, settings, report)
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            release.withdraw(
-                registered, f"run {plan.run_dir.name} failed after registration: {exc}"
-            )
-        raise
-    return report
 
 
 def _release(

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.errors import ToolkitError
 from toolkit.fsutil import atomic_write_json
 from toolkit.report import INTERRUPTED, RunReport, StepReport
 from toolkit.runlock import is_locked, pid_alive
-from toolkit.runner.step_exec import now_iso
+from toolkit.runner.step_exec import Event, EventSink, now_iso
+from toolkit.runner.tracked import tracking_disabled
 from toolkit.settings import Settings
 
 TAG_HOST = "toolkit.host"
@@ -160,3 +162,22 @@ def find_interrupted(settings: Settings, tracker: Any | None) -> list[Interrupte
         for f in dead_mlflow_runs(tracker):
             by_id.setdefault((f.pipeline, f.run_id), f).pid = f.pid
     return list(by_id.values())
+
+
+def recover(settings: Settings, pipeline: str, run_id: str, track: bool, emit: EventSink) -> None:
+    """Repair a run of ``pipeline`` that died, from a process that now holds its lock (so
+    nobody else is running it); a no-op for a run that ended properly."""
+    run_dir = settings.runs_dir / pipeline / run_id
+    if not (run_dir / "plan.json").is_file() or (run_dir / "summary.json").exists():
+        return
+    tracker = None
+    if track and not tracking_disabled():
+        from toolkit.tracking import Tracker
+
+        try:
+            tracker = Tracker(settings.tracking_uri, artifacts_dir=settings.artifacts_dir)
+        except ToolkitError:
+            tracker = None  # the folder is repaired anyway; `toolkit runs repair` retries
+    found = repair(settings, Interrupted(pipeline, run_id, run_dir), tracker)
+    closed = f", closed {len(found.mlflow_runs)} MLflow run(s) KILLED" if found.mlflow_runs else ""
+    emit(Event("recovered", message=f"run {run_id} had died; marked interrupted{closed}"))
