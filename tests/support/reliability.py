@@ -1,8 +1,10 @@
 """The fault-injection suite's own table: ``docs/reliability.md`` is generated from it.
 
+Hooks registered by ``tests/conftest.py``.
+
 ``pytest tests/faults --collect-only -q --reliability-table=docs/reliability.md`` writes one row
 per collected case (every parametrized id is its own case) with the test's docstring;
-``test_reliability_doc.py`` fails when the file in the repository differs from what the suite
+``tests/faults/test_reliability_doc.py`` fails when the file in the repository differs from what the suite
 holds, so the table can never drift from the tests.
 """
 
@@ -78,7 +80,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     target = session.config.getoption("--reliability-table")
     if not target:
         return
-    faults = Path(__file__).parent
+    faults = Path(__file__).resolve().parents[1] / "faults"
     items = [
         i
         for i in session.items
