@@ -138,7 +138,7 @@ def _kernels_of(proc: subprocess.Popen) -> list[int]:
 
 @pytest.mark.slow
 def test_kill_9_of_a_kernel_fails_the_step_and_closes_everything(project: Path) -> None:
-    """kill -9 of the kernel running a step: the step fails as a dead kernel (exit 1), its
+    """kill -9 of the kernel running a step: the step fails naming the kernel (exit 1), its
     executed notebook is kept, no MLflow run stays RUNNING."""
     proc = start_toolkit(["run", "pipelines/crash.yaml", "--json", "--quiet"], project)
     try:
@@ -152,5 +152,9 @@ def test_kill_9_of_a_kernel_fails_the_step_and_closes_everything(project: Path) 
     assert proc.returncode == 1, err[-2000:]
     summary = json.loads(out)
     second = next(s for s in summary["steps"] if s["name"] == "second")
-    assert second["status"] == "failed" and second["error"]["kind"] == "dead_kernel"
+    assert second["status"] == "failed", second
+    # papermill reports a killed kernel either as dead or as one that stopped answering.
+    error = second["error"]
+    assert error["kind"] == "dead_kernel" or "kernel" in error["message"].lower(), error
+    assert second["notebook"] and Path(second["notebook"]).exists()
     assert running_runs(tracking_uri(project)) == []
