@@ -140,7 +140,9 @@ def _kernels_of(proc: subprocess.Popen) -> list[int]:
 def test_kill_9_of_a_kernel_fails_the_step_and_closes_everything(project: Path) -> None:
     """kill -9 of the kernel running a step: the step fails naming the kernel (exit 1), its
     executed notebook is kept, no MLflow run stays RUNNING."""
-    proc = start_toolkit(["run", "pipelines/crash.yaml", "--json", "--quiet"], project)
+    proc = start_toolkit(
+        ["run", "pipelines/crash.yaml", "--json", "--quiet", "--workers", "1"], project
+    )
     try:
         wait_for(_has("notebooks/.second.partial.ipynb", project), timeout=240, what="step 2")
         kernels = wait_for(lambda: _kernels_of(proc), timeout=60, what="the kernel")
