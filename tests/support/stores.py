@@ -57,3 +57,16 @@ def files_containing(root: Path, secret: str) -> list[Path]:
             if any(n in data for n in needles):
                 found.append(path)
     return found
+
+
+def usable_versions(tracking_uri: str, name: str) -> list[str]:
+    """Versions of ``name`` not marked ``toolkit.unusable`` (a failed run's version must be)."""
+    marked = {
+        str(v)
+        for (v,) in _query(
+            tracking_uri,
+            f"SELECT version FROM model_version_tags WHERE name='{name}' "
+            "AND key='toolkit.unusable'",
+        )
+    }
+    return [v for v, _ in model_versions(tracking_uri, name) if v not in marked]
