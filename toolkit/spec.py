@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from toolkit.errors import SpecError, did_you_mean
 
@@ -30,11 +31,26 @@ class _Model(BaseModel):
 class Output(_Model):
     """A file a step writes, relative to the run's data folder, with an optional contract."""
 
-    path: str
-    contract: str | None = None
-    on_fail: OnFail = "error"
+    path: str = Field(
+        description="where the step writes it, relative to the run's data folder "
+        "(runs/PIPELINE/RUN/data/); the notebook gets the absolute path as a parameter",
+        examples=["model.joblib", "features/train.parquet"],
+    )
+    contract: str | None = Field(
+        default=None,
+        description="the data contract checked after the step writes it: a suite name in "
+        "expectations/ (without .json)",
+        examples=["features"],
+    )
+    on_fail: OnFail = Field(
+        default="error",
+        description="a violated contract fails the run (error, exit 3) or is only recorded (warn)",
+        examples=["warn"],
+    )
     same_rows_as: str | None = Field(
-        default=None, description="an input of the same step whose row count this must equal"
+        default=None,
+        description="an input of the same step whose row count this must equal",
+        examples=["test"],
     )
 
     @field_validator("path")
@@ -52,40 +68,100 @@ class Output(_Model):
 class ExternalInput(_Model):
     """A file entering the pipeline from outside, with an optional contract on its content."""
 
-    path: Path
-    contract: str | None = None
-    on_fail: OnFail = "error"
+    path: Path = Field(
+        description="the file, relative to the spec's folder (or absolute)",
+        examples=["batches/clean.csv"],
+    )
+    contract: str | None = Field(
+        default=None,
+        description="the data contract checked before the step runs: a suite name in "
+        "expectations/ (without .json)",
+        examples=["production_records"],
+    )
+    on_fail: OnFail = Field(
+        default="error",
+        description="a violated contract stops the run (error, exit 3) or is only recorded (warn)",
+        examples=["warn"],
+    )
 
 
 class SecretParam(_Model):
     """A parameter whose value must never be logged; read from ``env`` or given as ``value``."""
 
-    secret: Literal[True]
-    env: str | None = None
-    value: Any = None
+    secret: Literal[True] = Field(
+        description="marks the parameter secret: its value is redacted everywhere", examples=[True]
+    )
+    env: str | None = Field(
+        default=None,
+        description="the environment variable holding the value",
+        examples=["DB_PASSWORD"],
+    )
+    value: Any = Field(
+        default=None,
+        description="the value itself, when no env is given (prefer env)",
+        examples=["s3cr3t"],
+    )
 
 
 class Step(_Model):
     """One notebook step."""
 
-    name: str
-    notebook: Path
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    inputs: dict[str, str | ExternalInput] = Field(default_factory=dict)
-    outputs: dict[str, str | Output] = Field(default_factory=dict)
-    timeout: float | None = Field(default=None, gt=0, description="seconds for the whole step")
-    retries: int = Field(default=0, ge=0)
-    retry_delay: float = Field(default=0.0, ge=0)
+    name: str = Field(
+        description="the step's name, unique in the pipeline (letters, digits, _ or -); "
+        "other steps refer to its outputs as NAME.OUTPUT",
+        examples=["train"],
+    )
+    notebook: Path = Field(
+        description="the notebook to execute, relative to the spec's folder",
+        examples=["../notebooks/train.ipynb"],
+    )
+    description: str = Field(
+        default="", description="what the step does, for humans", examples=["Fit the model."]
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="values injected into the notebook's cell tagged 'parameters' (they "
+        "override the pipeline's); {secret: true, env: VAR} for a secret",
+        examples=[{"C": 1.0, "test_size": 0.25}],
+    )
+    inputs: dict[str, str | ExternalInput] = Field(
+        default_factory=dict,
+        description="parameter name -> STEP.OUTPUT of an earlier step, or {path: FILE} for a "
+        "file entering the pipeline; the notebook gets the absolute path",
+        examples=[{"train": "features.train", "batch": {"path": "batches/clean.csv"}}],
+    )
+    outputs: dict[str, str | Output] = Field(
+        default_factory=dict,
+        description="parameter name -> a path in the run's data folder, or {path, contract, "
+        "on_fail, same_rows_as}; the notebook gets the absolute path and must write the file",
+        examples=[{"model": "model.joblib", "train": {"path": "train.parquet", "contract": "f"}}],
+    )
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds for the whole step; it fails (exit 1) when they run out",
+        examples=[600],
+    )
+    retries: int = Field(
+        default=0,
+        ge=0,
+        description="further attempts after a failed one (a scheduler's task retries too)",
+        examples=[2],
+    )
+    retry_delay: float = Field(
+        default=0.0, ge=0, description="seconds to wait between attempts", examples=[30]
+    )
     cache: bool = Field(
         default=True,
         description="reuse the outputs of an identical earlier execution; false for steps that "
         "read the outside world (a database, the clock)",
+        examples=[False],
     )
     preload: list[str] | None = Field(
         default=None,
         description="modules to import in the step's kernel while earlier steps run "
         "(default: the notebook's own top-level imports)",
+        examples=[["pandas", "sklearn.linear_model"]],
     )
 
     @field_validator("name")
@@ -107,9 +183,14 @@ class Step(_Model):
 class ModelSpec(_Model):
     """The model a pipeline releases: which step output holds it, and its registry name."""
 
-    name: str
-    step: str
-    output: str
+    name: str = Field(
+        description="the registered model's name in the MLflow registry",
+        examples=["breast_cancer_clf"],
+    )
+    step: str = Field(description="the step that writes the model", examples=["train"])
+    output: str = Field(
+        description="that step's output holding the model (a joblib file)", examples=["model"]
+    )
 
 
 class GatesSpec(_Model):
@@ -119,40 +200,98 @@ class GatesSpec(_Model):
     ``predict_p95_ms <= 20``, or ``contracts`` (every contract of the run passed).
     """
 
-    step: str
-    checks: list[str] = Field(min_length=1)
+    step: str = Field(
+        description="the step whose logged metrics the checks read", examples=["evaluate"]
+    )
+    checks: list[str] = Field(
+        min_length=1,
+        description="expressions that must all hold for the model to be registered: METRIC OP "
+        "NUMBER, METRIC OP champion.METRIC +/- NUMBER, or contracts",
+        examples=[["roc_auc >= 0.95", "recall >= champion.recall - 0.02", "contracts"]],
+    )
 
 
 class ReleaseSpec(_Model):
     """Who must approve a candidate before it can be promoted to champion."""
 
-    require_approval: bool = True
-    min_approvals: int = Field(default=1, ge=0)
-    approvers: list[str] = Field(default_factory=list)
-    forbid_self_approval: bool = False
+    require_approval: bool = Field(
+        default=True,
+        description="a candidate needs reviews before promotion to champion",
+        examples=[True],
+    )
+    min_approvals: int = Field(
+        default=1, ge=0, description="how many distinct approvals promotion needs", examples=[2]
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="who may approve (user names); empty: anyone",
+        examples=[["alice", "bob"]],
+    )
+    forbid_self_approval: bool = Field(
+        default=False,
+        description="the user who triggered the run that registered the candidate may not "
+        "approve it",
+        examples=[True],
+    )
 
 
 class Pipeline(_Model):
     """A whole pipeline file."""
 
-    name: str
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    steps: list[Step] = Field(min_length=1)
-    model: ModelSpec | None = None
-    gates: GatesSpec | None = None
-    release: ReleaseSpec = Field(default_factory=ReleaseSpec)
+    name: str = Field(
+        description="the pipeline's name (an identifier): its runs go to runs/NAME/ and its "
+        "MLflow experiment is NAME",
+        examples=["train"],
+    )
+    description: str = Field(
+        default="",
+        description="what the pipeline does, for humans",
+        examples=["Breast-cancer classifier, from raw measurements to evaluated model."],
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="defaults passed to every notebook that declares them; override with "
+        "toolkit run -p KEY=VALUE; {secret: true, env: VAR} for a secret",
+        examples=[{"seed": 42, "db_password": {"secret": True, "env": "DB_PASSWORD"}}],
+    )
+    steps: list[Step] = Field(
+        min_length=1,
+        description="the notebooks to run; the order of execution follows their inputs",
+        examples=[[{"name": "train", "notebook": "../notebooks/train.ipynb"}]],
+    )
+    model: ModelSpec | None = Field(
+        default=None,
+        description="the model the pipeline releases, registered when the gates pass",
+        examples=[{"name": "breast_cancer_clf", "step": "train", "output": "model"}],
+    )
+    gates: GatesSpec | None = Field(
+        default=None,
+        description="release gates checked after a step logged its metrics",
+        examples=[{"step": "evaluate", "checks": ["roc_auc >= 0.95"]}],
+    )
+    release: ReleaseSpec = Field(
+        default_factory=ReleaseSpec,
+        description="who must approve a candidate before it is promoted",
+        examples=[{"require_approval": True, "min_approvals": 1}],
+    )
     guard: dict[str, Any] | None = Field(
-        default=None, description="the guarded model's configuration (see toolkit.guard)"
+        default=None,
+        description="the guarded model's configuration (see toolkit.guard)",
+        examples=[{"model_name": "breast_cancer_clf", "confidence": {"min_confidence": 0.7}}],
     )
     monitoring: dict[str, Any] | None = Field(
-        default=None, description="drift and rate thresholds (see toolkit.monitor)"
+        default=None,
+        description="drift and rate thresholds (see toolkit.monitor)",
+        examples=[{"fallback_rate_alert": 0.2}],
     )
     alerts: dict[str, Any] | None = Field(
-        default=None, description="alert hooks: {webhook: URL, command: CMD}"
+        default=None,
+        description="alert hooks: {webhook: URL, command: CMD}",
+        examples=[{"webhook": "https://alerts.example.com/hook"}],
     )
-    source: Path = Field(default=Path("."), exclude=True)
-    content_hash: str = Field(default="", exclude=True)
+    # Set by load_spec, not written by users: kept out of the JSON Schema.
+    source: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)
+    content_hash: SkipJsonSchema[str] = Field(default="", exclude=True)
 
     @field_validator("name")
     @classmethod

@@ -28,6 +28,7 @@ from toolkit.cli import (
     release_cmds,
     report_cmds,
     runs_cmds,
+    schema_cmds,
 )
 from toolkit.errors import ExitCode, ToolkitError
 
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     new_cmds.register(sub)
     report_cmds.register(sub)
     diff_cmds.register(sub)
+    schema_cmds.register(sub)
     return parser
 
 
