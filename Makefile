@@ -33,7 +33,10 @@ $(UV):
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
 	# --locked: fail if pyproject.toml and uv.lock disagree (run `make lock` after editing deps).
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --extra dev --python $(PYTHON)
+	# --compile-bytecode: write every .pyc now. Where PYTHONDONTWRITEBYTECODE is set, each process
+	# (every step, kernel and test subprocess) otherwise compiles what it imports from source:
+	# measured 17 s -> 7 s CPU for one `toolkit run --step`, 10 s -> 0.8 s for its kernel.
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --compile-bytecode --extra dev --python $(PYTHON)
 	$(BIN)/python -m ipykernel install --sys-prefix --name toolkit --display-name "Python (toolkit)" >/dev/null
 	touch $@
 
