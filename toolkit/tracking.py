@@ -435,6 +435,33 @@ class Tracker:
                 log.exception("could not end MLflow run %s", run_id)
         return closed
 
+    def end_orphaned_steps(self, parent_run_id: str, steps: Iterable[str]) -> list[str]:
+        """End as KILLED the step runs of ``steps`` under ``parent_run_id`` still RUNNING.
+
+        For a caller that knows no live process owns them (it holds those steps' locks): their
+        process was killed (SIGKILL, OOM, a scheduler's kill) before it could close them.
+        Returns the ids ended.
+        """
+        wanted = set(steps)
+        if not wanted:
+            return []
+        with self._guard(f"read run {parent_run_id} from"):
+            exp_id = self._client.get_run(parent_run_id).info.experiment_id
+        query = (
+            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+        )
+        ended = []
+        for run in self._search([exp_id], query, 1000, "ASC"):
+            if run.data.tags.get(TAG_STEP) in wanted:
+                self.end(
+                    run.info.run_id,
+                    "KILLED",
+                    error="its process ended before the step did (killed); a later attempt "
+                    "or the run's finish closed it",
+                )
+                ended.append(run.info.run_id)
+        return ended
+
     # --- queries -----------------------------------------------------------------------------
 
     def ui_url(self, run_id: str, experiment_id: str | None = None) -> str | None:

@@ -1,13 +1,13 @@
-"""``toolkit export airflow``: the generated DAG file, read with ``ast`` (and Airflow if present)."""
+"""``toolkit export airflow``: the generated DAG file, read with ``ast``.
+
+Executing it in real Airflow is tests/integration/test_airflow.py.
+"""
 
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import MakeProject
 
 from toolkit.cli import main
@@ -111,57 +111,3 @@ def test_generated_dag_has_a_task_per_step_with_edges_retries_and_timeouts(
     assert (
         sanitize("scheduled__2026-01-01T00:00:00+00:00") == "scheduled__2026-01-01T00-00-00-00-00"
     )  # type: ignore[operator]
-
-
-AIRFLOW_PYTHON = os.environ.get("TOOLKIT_AIRFLOW_PYTHON")
-
-LOAD = """
-import json, sys
-try:
-    from airflow.dag_processing.dagbag import DagBag  # Airflow 3
-except ImportError:
-    from airflow.models.dagbag import DagBag  # Airflow 2
-bag = DagBag(dag_folder=sys.argv[1])
-dag = bag.dags["toolkit_etl"]
-task = dag.get_task("extract")
-command = task.render_template(
-    task.bash_command, {"run_id": "manual__2026-01-01T00:00:00+00:00"},
-    jinja_env=dag.get_template_env())
-print(json.dumps({
-    "errors": {str(k): str(v) for k, v in bag.import_errors.items()},
-    "tasks": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
-    "retries": task.retries,
-    "timeout": task.execution_timeout.total_seconds(),
-    "command": command,
-}))
-"""
-
-
-@pytest.mark.skipif(
-    not AIRFLOW_PYTHON,
-    reason="set TOOLKIT_AIRFLOW_PYTHON to a Python with apache-airflow installed "
-    "(e.g. /tmp/airflow-venv/bin/python) to load the DAG in real Airflow",
-)
-def test_generated_dag_loads_in_airflow(make_project: MakeProject, tmp_path: Path) -> None:
-    import json
-
-    path = _export(make_project, tmp_path)
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow-home")}
-    result = subprocess.run(
-        [str(AIRFLOW_PYTHON), "-c", LOAD, str(path.parent)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    data = json.loads(result.stdout.strip().splitlines()[-1])
-    assert data["errors"] == {}
-    assert data["tasks"] == {
-        "extract": [],
-        "clean": ["extract"],
-        "report": ["extract"],
-        "finish": ["clean", "report"],
-    }
-    assert data["retries"] == 2 and data["timeout"] == 720
-    assert "--step extract --run-id manual__2026-01-01T00-00-00-00-00" in data["command"]

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import UsageError, did_you_mean
+from toolkit.errors import LockedError, UsageError, did_you_mean
 from toolkit.fsutil import atomic_write_json
 from toolkit.plan import Plan
 from toolkit.report import CACHED, FAILED, INTERRUPTED, SKIPPED, SUCCEEDED, RunReport, StepReport
@@ -71,6 +71,10 @@ def run_one_step(request: RunRequest, step: str, emit: EventSink | None = None) 
             if not (run_dir / "plan.json").exists():
                 atomic_write_json(run_dir / "plan.json", plan.to_dict())
         tracking = _tracking(settings, plan, request)
+        if tracking and tracking.parent:
+            # Holding this step's lock: a RUNNING run of it is an attempt whose process was
+            # killed (e.g. by the scheduler); close it before this attempt starts.
+            tracking.tracker.end_orphaned_steps(tracking.parent, [step])
         try:
             planned = replace(plan.step(step), retries=0)
             ctx = context_for(plan, settings, stream_output=request.stream_output)
@@ -91,6 +95,8 @@ def finish_run(request: RunRequest, emit: EventSink | None = None) -> RunReport:
     with pipeline_lock(settings.cache_dir / "locks", plan.pipeline, run_id, shared=True):
         tracking = _tracking(settings, plan, request, create=False)
         try:
+            if tracking and tracking.parent:
+                _end_orphaned_steps(tracking, settings, plan, run_id)
             with _file_lock(plan.run_dir / ".summary.lock"):
                 data = json.loads(summary_path.read_text(encoding="utf-8"))
                 steps = tuple(
@@ -136,6 +142,23 @@ def _tracking(
             return None
         record.write_text(f"{parent}\n")
     return tracking
+
+
+def _end_orphaned_steps(tracking: RunTracking, settings: Settings, plan: Plan, run_id: str) -> None:
+    """Close the MLflow runs of killed attempts that no retry closed: only of steps whose lock
+    is free (no live process runs them), held while closing, so a step running elsewhere (or
+    starting now) is left alone."""
+    assert tracking.parent is not None
+    with contextlib.ExitStack() as held:
+        idle = []
+        for name in plan.names:
+            lock = pipeline_lock(
+                settings.cache_dir / "locks", f"{plan.pipeline}.{run_id}.{name}", run_id
+            )
+            with contextlib.suppress(LockedError):
+                held.enter_context(lock)
+                idle.append(name)
+        tracking.tracker.end_orphaned_steps(tracking.parent, idle)
 
 
 def _steps(plan: Plan, data: dict[str, Any]) -> list[StepReport]:
