@@ -29,6 +29,7 @@ from toolkit import __version__
 from toolkit.errors import ToolkitError
 from toolkit.fsutil import write_new_text
 from toolkit.kernelspecs import BUILTIN_KERNELS, KernelInstall, install_kernel, kernel_name_for
+from toolkit.spec_schema import SCHEMA_FILE, schema_text
 from toolkit.templating import render_notebook, render_string, render_text, walk
 
 DISTRIBUTION = "nbgate"
@@ -223,6 +224,13 @@ def _plan(root: Path, context: dict[str, object], kernelspec: dict[str, str]) ->
                 plan.appends[dest] = (old, f"{old}{sep}\n# toolkit\n{addition}\n")
         else:
             plan.kept.append(dest)
+    # The specs' JSON Schema beside them, for editors (the specs' first line names it); made
+    # from this toolkit's models, so it matches the version that runs them.
+    schema = root / "pipelines" / SCHEMA_FILE
+    if schema.exists():
+        plan.kept.append(schema)
+    else:
+        plan.creates[schema] = schema_text()
     if example_taken:
         plan.notes.append(
             "the example pipeline was not created: "

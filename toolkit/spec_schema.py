@@ -18,6 +18,8 @@ from toolkit.spec import Pipeline
 
 SCHEMA_FILE = "pipeline.schema.json"  # in a project's pipelines/ folder, beside the specs
 REGENERATE = f"toolkit schema -o pipelines/{SCHEMA_FILE}"
+# The first line of a spec in pipelines/: editors with a YAML language server read it.
+SCHEMA_COMMENT = f"# yaml-language-server: $schema={SCHEMA_FILE}"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 

@@ -121,3 +121,14 @@ def test_schema_into_a_missing_folder_exits_2(
     assert main(["schema", "-o", str(target)]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not target.parent.exists()
+
+
+def test_toolkit_init_ships_the_schema_its_example_spec_names(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    assert main(["init", str(project), "--no-kernel"]) == 0
+    spec = project / "pipelines" / "example.yaml"
+    match = HEADER.match(spec.read_text(encoding="utf-8").splitlines()[0])
+    assert match, spec.read_text(encoding="utf-8")[:200]
+    schema = (spec.parent / match.group(1)).resolve()
+    assert schema.read_text(encoding="utf-8") == schema_text()
+    load_spec(spec)

@@ -14,6 +14,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         init_project,
         install_project_kernel,
     )
+    from toolkit.spec_schema import SCHEMA_COMMENT
 
     scope: KernelScope = "none" if args.no_kernel else "user" if args.user_kernel else "auto"
     if args.kernel_only:
@@ -26,7 +27,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                 name=args.name,
                 kernel=scope,
                 kernel_name=args.kernel_name,
-                schema_comment=None,
+                schema_comment=SCHEMA_COMMENT,
             )
         )
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_text())
