@@ -140,6 +140,13 @@ def lock_info(root: Path | None) -> dict[str, str] | None:
     return None
 
 
+# Held for the first import of jupyter_client in a process. Its modules import each other, and
+# two threads importing it at once (this module's environment thread and a step's thread in
+# toolkit.notebook, which takes the same lock) leave one with a half-initialised module:
+# "cannot import name 'AsyncKernelManager' from partially initialized module".
+JUPYTER_IMPORT_LOCK = threading.Lock()
+
+
 def kernel_interpreter(kernel: str | None) -> dict[str, str | None] | None:
     """The interpreter a Jupyter kernel runs: ``{"kernel", "argv0", "executable"}``.
 
@@ -150,7 +157,8 @@ def kernel_interpreter(kernel: str | None) -> dict[str, str | None] | None:
     if not kernel:
         return None
     try:
-        from jupyter_client.kernelspec import KernelSpecManager  # lazy: jupyter's import cost
+        with JUPYTER_IMPORT_LOCK:
+            from jupyter_client.kernelspec import KernelSpecManager  # lazy: jupyter's import cost
 
         argv = KernelSpecManager().get_kernel_spec(kernel).argv
     except Exception:  # no such kernel, no jupyter_client: the run reports it elsewhere

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import StepFailed
+from toolkit.lineage import JUPYTER_IMPORT_LOCK
 from toolkit.nbsource import for_execution
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -52,9 +53,6 @@ class KernelHandle:
                 process.send_signal(signal.SIGKILL)
 
 
-_IMPORT_LOCK = threading.Lock()
-
-
 def _import_engines() -> None:
     """Import papermill, nbclient and jupyter_client once, under one lock.
 
@@ -63,7 +61,7 @@ def _import_engines() -> None:
     ("cannot import name 'AsyncKernelManager' from partially initialized module"), which a
     fresh-clone test run hit.
     """
-    with _IMPORT_LOCK:
+    with JUPYTER_IMPORT_LOCK:  # shared with toolkit.lineage, which imports it on a thread too
         import jupyter_client.manager  # noqa: F401
         import papermill  # noqa: F401
 
