@@ -33,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 
 from toolkit.contracts_draft import draft_suite
 from toolkit.guard import GuardedModel, build_guarded_model
+from toolkit.guard.batch import read_batch
 from toolkit.registry.guarded import load_guarded_model, log_guarded_model
 
 MODEL_NAME = "breast_cancer_guarded"
@@ -246,6 +247,27 @@ def test_the_logged_model_does_not_need_the_toolkit(
     }
 
 
+def test_a_model_saved_by_earlier_code_loads_and_answers_as_it_did(
+    store: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A guarded model logged before the guard's batch path was rewritten (its classes pickled
+    by value with it) loads with today's code, gives the decisions it gave then, and scores a
+    CSV batch read by ``read_batch``: a bad cell rejects its row only."""
+    folder = Path(__file__).parents[1] / "fixtures" / "models"
+    expected = json.loads((folder / "guarded_before_expected.json").read_text())
+    columns = ["prediction", "path", "reason", "input_hash", "top_features"]
+    served = mlflow.pyfunc.load_model(str(folder / "guarded_before"))
+    out = served.predict(pd.DataFrame(expected["records"]))
+    assert json.loads(out[columns].to_json(orient="records")) == expected["expected"]
+    old = load_guarded_model(str(folder / "guarded_before"), tracking_uri=store[0])
+    records = pd.DataFrame(expected["records"][:3] * 4).astype({"mean_area": object})
+    records.loc[5, "mean_area"] = "abc"
+    records.to_csv(tmp_path / "batch.csv", index=False)
+    decided = old.predict(read_batch(tmp_path / "batch.csv", old.contract))
+    assert np.flatnonzero(decided["path"] == "rejected").tolist() == [5]
+    assert decided["reason"].iloc[5] == "mean_area: 'abc' is a str, expected a number"
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -296,7 +318,7 @@ def test_mlflow_models_serve_gives_guarded_decisions(
             start_new_session=True,
         )  # own process group: killpg reaches the workers
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # minutes on a loaded 2-core machine
         while _get(f"{url}/ping") != 200:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(
@@ -304,7 +326,7 @@ def test_mlflow_models_serve_gives_guarded_decisions(
                 )
             time.sleep(0.25)
         batch = requests["valid"][:2] + requests["invalid"] + requests["unsure"][:2]
-        batch[0]["sent_by"] = "client-7"  # an unknown field: MLflow drops it before the guard
+        batch[0]["sent_by"] = "client-7"  # an unknown field: the guard ignores it, with a note
         body = json.dumps({"dataframe_records": batch}).encode()
         request = urllib.request.Request(
             f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
@@ -317,6 +339,7 @@ def test_mlflow_models_serve_gives_guarded_decisions(
         out = pd.DataFrame(payload["predictions"])
         _check_decisions(out, ["model"] * 2 + ["rejected"] * 3 + ["fallback"] * 2)
         assert out["reason"].iloc[3] == "worst_area: 'a lot' is a str, expected a number"
+        assert (out["notes"] == "ignored unknown columns: sent_by").all()
     finally:
         with contextlib.suppress(ProcessLookupError):  # already gone if it failed to start
             os.killpg(proc.pid, signal.SIGTERM)

@@ -13,10 +13,12 @@ How the guard becomes a pyfunc (MLflow 3.17):
   travel inside the model, so loading and serving need numpy, pandas, pyarrow and scikit-learn,
   not the toolkit. Pass ``code_modules`` for project modules holding ``preprocess`` or a fallback
   function (functions defined in a notebook travel by value anyway).
-* The signature declares every contract column as optional ``Any``. A typed signature would
-  make MLflow convert or reject the whole batch (one string in a numeric column: HTTP 400 for
-  every row), defeating row-level validation; the guard does the checking. MLflow still drops
-  columns the signature does not list, so served requests never see the "unknown columns" note.
+* The signature declares the outputs only. An input schema makes MLflow rewrite every request
+  before the guard sees it: a typed one converts or rejects the whole batch (one string in a
+  numeric column: HTTP 400 for every row), and even all-optional ``Any`` columns make it drop
+  the columns it does not list, so records holding none of them vanish (HTTP 200 with no
+  predictions). Without one, every record reaches the guard, which decides each row (missing
+  columns: rejected, unknown ones: ignored with a note); the contract is in the metadata.
 """
 
 from __future__ import annotations
@@ -196,9 +198,8 @@ def load_guarded_model(model_uri: str, *, tracking_uri: str) -> GuardedModel:
 
 def _signature(guarded: GuardedModel) -> Any:
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+    from mlflow.types.schema import ColSpec, DataType, Schema
 
-    inputs = Schema([ColSpec(AnyType(), name, required=False) for name in guarded.contract.names])
     outputs = Schema(
         [
             ColSpec(
@@ -207,7 +208,7 @@ def _signature(guarded: GuardedModel) -> Any:
             for c in OUTPUT_COLUMNS
         ]
     )
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    return ModelSignature(inputs=None, outputs=outputs)
 
 
 @contextlib.contextmanager
