@@ -607,3 +607,77 @@ def test_invalid_yaml_reports_the_line(tmp_path: Path) -> None:
 def test_missing_rules_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot read fallback rules"):
         load_rules(tmp_path / "nope.yaml")
+
+
+# ----------------------------------------------------------------------------- large batches
+
+
+def test_large_batch_explanations_match_a_per_row_sort(
+    guard: GuardedModel, estimator: Any, raw: pd.DataFrame, measures: list[str]
+) -> None:
+    """Batches large enough for the blockwise top-k scan (several blocks, and a partial one)
+    name the same features, in the same order, as sorting each row's contributions."""
+    rng = np.random.default_rng(7)
+    rows = raw.iloc[rng.integers(0, len(raw), 40_000)].reset_index(drop=True)
+    rows[measures] = rows[measures] * rng.uniform(0.97, 1.03, (len(rows), len(measures)))
+    out = guard.predict(rows)
+    scaler, model = estimator[0], estimator[-1]
+    features = add_features(rows[measures].copy())
+    contributions = (features.to_numpy() - scaler.mean_) / scaler.scale_ * model.coef_[0]
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :3]
+    names = np.array(features.columns)
+    explained = out["top_features"].notna().to_numpy()
+    assert explained.sum() > 39_000
+    for i in np.flatnonzero(explained)[::97]:
+        top = json.loads(out["top_features"].iloc[i])
+        assert list(top) == names[order[i]].tolist()
+        assert list(top.values()) == pytest.approx(
+            [round(c, 3) for c in contributions[i, order[i]]], abs=1e-9
+        )
+
+
+def test_multiclass_explanations_use_the_predicted_class(
+    raw: pd.DataFrame, measures: list[str]
+) -> None:
+    """A 3-class model, in a batch large enough for the blockwise scan: each row is explained
+    with the coefficients of the class it was predicted as."""
+    x = raw[measures[:6]]
+    y = pd.qcut(raw["mean_area"], 3, labels=False)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
+    contract = compile_expectations(
+        [{"type": "expect_column_to_exist", "kwargs": {"column": c}} for c in measures[:6]],
+        name="three",
+    )
+    guard = build_guarded_model(
+        model, {"input_contract": contract, "output_contract": {"labels": ["s", "m", "l"]}}
+    )
+    rows = pd.concat([x] * 4, ignore_index=True)
+    out = guard.predict(rows)
+    z = model[0].transform(rows)
+    chosen = model.predict_proba(rows).argmax(axis=1)
+    contributions = z * model[-1].coef_[chosen]
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :3]
+    for i in range(0, len(rows), 37):
+        top = json.loads(out["top_features"].iloc[i])
+        assert list(top) == [measures[j] for j in order[i]]
+
+
+def test_a_record_that_breaks_the_guard_is_rejected_alone(
+    guard: GuardedModel, raw: pd.DataFrame
+) -> None:
+    """A value the checks cannot even compare (its comparison raises) rejects its own record
+    with the error as the reason; the other records of the batch are decided as usual."""
+
+    class Unorderable(int):
+        def __lt__(self, other: Any) -> bool:
+            raise TypeError("cannot be ordered")
+
+        __le__ = __gt__ = __ge__ = __lt__
+
+    batch = raw.head(3).astype({"mean_area": object})
+    batch.loc[batch.index[1], "mean_area"] = Unorderable(-5)
+    out = guard.predict(batch)
+    assert len(out) == 3 and out["path"].iloc[1] == "rejected"
+    assert out["reason"].iloc[1] == "the guard failed on this record: TypeError: cannot be ordered"
+    assert "rejected" not in out["path"].iloc[[0, 2]].tolist()
+    assert out["input_hash"].str.len().eq(16).all()

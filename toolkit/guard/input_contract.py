@@ -148,6 +148,11 @@ class InputContract:
         """
         plan, n = self._plan, len(df)
         num, (num_weights, other_weights) = plan["num"], plan["weights"]
+        twice: list[str] = []
+        if df.columns.has_duplicates:  # e.g. dataframe_split naming a column twice: which value?
+            dup = df.columns.duplicated()
+            twice = sorted({str(c) for c in df.columns[dup] if c in plan["known"]})
+            df = df.loc[:, ~dup]
         position = {c: i for i, c in enumerate(df.columns.tolist())}
         cells = df.to_numpy(object) if n <= _SMALL_BATCH else None
         matrix, raw, wrong = _numbers(df, position, [r.name for r in num], cells)
@@ -184,10 +189,11 @@ class InputContract:
         missing = [
             r.name for r in self.columns if r.name not in position and (r.required or r.not_null)
         ]
-        bad |= bool(missing)
+        bad |= bool(missing or twice)
         reasons = np.full(n, None, dtype=object)
         for i in np.flatnonzero(bad):
             found = [f"{m}: missing column" for m in missing]
+            found += [f"{t}: sent more than once" for t in twice]
             for k, rule in enumerate(num):
                 if rule.name in raw:
                     found.append(
@@ -235,7 +241,10 @@ def _numbers(
         objects = cells[:, [position[c] for c in slow]]
     ok = np.fromiter(map(is_number, objects.ravel()), bool, objects.size).reshape(objects.shape)
     block = np.full(objects.shape, np.nan)
-    block[ok] = objects[ok].astype(np.float64)
+    try:
+        block[ok] = objects[ok].astype(np.float64)
+    except OverflowError:  # an int beyond float64 (JSON allows 10**400): +-inf, cell by cell
+        block[ok] = [_to_float(v) for v in objects[ok]]
     matrix[:, [names.index(c) for c in slow]] = block
     odd = ~ok & ~pd.isna(objects)
     raw = {c: objects[:, j] for j, c in enumerate(slow)}
@@ -247,6 +256,13 @@ def is_number(value: Any) -> bool:
     a string that happens to parse hides an upstream bug, and a record must get the same
     verdict online (JSON) and in batch (typed columns)."""
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _is_str(value: Any) -> bool:
@@ -319,7 +335,12 @@ def _hash_arrow(strings: Any, null: np.ndarray) -> np.ndarray:
     offsets = offsets[strings.offset : strings.offset + len(strings) + 1].astype(np.int64)
     lengths, start, size = np.diff(offsets), int(offsets[0]), int(offsets[-1] - offsets[0])
     hashes = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    if size:
+    width = int(lengths[0]) if len(lengths) else 0
+    if size and width and size == width * len(lengths):  # all one length (IDs, codes): a matrix
+        data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[start : start + size]
+        matrix = data.reshape(len(lengths), width).astype(np.uint64) + np.uint64(1)
+        hashes += matrix @ _BYTE_WEIGHTS[np.arange(width) % 256]
+    elif size:
         data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[start : start + size]
         starts = offsets[:-1] - start
         where = np.arange(size) - np.repeat(starts, lengths)  # each byte's position in its string
@@ -351,9 +372,9 @@ def _describe(rule: ColumnRule, value: Any, wrong_type: bool) -> str:
         return f"{rule.name}: is null" if rule.not_null else ""
     low, high = rule.min_value, rule.max_value
     if low is not None and (value <= low if rule.strict_min else value < low):
-        return f"{rule.name}: {value:g} is below the minimum {low:g}"
+        return f"{rule.name}: {_to_float(value):g} is below the minimum {low:g}"
     if high is not None and (value >= high if rule.strict_max else value > high):
-        return f"{rule.name}: {value:g} is above the maximum {high:g}"
+        return f"{rule.name}: {_to_float(value):g} is above the maximum {high:g}"
     if rule.regex is not None and re.search(rule.regex, value) is None:
         return f"{rule.name}: {text} does not match {rule.regex!r}"
     if rule.value_set and value not in rule.value_set:

@@ -17,6 +17,7 @@ batch; ``benchmarks/bench_guard.py`` measures the cost against a bare ``predict_
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -38,6 +39,8 @@ OUTPUT_COLUMNS = (
     "confidence", "latency_ms", "input_hash", "top_features", "notes",
 )  # fmt: skip
 _SMALL = 64  # rows up to which plain Python beats numpy/pyarrow set-up costs (measured)
+# "00".."ff" as 2-byte units: one lookup per hash byte (memory order is kept both ways).
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
 
 
 class GuardedModel:
@@ -101,6 +104,18 @@ class GuardedModel:
         """
         start = time.perf_counter()
         df = data if isinstance(data, pd.DataFrame) else _as_frame(data)
+        try:
+            out = self._decide(df, start)
+        except Exception as exc:  # a bug or an input nobody foresaw: isolate the row(s) at fault
+            if len(df) > 1:  # one record that breaks the guard must not take its batch down
+                out = pd.concat([self.predict(df.iloc[[i]]) for i in range(len(df))])
+            else:
+                out = self._unanswered(df, exc, start)
+        if len(out) != len(df):  # scored + fallback + rejected = input rows, whatever happened
+            raise RuntimeError(f"the guard answered {len(out)} of {len(df)} records")
+        return out
+
+    def _decide(self, df: pd.DataFrame, start: float) -> pd.DataFrame:
         n, check = len(df), self.contract.check(df)
         path, reasons = np.where(check.valid, 0, 2).astype(np.int8), check.reasons.copy()
         codes = np.full(n, -1, dtype=np.intp)  # index of the predicted label; -1: none
@@ -128,9 +143,23 @@ class GuardedModel:
         for positions, why in to_fallback:
             if positions.size:
                 self._fall_back(check.frame.iloc[positions], positions, why, path, codes, reasons)
+        if path.shape != (n,) or not np.isin(path, (0, 1, 2)).all():
+            raise RuntimeError("a record was left without a decision")
         latency = np.full(n, (time.perf_counter() - start) * 1000.0)
         numbers = {"probability": probability, "confidence": confidence, "latency_ms": latency}
         return _table(self, df.index, numbers, codes, path, reasons, check, tops)
+
+    def _unanswered(self, df: pd.DataFrame, exc: Exception, start: float) -> pd.DataFrame:
+        """Rejected decisions for records the guard failed on, with the error as the reason."""
+        n = len(df)
+        reason = f"the guard failed on this record: {type(exc).__name__}: {exc}"
+        texts = np.array([_safe_repr(r) for r in df.to_dict("records")], dtype=object)
+        hashes = pd.util.hash_array(texts) if n else np.empty(0, np.uint64)
+        check = CheckResult(np.zeros(n, bool), np.full(n, reason, object), df.iloc[:, :0], hashes)
+        nan, latency = np.full(n, np.nan), np.full(n, (time.perf_counter() - start) * 1000.0)
+        numbers = {"probability": nan, "confidence": nan, "latency_ms": latency}
+        codes, path = np.full(n, -1, np.intp), np.full(n, 2, np.int8)
+        return _table(self, df.index, numbers, codes, path, check.reasons, check, None)
 
     def __call__(self, model_input: pd.DataFrame) -> pd.DataFrame:
         """The MLflow pyfunc entry point: :meth:`predict` with missing values as None.
@@ -220,36 +249,22 @@ class GuardedModel:
             return rows, np.empty((0, len(self._labels))), None
         runner = self._numpy_model if self._numpy_model is not None else self.estimator
         z = values if self._numpy_model is not None else x
-        if self._linear is None:
-            return rows, np.asarray(runner.predict_proba(z), dtype=np.float64), None
-        steps, final, _, coef = self._linear
-        for step in steps:  # Pipeline.transform adds ~0.2 ms of routing checks per call
-            z = step.transform(z)
-        z = np.asarray(z, dtype=np.float64)
-        return rows, np.asarray(final.predict_proba(z), dtype=np.float64), (z, coef)
+        with _finite_inputs():
+            if self._linear is None:
+                return rows, np.asarray(runner.predict_proba(z), dtype=np.float64), None
+            steps, final, _, coef = self._linear
+            for step in steps:  # Pipeline.transform adds ~0.2 ms of routing checks per call
+                z = step.transform(z)
+            z = np.asarray(z, dtype=np.float64)
+            return rows, np.asarray(final.predict_proba(z), dtype=np.float64), (z, coef)
 
     def _explain(self, z: np.ndarray, coef: np.ndarray, chosen: np.ndarray) -> Any:
         """Top-k contributions (coefficient x transformed value) per row, as JSON objects.
 
         Signed: a positive value pushes towards the second class (binary) or the predicted one.
         """
-        # C order: a row-wise argmax over a column-major matrix is 3x slower (measured). One
-        # matrix holds |contributions| and is reused in place, signs are kept aside, and cells
-        # are addressed by flat index (numpy's 2-D fancy indexing is ~5x slower).
-        magnitude = np.multiply(z, coef[0] if coef.shape[0] == 1 else coef[chosen], order="C")
-        flat = magnitude.reshape(-1)
-        negative = np.signbit(flat)
-        np.abs(flat, out=flat)
-        k, base = (
-            min(self.top_k, magnitude.shape[1]),
-            np.arange(len(magnitude)) * magnitude.shape[1],
-        )
-        top, values = np.empty((len(magnitude), k), dtype=np.intp), np.empty((len(magnitude), k))
-        for r in range(k):  # k argmax passes beat argpartition for small k (measured)
-            top[:, r] = magnitude.argmax(axis=1)
-            cells = base + top[:, r]
-            values[:, r] = np.where(negative[cells], -flat[cells], flat[cells])
-            flat[cells] = -1.0
+        top, values = _top_contributions(z, coef, chosen, min(self.top_k, z.shape[1]))
+        k = top.shape[1]
         keys = [json.dumps(name) for name in self._linear[2]]
         quantised = np.rint(values * 1000.0).astype(np.int64)
         low, high = int(quantised.min(initial=0)), int(quantised.max(initial=0))
@@ -307,6 +322,69 @@ class GuardedModel:
             elif label is not None and label == label:  # not None/NaN: outside the contract
                 path[positions[k]] = 2
                 reasons[positions[k]] = f"{why}; fallback returned {label!r}, not an allowed label"
+
+
+def _finite_inputs() -> Any:
+    """scikit-learn's promise that inputs are finite: the rows were just checked, so its own
+    check (a pass over every value, per step) is skipped."""
+    try:
+        from sklearn import config_context
+    except ImportError:  # not a scikit-learn model
+        return contextlib.nullcontext()
+    return config_context(assume_finite=True)
+
+
+_BLOCK = 16_384  # rows per block of the top-k scan: its few vectors stay in the CPU's cache
+
+
+def _top_contributions(
+    z: np.ndarray, coef: np.ndarray, chosen: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of the ``k`` largest |coefficient x value| of each row, largest first (the
+    first column on ties), and those signed contributions: ``(n, k)`` arrays.
+
+    Multiclass models use the coefficients of each row's predicted class (``chosen``).
+    """
+    n, m = z.shape
+    weights = coef[0] if coef.shape[0] == 1 else None
+    if n <= _SMALL or k == 0:  # a few rows: one sort beats the set-up of the scan below
+        contrib = z * (weights if weights is not None else coef[chosen])
+        top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
+        return top, np.take_along_axis(contrib, top, axis=1)
+    # One pass over the columns, no per-row Python: each contribution becomes a sortable
+    # integer key, its float bits without the sign (|c|: IEEE order is integer order for
+    # non-negative floats) with the column number in the lowest bits, so that keys are unique
+    # and the maximum also names its column (m - 1 - j there: the first column wins ties, as
+    # argmax would). A running top-k of keys is kept by min/max insertion, block by block.
+    bits = max(1, (m - 1).bit_length())
+    low = np.uint64((1 << bits) - 1)
+    keep = np.uint64(0x7FFF_FFFF_FFFF_FFFF) & ~low
+    z = np.asfortranarray(z)  # columns contiguous
+    keys = np.zeros((k, n), dtype=np.uint64)
+    for a in range(0, n, _BLOCK):
+        b = min(n, a + _BLOCK)
+        key, spare = np.empty(b - a, np.uint64), np.empty(b - a, np.uint64)
+        slots = [keys[r, a:b] for r in range(k)]
+        for j in range(m):
+            w = weights[j] if weights is not None else coef[chosen[a:b], j]
+            np.multiply(z[a:b, j], w, out=key.view(np.float64))
+            np.bitwise_and(key, keep, out=key)
+            np.bitwise_or(key, low - np.uint64(j), out=key)
+            for r in range(k - 1):  # the larger stays, the smaller moves down a slot
+                np.minimum(slots[r], key, out=spare)
+                np.maximum(slots[r], key, out=slots[r])
+                key, spare = spare, key
+            np.maximum(slots[k - 1], key, out=slots[k - 1])
+    top = (low - (keys & low)).astype(np.intp).T
+    w = weights[top] if weights is not None else coef[chosen[:, None], top]
+    return top, z.ravel(order="F")[top * n + np.arange(n)[:, None]] * w
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # the record is what broke the guard: its repr may break too
+        return object.__repr__(value)
 
 
 def _as_frame(data: Any) -> pd.DataFrame:
@@ -383,10 +461,8 @@ def _table(
     from pandas.arrays import ArrowStringArray
 
     n = len(index)
-    nibbles = np.empty((n, 16), dtype=np.uint8)  # hex digits, straight into an Arrow buffer
     octets = check.hashes.astype(">u8").view(np.uint8).reshape(n, 8)
-    nibbles[:, 0::2], nibbles[:, 1::2] = octets >> 4, octets & 15
-    nibbles += np.where(nibbles < 10, ord("0"), ord("a") - 10).astype(np.uint8)
+    digits = _HEX_PAIRS[octets]  # two hex digits per byte, straight into an Arrow buffer
     offsets = pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int32))
     text = {
         "prediction": _labelled(pa, codes, guard.output.labels),
@@ -394,14 +470,17 @@ def _table(
         "reason": _scatter(pa, reasons[path != 0].tolist(), np.flatnonzero(path != 0), n),
         "model": pa.repeat(guard.model_name, n),
         "version": pa.repeat(guard.version, n),
-        "input_hash": pa.StringArray.from_buffers(n, offsets, pa.py_buffer(nibbles)),
+        "input_hash": pa.StringArray.from_buffers(n, offsets, pa.py_buffer(digits)),
         "top_features": pa.nulls(n, pa.string())
         if tops is None
         else _scatter(pa, tops[1], tops[0], n),
         "notes": pa.repeat(check.notes[0] if check.notes else None, n),
     }
     dtype = pd.StringDtype("pyarrow", na_value=np.nan)
-    columns = {k: ArrowStringArray(v.cast(pa.string()), dtype=dtype) for k, v in text.items()}
+    columns = {
+        k: ArrowStringArray(v if v.type == pa.string() else v.cast(pa.string()), dtype=dtype)
+        for k, v in text.items()
+    }
     return pd.DataFrame(
         {c: columns.get(c, numbers.get(c)) for c in OUTPUT_COLUMNS}, index=index, copy=False
     )
