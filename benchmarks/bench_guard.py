@@ -18,13 +18,14 @@ guarded p95 minus the bare p95 (the strictest baseline: it does not even derive 
 batch is also timed with explanations off (``explain: {top_k: 0}``), the option for bulk
 scoring that does not need per-row explanations.
 
-Where the batch time goes (100k rows, 2-core machine shared with other jobs, so +-50%): the
-per-row explanations are the largest part (~45%: |coefficient x value| for 32 features, three
-argmax passes, 100k JSON strings joined by pyarrow), then the contract check (~15%, a third of
-it the regex and hash of the string ``patient_id``), scoring itself (~15%, as bare), the
-decision table (~7%). Single rows: the guard costs about what deriving features costs; it
-feeds the estimator numpy (sklearn's DataFrame validation is ~1 ms a call), which pays for the
-contract check and the decision record.
+Where the batch time goes (100k rows, stage by stage in one process, minimum of 7 CPU-time
+runs on the shared 2-core machine): the contract check ~20% (a third of it the RE2 regex on the
+string ``patient_id``), scoring itself ~20% (as bare, plus feature derivation ~5%), the
+explanations ~30% (half the top-3 scan over |coefficient x value|, one blockwise pass with
+integer keys, half building 100k JSON strings with pyarrow), the decision table ~9%, policy and
+fallback the rest. Single rows: the guard feeds the estimator numpy (sklearn's DataFrame
+validation is ~1 ms a call), which pays for the contract check; what remains is pandas building
+the checked frame, running ``preprocess`` and building the decision table.
 
     .venv/bin/python benchmarks/bench_guard.py [rows] [repeat]
 """
