@@ -427,3 +427,65 @@ def test_batch_invariant_holds_on_a_large_messy_batch(
     assert sum(int(counts.get(p, 0)) for p in PATHS) == len(out) == len(frame)
     assert np.flatnonzero(out["path"] == "rejected").tolist() == bad_rows
     assert not math.isnan(out.loc[out["path"] == "model", "probability"].min())
+
+
+# ----------------------------------------------------------------------------- the scoring notebook
+
+
+def _score_notebook(batch: Path, logged: tuple[str, str], folder: Path) -> dict[str, float]:
+    """Run ``notebooks/score.ipynb`` in a real kernel on ``batch``; the metrics it recorded."""
+    import papermill
+
+    events = folder / "events.jsonl"
+    outputs = {k: str(folder / f"{k}.parquet") for k in ("predictions", "decisions", "quarantine")}
+    env = {"MLFLOW_TRACKING_URI": logged[0], "TOOLKIT_EVENTS_FILE": str(events)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits the environment of the process starting it
+    try:
+        papermill.execute_notebook(
+            str(Path(__file__).parents[2] / "notebooks" / "score.ipynb"),
+            str(folder / "score.out.ipynb"),
+            parameters={
+                "batch": str(batch),
+                "model_uri": logged[1],
+                "latency_sample": 5,
+                **outputs,
+            },
+            kernel_name="python3",
+            cwd=str(folder),
+            progress_bar=False,
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    return {e["key"]: e["value"] for e in lines if e.get("kind") == "metric"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["bad_cell", "header_only"])
+def test_scoring_notebook_accounts_for_every_row(
+    case: str, logged: tuple[str, str], raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Scoring notebook on a batch CSV with one bad cell (used to reject all rows) or with a
+    header only (used to fail with IndexError): it finishes, scored + fallback + rejected =
+    input rows, and the decision and quarantine files hold every record, bad cell included."""
+    if case == "bad_cell":
+        batch, rows = _batch(raw, tmp_path, {(5, "mean_area"): "abc"}), 20
+    else:
+        batch, rows = tmp_path / "header.csv", 0
+        batch.write_text(",".join(raw.drop(columns="target").columns) + "\n")
+    metrics = _score_notebook(batch, logged, tmp_path)
+    decided = metrics["scored_rows"] + metrics["fallback_rows"] + metrics["rejected_rows"]
+    assert metrics["rows"] == decided == rows
+    assert metrics["rejected_rows"] == (1 if rows else 0)
+    assert metrics["latency_p95_ms"] > 0  # measured on the logged input example when empty
+    decisions = pd.read_parquet(tmp_path / "decisions.parquet")
+    quarantine = pd.read_parquet(tmp_path / "quarantine.parquet")
+    assert len(decisions) == rows and len(quarantine) == metrics["rejected_rows"]
+    if rows:
+        assert quarantine["mean_area"].tolist() == ["abc"]
+        assert quarantine["reason"].tolist() == ["mean_area: 'abc' is a str, expected a number"]

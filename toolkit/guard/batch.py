@@ -7,6 +7,8 @@ numeric is converted cell by cell: what parses becomes a float, what does not st
 written, so only the rows holding it are rejected, each with a reason naming the value. Empty
 cells and pandas' usual null markers (``NA``, ``null``...) are nulls, as with ``read_csv``.
 
+:func:`storable` turns such mixed columns into text for writing the records to Parquet.
+
 A header-only file is a batch of zero records: an empty frame with the file's columns, which
 the guard answers with zero decisions (callers decide whether an empty batch is an error).
 
@@ -71,6 +73,18 @@ def cell_by_cell(column: pd.Series) -> pd.Series:
     mixed: Any = numbers.to_numpy(object, copy=True)
     mixed[failed] = column.to_numpy(object)[failed]
     return pd.Series(mixed, index=column.index, name=column.name, dtype=object)
+
+
+def storable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each column that mixes numbers and text (what :func:`cell_by_cell` makes
+    of a column holding a bad cell) as text, so that Parquet can store the records as read,
+    bad cells included; other columns are unchanged."""
+    mixed = {
+        c: "string"
+        for c in frame.columns
+        if frame[c].dtype == object and frame[c].dropna().map(type).nunique() > 1
+    }
+    return frame.astype(mixed) if mixed else frame
 
 
 def _is_numeric(column: pd.Series) -> bool:
