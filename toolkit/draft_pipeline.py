@@ -32,6 +32,7 @@ from toolkit.nbparams import PARAMETERS_TAG, load_cells, read_params
 from toolkit.nbpaths import looks_like_path, name_hint, scan_usage
 from toolkit.settings import load_settings
 from toolkit.spec import NAME_RE, load_spec
+from toolkit.spec_schema import SCHEMA_COMMENT, SCHEMA_FILE
 from toolkit.templating import render_text
 
 
@@ -46,7 +47,7 @@ class NewPipelineRequest:
     name: str
     notebooks: tuple[Path, ...]
     root: Path | None = None  # the project root; default: the project containing the cwd
-    schema_comment: str | None = None
+    schema_comment: str | None = None  # default: the project's, if pipelines/ has its schema
 
 
 @dataclass
@@ -325,6 +326,9 @@ def new_pipeline(request: NewPipelineRequest) -> NewPipelineResult:
         steps.append(_read_step(path, _step_name(path, {s.name for s in steps}), spec_dir))
     _classify(steps)
     _wire(steps, spec_dir)
+    comment = request.schema_comment
+    if comment is None and (spec_dir / SCHEMA_FILE).is_file():
+        comment = SCHEMA_COMMENT  # editors then validate the draft like the project's specs
     spec_rel = os.path.relpath(spec_path, Path.cwd())
     text = render_text(
         "pipeline.yaml.j2",
@@ -332,7 +336,7 @@ def new_pipeline(request: NewPipelineRequest) -> NewPipelineResult:
             "name": request.name,
             "steps": steps,
             "spec_rel": spec_rel if not spec_rel.startswith("..") else str(spec_path),
-            "schema_comment": request.schema_comment,
+            "schema_comment": comment,
         },
     )
     _verify(text, request.name, steps, spec_path)

@@ -81,6 +81,7 @@ def test_drafts_a_wired_spec_that_runs(project: Path, capsys: pytest.CaptureFixt
     }
     text = (project / "pipelines" / "flow.yaml").read_text()
     assert "#   threshold: 0.5" in text and "#   C: 1.0" in text  # left to the notebooks
+    assert "yaml-language-server" not in text  # the project has no schema file to name
     # What it guessed, from what, and what to check.
     assert "input  raw <- ../data/raw.csv: read by open(raw)" in out
     assert "output clean_csv -> clean.csv: written by target.write_text(" in out
@@ -115,6 +116,8 @@ def test_guesses_without_code_evidence_are_marked_for_checking(
         params='src = "../data/raw.csv"',
     )
     _notebook(project / "notebooks" / "plain.ipynb", "print('no parameters here')")
+    (project / "pipelines").mkdir()
+    (project / "pipelines" / "pipeline.schema.json").write_text("{}")
     nbs = ["notebooks/opaque.ipynb", "notebooks/also.ipynb", "notebooks/plain.ipynb"]
     assert main(["new", "pipeline", "p", "--notebooks", *nbs]) == 0
     out = capsys.readouterr().out
@@ -125,6 +128,7 @@ def test_guesses_without_code_evidence_are_marked_for_checking(
     assert steps[1]["inputs"] == {"src": {"path": "../data/raw.csv"}}
     assert steps[2] == {"name": "plain", "notebook": "../notebooks/plain.ipynb"}
     text = (project / "pipelines" / "p.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=pipeline.schema.json\n")
     assert "lookup: {path: ../data/raw.csv}  # check: guessed: the file exists" in text
     assert "report_path: report.html  # check: guessed from the name 'report_path'" in text
     assert "scratch: scratch.bin  # check: guessed: the file does not exist yet" in text
