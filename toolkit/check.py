@@ -1,8 +1,10 @@
 """``toolkit check``: lint every pipeline of a project without running anything.
 
 It reports all problems it can find, not just the first: specs that don't validate, missing
-notebooks, notebooks without a ``parameters`` cell, and parameters or paths a spec passes that
-the notebook does not declare.
+notebooks, and parameters or paths a spec passes that the notebook does not declare. It warns
+(without failing) where a notebook would silently overwrite a value the pipeline injects: an
+unconditional top-level ``x = ...`` after the injection point (the top of a notebook without a
+``parameters`` cell).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import ToolkitError, did_you_mean
-from toolkit.nbparams import read_params
+from toolkit.nbparams import overwritten, read_params
 from toolkit.plan import build_plan
 from toolkit.spec import Pipeline, load_spec
 
@@ -21,6 +23,7 @@ class Problem:
     spec: Path
     message: str
     hint: str | None = None
+    warning: bool = False  # reported, but the project still passes
 
     def __str__(self) -> str:
         text = f"{self.spec}: {self.message}"
@@ -34,7 +37,7 @@ def check_spec(path: Path) -> list[Problem]:
     except ToolkitError as exc:
         return [Problem(path, exc.message, exc.hint)]
     problems = _check_steps(spec)
-    if not problems:
+    if not [p for p in problems if not p.warning]:
         try:
             build_plan(spec, spec.source.parent / ".check-run")
         except ToolkitError as exc:
@@ -45,10 +48,11 @@ def check_spec(path: Path) -> list[Problem]:
 
 def _check_contracts(spec: Pipeline) -> list[Problem]:
     """Every suite a spec names must load (GX itself is not imported for this)."""
-    from toolkit.contracts import load_suite
+    from toolkit.contracts import load_suite_once
     from toolkit.settings import load_settings
 
-    expectations_dir = load_settings(spec.source).expectations_dir
+    settings = load_settings(spec.source)
+    expectations_dir = settings.expectations_dir
     problems = []
     for step in spec.steps:
         attached = [("inputs", k, v) for k, v in step.inputs.items() if not isinstance(v, str)]
@@ -57,7 +61,7 @@ def _check_contracts(spec: Pipeline) -> list[Problem]:
             if item.contract is None:
                 continue
             try:
-                load_suite(item.contract, expectations_dir)
+                load_suite_once(item.contract, expectations_dir, settings.cache_dir)
             except ToolkitError as exc:
                 problems.append(
                     Problem(
@@ -82,8 +86,22 @@ def _check_steps(spec: Pipeline) -> list[Problem]:
         explicit = [("parameter", k) for k in step.parameters]
         explicit += [("input", k) for k in step.inputs]
         explicit += [("output", k) for k in step.outputs]
+        injected = {key for _, key in explicit} | (set(spec.parameters) & params.names)
+        for key, cell in sorted(overwritten(params, injected).items()):
+            where = "the top" if params.open else "the parameters cell"
+            problems.append(
+                Problem(
+                    spec.source,
+                    f"step {step.name!r}: cell {cell} of {step.notebook.name} assigns {key!r} "
+                    f"unconditionally, after the value the pipeline injects at {where}; "
+                    "the notebook's value wins",
+                    f"keep the default but let an injected value win: `try: {key}` / "
+                    f"`except NameError: {key} = ...`, or tag a cell 'parameters'",
+                    warning=True,
+                )
+            )
         for kind, key in explicit:
-            if key not in params.names:
+            if not params.accepts(key):
                 problems.append(
                     Problem(
                         spec.source,
@@ -92,7 +110,7 @@ def _check_steps(spec: Pipeline) -> list[Problem]:
                         did_you_mean(key, params.names) or f"add `{key} = ...` to that cell",
                     )
                 )
-    if not problems:
+    if not [p for p in problems if not p.warning]:
         for key in spec.parameters:
             if key not in declared_anywhere:
                 problems.append(

@@ -16,6 +16,7 @@ Notebook use::
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from dataclasses import dataclass, field
@@ -126,6 +127,40 @@ def load_suite(name: str, expectations_dir: Path) -> Suite:
     with _SUITE_CACHE_LOCK:
         _SUITE_CACHE[key] = (stamp, suite)
     return suite
+
+
+@functools.cache
+def _gx_version() -> str:
+    """The installed GX version, read from package metadata (importing GX costs seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("great_expectations")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def load_suite_once(name: str, expectations_dir: Path, cache_dir: Path | None) -> None:
+    """Validate a suite file, unless its exact bytes already passed with this GX version.
+
+    Importing GX costs seconds; ``toolkit check``, ``toolkit plan`` and a fully cached run
+    should not pay it for a suite nobody edited. Any edit changes the hash and brings GX back.
+
+    Raises:
+        ContractError: the suite is missing or invalid.
+    """
+    path = expectations_dir / f"{name.removesuffix('.json')}.json"
+    marker = None
+    if cache_dir is not None and path.is_file() and Path(name).name == name:
+        from toolkit.fsutil import sha256_file
+
+        marker = cache_dir / "suites" / f"{sha256_file(path)}-{_gx_version()}.ok"
+        if marker.exists():
+            return
+    load_suite(name, expectations_dir)
+    if marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
 
 
 def list_suites(expectations_dir: Path) -> list[Suite]:

@@ -96,6 +96,56 @@ def _kernel_manager_class(env: Mapping[str, str], handle: KernelHandle) -> type:
 
 _SHUTDOWNS: list[threading.Thread] = []
 
+# Started in every step kernel (a file path, so any Python kernel can run it, toolkit installed
+# there or not): records the files the notebook reads and writes; see toolkit/kernel_audit.py.
+AUDIT_SCRIPT = Path(__file__).with_name("kernel_audit.py")
+
+
+def kernel_arguments() -> list[str]:
+    """Extra kernel command-line arguments: no history file, and the file-audit hook."""
+    boot = f"__import__('runpy').run_path({str(AUDIT_SCRIPT)!r}) and None"
+    return ["--HistoryManager.hist_file=:memory:", f"--IPKernelApp.exec_lines={boot}"]
+
+
+# Run in a pre-warmed kernel after its notebook: end the notebook's MLflow run now, so that
+# the kernel's exit (MLflow ends the active run FINISHED at exit) cannot overwrite the status
+# the orchestrator sets afterwards.
+END_MLFLOW_RUN = (
+    "import sys as __s\n"
+    "if 'mlflow' in __s.modules and __s.modules['mlflow'].active_run() is not None:\n"
+    "    __s.modules['mlflow'].end_run()\n"
+    "del __s\n"
+)
+
+
+def set_env_code(env: Mapping[str, str]) -> str:
+    """Code that sets environment variables in a kernel that is already running."""
+    return f"__import__('os').environ.update({dict(env)!r})\n"
+
+
+async def _run_silent(km: Any, code: str, timeout: float = 60) -> None:
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=timeout)
+        msg_id = kc.execute(code, silent=True, store_history=False)
+        while True:
+            reply = await kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return
+    finally:
+        kc.stop_channels()
+        with contextlib.suppress(ValueError):
+            km.clients.remove(kc)
+
+
+def run_silent(km: Any, code: str) -> None:
+    """Execute ``code`` in a running kernel without touching its notebook (best effort)."""
+    import asyncio
+
+    with contextlib.suppress(Exception):
+        asyncio.run(_run_silent(km, code))
+
 
 class WarmKernel:
     """A kernel started before its step runs, with the step's environment and working folder,
@@ -133,7 +183,7 @@ class WarmKernel:
         km = _kernel_manager_class(env, self.handle)(kernel_name=kernel)
         with self._lock:
             self._km = km
-        await km.start_kernel(cwd=str(cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        await km.start_kernel(cwd=str(cwd), extra_arguments=kernel_arguments())
         kc = km.client()
         kc.start_channels()
         try:
@@ -246,6 +296,9 @@ class ExecutionRequest:
     kernel: str = "python3"
     timeout: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    # Values only known once the step starts (its MLflow run): set in a warm kernel before
+    # the first cell, passed with ``env`` to a fresh one.
+    late_env: Mapping[str, str] = field(default_factory=dict)
     output_sink: Callable[[str, str], None] | None = None  # (stream name, text) of the cells
 
 
@@ -270,6 +323,8 @@ def execute(
     km = warm.take() if warm is not None else None
     if km is not None:
         handle.attach(km)
+        if request.late_env:
+            run_silent(km, set_env_code(request.late_env))
     request.output.parent.mkdir(parents=True, exist_ok=True)
     partial = request.output.with_name(f".{request.output.stem}.partial.ipynb")
     timer = None
@@ -290,7 +345,8 @@ def execute(
             stdout_file=_Stream("stdout", request.output_sink) if request.output_sink else None,
             stderr_file=_Stream("stderr", request.output_sink) if request.output_sink else None,
             execution_timeout=request.timeout,
-            kernel_manager_class=_kernel_manager_class(dict(request.env), handle),
+            extra_arguments=kernel_arguments()[1:],  # nbclient adds its own history setting
+            kernel_manager_class=_kernel_manager_class({**request.env, **request.late_env}, handle),
             **({"km": km} if km is not None else {}),
         )
     except PapermillExecutionError as exc:
@@ -331,6 +387,8 @@ def execute(
         if timer is not None:
             timer.cancel()
         if km is not None:
+            if "MLFLOW_RUN_ID" in request.late_env and _process_alive(km):
+                run_silent(km, END_MLFLOW_RUN)
             shutdown_in_background(km)
         if partial.exists():
             os.replace(partial, request.output)

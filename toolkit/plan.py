@@ -58,6 +58,15 @@ class PlannedStep:
     secret_params: frozenset[str] = frozenset()
     cache: bool = True
     preload: tuple[str, ...] | None = None
+    kernel: str | None = None  # None: the project's default kernel
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # None: the notebook's folder
+    secret_env: frozenset[str] = frozenset()
+
+    @property
+    def workdir(self) -> Path:
+        """The kernel's working folder: the step's ``cwd:``, else the notebook's folder."""
+        return self.cwd or self.notebook.parent
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,13 @@ class Plan:
                     "outputs": {k: str(v.path) for k, v in s.outputs.items()},
                     "timeout": s.timeout,
                     "retries": s.retries,
+                    **({"kernel": s.kernel} if s.kernel else {}),
+                    **({"cwd": str(s.cwd)} if s.cwd else {}),
+                    **(
+                        {"env": {k: ("***" if k in s.secret_env else v) for k, v in s.env.items()}}
+                        if s.env
+                        else {}
+                    ),
                 }
                 for s in self.steps
             ],
@@ -214,6 +230,7 @@ def build_plan(
                 hint=exc.hint,
             ) from exc
 
+    _check_kernels(spec)
     data_dir = run_dir / DATA_DIR
     graph: dict[str, set[str]] = {}
     resolved_inputs: dict[str, dict[str, PlannedInput]] = {}
@@ -266,7 +283,7 @@ def build_plan(
             k: _resolve_secret(k, v) for k, v in spec.parameters.items() if k in declared
         }
         for key, value in step.parameters.items():
-            if key not in declared:
+            if not params_of[name].accepts(key):
                 raise SpecError(
                     f"parameter {key!r} is not in the parameters cell of {step.notebook.name}",
                     path=spec.source,
@@ -276,7 +293,9 @@ def build_plan(
             merged[key] = _resolve_secret(key, value)
         for key, value in overrides.items():
             target, dot, param = key.rpartition(".")
-            if (dot and target == name and param in declared) or (not dot and key in declared):
+            if (dot and target == name and params_of[name].accepts(param)) or (
+                not dot and key in declared
+            ):
                 merged[param if dot else key] = value
         inputs = dict(resolved_inputs[name])
         for key, planned in inputs.items():
@@ -303,7 +322,7 @@ def build_plan(
             for k, o in step.output_specs().items()
         }
         for key in (*inputs, *outputs):
-            if key not in declared:
+            if not params_of[name].accepts(key):
                 raise SpecError(
                     f"{key!r} is passed as a path but is not in the parameters cell of "
                     f"{step.notebook.name}",
@@ -315,6 +334,9 @@ def build_plan(
         merged.update({k: str(v.path) for k, v in outputs.items()})
         secrets = frozenset(k for k in merged if k in secret_names)
         secret_values |= {str(merged[k]) for k in secrets if merged[k] not in (None, "")}
+        env = {k: str(_resolve_secret(k, v) or "") for k, v in step.env.items()}
+        secret_env = frozenset(k for k, v in step.env.items() if isinstance(v, SecretParam))
+        secret_values |= {env[k] for k in secret_env if env[k]}
         steps.append(
             PlannedStep(
                 name=name,
@@ -329,6 +351,10 @@ def build_plan(
                 secret_params=secrets,
                 cache=step.cache,
                 preload=tuple(step.preload) if step.preload is not None else None,
+                kernel=step.kernel,
+                env=env,
+                cwd=step.cwd,
+                secret_env=secret_env,
             )
         )
     pipeline_params = {k: _resolve_secret(k, v) for k, v in spec.parameters.items()}
@@ -363,7 +389,7 @@ def _check_overrides(
                     f"-p {key}: no step named {target!r}",
                     hint=did_you_mean(target, spec.step_names),
                 )
-            if param not in params_of[target].names:
+            if not params_of[target].accepts(param):
                 raise UsageError(
                     f"-p {key}: step {target!r} has no parameter {param!r}",
                     hint=did_you_mean(param, params_of[target].names),
@@ -372,4 +398,28 @@ def _check_overrides(
             raise UsageError(
                 f"-p {key}: no notebook in pipeline {spec.name!r} declares a parameter {key!r}",
                 hint=did_you_mean(key, declared_anywhere),
+            )
+
+
+def installed_kernels() -> list[str]:
+    """Names of the Jupyter kernelspecs this environment can start."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return sorted(KernelSpecManager().find_kernel_specs())
+
+
+def _check_kernels(spec: Pipeline) -> None:
+    """A step's ``kernel:`` must name an installed kernelspec, before anything runs."""
+    wanted = [(i, s) for i, s in enumerate(spec.steps) if s.kernel]
+    if not wanted:
+        return  # jupyter_client stays unimported on the common path
+    known = installed_kernels()
+    for i, step in wanted:
+        if step.kernel not in known:
+            raise SpecError(
+                f"unknown kernel {step.kernel!r}; installed kernelspecs: {', '.join(known)}",
+                path=spec.source,
+                location=f"steps[{i}]({step.name}).kernel",
+                hint=did_you_mean(step.kernel or "", known)
+                or "install one with `python -m ipykernel install --sys-prefix --name NAME`",
             )

@@ -38,6 +38,10 @@ class StepReport:
     contracts: tuple[dict[str, Any], ...] = ()
     attempts: int = 0
     mlflow_run_id: str | None = None
+    # Files the kernel read that the spec does not declare: path -> hash and stat (None: the
+    # file could not be hashed, so the cache cannot vouch for this execution).
+    reads: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    undeclared_outputs: tuple[str, ...] = ()
 
     @property
     def failed_by_contract(self) -> bool:
@@ -132,6 +136,9 @@ def to_text(report: RunReport) -> str:
             lines.extend("    " + t for t in tail)
         if s.notebook:
             lines.append(f"  executed notebook kept at {s.notebook}")
+    for s in report.steps:
+        for path in s.undeclared_outputs:
+            lines.append(f"note: step {s.name!r} wrote {path}, which is not a declared output")
     for s in report.steps:
         for c in s.contracts:
             if c.get("success") is False and c.get("on_fail") == "warn":

@@ -163,6 +163,19 @@ class Step(_Model):
         "(default: the notebook's own top-level imports)",
         examples=[["pandas", "sklearn.linear_model"]],
     )
+    kernel: str | None = Field(
+        default=None, description="Jupyter kernelspec to run the notebook in (default: settings)"
+    )
+    env: dict[str, str | SecretParam] = Field(
+        default_factory=dict,
+        description="environment variables of the step's kernel: strings, or "
+        "{secret: true, env: NAME} to pass one of the caller's variables unlogged",
+    )
+    cwd: Path | None = Field(
+        default=None,
+        description="the kernel's working folder, relative to the spec (default: the "
+        "notebook's folder)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -551,7 +564,11 @@ def load_spec(path: Path | str) -> Pipeline:
     data["parameters"] = _parse_secret_params(data.get("parameters", {}))
     if isinstance(data.get("steps"), list):
         data["steps"] = [
-            {**s, "parameters": _parse_secret_params(s.get("parameters", {}))}
+            {
+                **s,
+                "parameters": _parse_secret_params(s.get("parameters", {})),
+                **({"env": _parse_secret_params(s["env"])} if "env" in s else {}),
+            }
             if isinstance(s, dict)
             else s
             for s in data["steps"]
@@ -574,7 +591,13 @@ def _resolve_paths(pipeline: Pipeline, path: Path, digest: str) -> Pipeline:
             for k, v in step.inputs.items()
         }
         steps.append(
-            step.model_copy(update={"notebook": (base / step.notebook).resolve(), "inputs": inputs})
+            step.model_copy(
+                update={
+                    "notebook": (base / step.notebook).resolve(),
+                    "inputs": inputs,
+                    "cwd": (base / step.cwd).resolve() if step.cwd is not None else None,
+                }
+            )
         )
     return pipeline.model_copy(update={"steps": steps, "source": path, "content_hash": digest})
 

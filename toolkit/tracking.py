@@ -415,6 +415,19 @@ class Tracker:
             self._open.pop(run_id, None)
             self._ended.add(run_id)
 
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric of a run (logged by anyone, the notebook too)."""
+        with self._guard(f"read run {run_id} from"):
+            return dict(self._client.get_run(run_id).data.metrics)
+
+    def experiment_of(self, run_id: str) -> str:
+        with self._lock:
+            known = self._open.get(run_id)
+        if known is not None:
+            return known.experiment_id
+        with self._guard(f"read run {run_id} from"):
+            return str(self._client.get_run(run_id).info.experiment_id)
+
     def open_runs(self) -> list[str]:
         """Ids of the runs this tracker started and has not ended, steps before pipelines."""
         with self._lock:

@@ -120,12 +120,11 @@ def test_unknown_parameter_and_cycle(
     assert "cycle" in capsys.readouterr().err
 
 
-def test_no_parameters_cell_is_usage_error(
+def test_notebook_without_parameters_cell_runs(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = "name: n\nsteps:\n  - {name: a, notebook: ../notebooks/no_parameters_cell.ipynb}\n"
-    assert run_cli("run", str(make_project(spec, notebooks=("no_parameters_cell",)))) == 2
-    assert "no cell tagged 'parameters'" in capsys.readouterr().err
+    assert run_cli("run", str(make_project(spec, notebooks=("no_parameters_cell",)))) == 0
 
 
 def test_plan_is_a_dry_run(make_project: MakeProject, capsys: pytest.CaptureFixture[str]) -> None:

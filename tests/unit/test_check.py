@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from conftest import MakeProject
 
 from toolkit.check import check_project
@@ -31,10 +33,34 @@ def test_reports_every_problem_with_hints(make_project: MakeProject) -> None:
     )
     problems = check_project([make_project(spec, notebooks=("ok", "no_parameters_cell"))])
     text = "\n".join(str(p) for p in problems)
-    assert len(problems) == 3
+    assert len(problems) == 2
     assert "parameter 'lable'" in text and "did you mean 'label'" in text
     assert "output 'outt'" in text and "did you mean 'out'" in text
-    assert "no cell tagged 'parameters'" in text
+
+
+def test_warns_only_where_the_notebook_overwrites_an_injected_value(
+    make_project: MakeProject,
+) -> None:
+    spec = make_project(
+        """
+name: p
+steps:
+  - {name: a, notebook: ../notebooks/no_parameters_cell.ipynb, parameters: {x: 9}}
+  - {name: b, notebook: ../notebooks/g.ipynb, parameters: {config: 1, n: 2, path: p}}
+""",
+        notebooks=("no_parameters_cell",),
+    )
+    cells = [
+        "try:\n    config\nexcept NameError:\n    config = {'a': 1}\n",
+        "if 'n' not in globals():\n    n = 10\n",
+        "path = str(path)\n",
+    ]
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": c} for c in cells]}
+    (spec.parents[1] / "notebooks" / "g.ipynb").write_text(json.dumps(nb))
+    problems = check_project([spec])
+    assert len(problems) == 1 and problems[0].warning
+    assert "step 'a': cell 0 of no_parameters_cell.ipynb assigns 'x'" in problems[0].message
+    assert "except NameError" in (problems[0].hint or "")
 
 
 def test_pipeline_parameter_nobody_declares(make_project: MakeProject) -> None:

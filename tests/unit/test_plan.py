@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -99,12 +100,73 @@ def test_missing_notebook(make_project: MakeProject) -> None:
         )
 
 
-def test_notebook_without_parameters_cell(make_project: MakeProject) -> None:
-    spec = "name: p\nsteps:\n  - {name: a, notebook: ../notebooks/no_parameters_cell.ipynb}\n"
-    with pytest.raises(NotebookError) as info:
-        plan_for(make_project(spec, notebooks=("no_parameters_cell",)))
-    assert "no cell tagged 'parameters'" in str(info.value)
-    assert "hint" in str(info.value)
+def test_notebook_without_parameters_cell_takes_values_as_papermill_does(
+    make_project: MakeProject,
+) -> None:
+    spec = """
+name: p
+parameters: {x: 5, unrelated: 1}
+steps:
+  - {name: a, notebook: ../notebooks/no_parameters_cell.ipynb}
+  - {name: b, notebook: ../notebooks/no_parameters_cell.ipynb, parameters: {x: 9, y: z}}
+"""
+    plan = plan_for(make_project(spec, notebooks=("no_parameters_cell",)))
+    # Nothing declared, nothing passed: it runs as is. Explicit values are injected.
+    assert plan.step("a").parameters == {}
+    assert plan.step("b").parameters == {"x": 9, "y": "z"}
+
+
+def test_guarded_defaults_count_as_declared(make_project: MakeProject, tmp_path: Path) -> None:
+    spec = make_project(
+        "name: p\nparameters: {config: 2, n: 3}\nsteps:\n  - {name: a, notebook: ../notebooks/g.ipynb}\n"
+    )
+    cells = [
+        "try:\n    config\nexcept NameError:\n    config = {'a': 1}\n",
+        "if 'n' not in globals():\n    n = 10\n",
+    ]
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": c} for c in cells]}
+    (spec.parents[1] / "notebooks" / "g.ipynb").write_text(json.dumps(nb))
+    assert plan_for(spec).step("a").parameters == {"config": 2, "n": 3}
+
+
+def test_step_kernel_env_and_cwd(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKEN_SRC", "s3cr3t")
+    spec = make_project(
+        """
+name: p
+steps:
+  - name: a
+    notebook: ../notebooks/ok.ipynb
+    kernel: python3
+    cwd: ..
+    env: {MODE: fast, TOKEN: {secret: true, env: TOKEN_SRC}}
+"""
+    )
+    plan = plan_for(spec)
+    step = plan.step("a")
+    assert step.kernel == "python3" and step.workdir == spec.parents[1]
+    assert step.env == {"MODE": "fast", "TOKEN": "s3cr3t"}
+    assert "s3cr3t" in plan.secret_values
+    assert plan.to_dict()["steps"][0]["env"] == {"MODE": "fast", "TOKEN": "***"}
+
+
+def test_unknown_kernel_lists_the_installed_ones(make_project: MakeProject) -> None:
+    spec = "name: p\nsteps:\n  - {name: a, notebook: ../notebooks/ok.ipynb, kernel: my-laptop}\n"
+    with pytest.raises(SpecError) as info:
+        plan_for(make_project(spec))
+    text = str(info.value)
+    assert "unknown kernel 'my-laptop'" in text and "python3" in text
+    assert "steps[0](a).kernel" in text
+
+
+def test_env_value_that_is_not_a_string(make_project: MakeProject) -> None:
+    spec = "name: p\nsteps:\n  - {name: a, notebook: ../notebooks/ok.ipynb, env: {N: 3}}\n"
+    with pytest.raises(SpecError) as info:
+        plan_for(make_project(spec))
+    assert "steps[0](a).env.N" in str(info.value)
+    assert "valid string" in str(info.value)
 
 
 def test_only_takes_upstream_outputs_from_earlier_runs(

@@ -102,9 +102,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         specs = discover_specs(load_settings().root / "pipelines")
         if not specs:
             raise ToolkitError("no pipelines found: pass a spec, or add pipelines/*.yaml")
-    problems = check_project(specs)
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
+    found = check_project(specs)
+    for problem in found:
+        print(f"{'warning' if problem.warning else 'error'}: {problem}", file=sys.stderr)
+    problems = [p for p in found if not p.warning]
     if problems:
         print(f"{len(problems)} problem(s) in {len(specs)} pipeline(s)", file=sys.stderr)
         return int(ExitCode.USAGE)

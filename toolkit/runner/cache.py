@@ -5,7 +5,12 @@ A step's key hashes everything that decides its results:
 - the notebook's source, with outputs and execution counts stripped;
 - its resolved parameters, with paths to data replaced by the data's content hash;
 - the contract suites attached to it (a changed suite must re-check the data);
-- the toolkit version and the kernel.
+- the content of every file a string parameter names (a path passed as a plain parameter);
+- the toolkit version, the kernel and the step's environment variables.
+
+An entry also records every file the kernel actually read without the spec declaring it (its
+file audit); a hit is only taken while each still has the recorded hash, and an execution that
+read a file it could not hash is never stored: the cache cannot vouch for it.
 
 Because inputs are keyed by content, not by path or timestamp, a step whose upstream re-ran
 but wrote identical bytes stays cached. An entry (``.toolkit/cache/<pipeline>/<step>/<key>.json``)
@@ -116,6 +121,7 @@ class StepCache:
         force: frozenset[str] = frozenset(),
     ) -> None:
         self.dir = root / "cache" / pipeline
+        self.root = root.parent  # the project folder (the cache lives in its .toolkit/)
         self.kernel = kernel
         self.expectations_dir = expectations_dir
         self.force = force
@@ -130,16 +136,32 @@ class StepCache:
             for key, item in items.items()
             if item.contract
         }
+        plain = {k: v for k, v in step.parameters.items() if k not in data_keys}
         return {
             "format": CACHE_FORMAT,
             "toolkit": __version__,
-            "kernel": self.kernel,
+            "kernel": step.kernel or self.kernel,
             "notebook": notebook_source_hash(step.notebook),
-            "parameters": _digest({k: v for k, v in step.parameters.items() if k not in data_keys}),
+            "parameters": _digest(plain),
+            "env": _digest(dict(step.env)),
+            "cwd": str(step.cwd) if step.cwd else None,
+            "param_files": self._param_files(step, plain),
             "inputs": dict(sorted(input_hashes.items())),
             "outputs": sorted(step.outputs),
             "contracts": suites,
         }
+
+    def _param_files(self, step: PlannedStep, params: Mapping[str, Any]) -> dict[str, str]:
+        """Hash of each file a plain string parameter names, relative to the kernel's folder."""
+        found = {}
+        for value in params.values():
+            if not isinstance(value, str) or not value or len(value) > 4096 or "\n" in value:
+                continue
+            path = step.workdir / Path(value).expanduser()
+            with contextlib.suppress(OSError, ValueError):
+                if path.is_file():
+                    found[str(path.resolve())] = self.hashes.of(path) or ""
+        return found
 
     def decide(self, step: PlannedStep, upstream: Mapping[str, Mapping[str, str]]) -> Decision:
         """Decide for a step whose upstream steps are done; ``upstream`` maps their output hashes."""
@@ -174,6 +196,11 @@ class StepCache:
                 reason=f"cached output {damaged[0]!r} was deleted or changed since run "
                 f"{entry['run_id']}",
             )
+        changed = [p for p, rec in entry.get("reads", {}).items() if not self._same(p, rec)]
+        if changed:
+            return Decision(
+                step.name, key, parts, reason=f"reads {self.show(changed[0])}, which changed"
+            )
         return Decision(step.name, key, parts, entry=entry, reason=f"run {entry['run_id']}")
 
     def _why_changed(self, step: str, parts: Mapping[str, Any]) -> str:
@@ -181,11 +208,23 @@ class StepCache:
         if last is None:
             return "never ran"
         before = last.get("parts", {})
+        if last.get("unvouched") and before == parts:
+            return (
+                f"reads {self.show(last['unvouched'])}, which the cache cannot vouch for "
+                "(it could not be hashed): the step runs every time"
+            )
+        files_before = before.get("param_files", {})
+        for path, digest in parts.get("param_files", {}).items():
+            if path in files_before and files_before[path] != digest:
+                return f"reads {self.show(path)}, which changed"
         for label, name in (
             ("notebook", "notebook"),
             ("parameters", "parameters"),
             ("contract suite", "contracts"),
             ("kernel", "kernel"),
+            ("env", "env"),
+            ("working folder", "cwd"),
+            ("files named by parameters", "param_files"),
             ("toolkit version", "toolkit"),
             ("outputs", "outputs"),
         ):
@@ -217,8 +256,25 @@ class StepCache:
                 "mtime_ns": st.st_mtime_ns,
                 "ino": st.st_ino,
             }
+        hashes = {k: v["sha256"] for k, v in outputs.items()}
         if decision.key is None or not step.cache:
-            return {k: v["sha256"] for k, v in outputs.items()}
+            return hashes
+        unvouched = sorted(p for p, rec in report.reads.items() if rec is None)
+        if unvouched:
+            # An execution that read a file nobody can hash must not be reused; remember why,
+            # so that ``toolkit plan`` can say so.
+            atomic_write_json(
+                self.dir / step.name / "_latest.json",
+                {
+                    "format": CACHE_FORMAT,
+                    "step": step.name,
+                    "run_id": run_id,
+                    "parts": dict(decision.parts),
+                    "unvouched": unvouched[0],
+                },
+            )
+            (self.dir / step.name / f"{decision.key}.json").unlink(missing_ok=True)
+            return hashes
         report_data = {
             k: v
             for k, v in report.__dict__.items()
@@ -232,11 +288,21 @@ class StepCache:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "parts": dict(decision.parts),
             "outputs": outputs,
+            "reads": dict(report.reads),
             "report": report_data,
         }
         atomic_write_json(self.dir / step.name / f"{decision.key}.json", entry)
         atomic_write_json(self.dir / step.name / "_latest.json", entry)
-        return {k: v["sha256"] for k, v in outputs.items()}
+        return hashes
+
+    def _same(self, path: str, recorded: Mapping[str, Any] | None) -> bool:
+        return recorded is not None and self.hashes.matches(Path(path), recorded)
+
+    def show(self, path: str) -> str:
+        """A path as a person reads it: relative to the project when inside it."""
+        with contextlib.suppress(ValueError):
+            return str(Path(path).relative_to(self.root))
+        return path
 
     def reuse(self, step: PlannedStep, decision: Decision, run_dir: Path) -> StepReport:
         """Link a hit's outputs (and executed notebook) into this run; return its report."""

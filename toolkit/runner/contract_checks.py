@@ -7,7 +7,6 @@ never deleted, so the offending file stays in the run folder for inspection.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -57,32 +56,10 @@ def warm_up() -> None:
     build_context()
 
 
-@functools.cache
-def _gx_version() -> str:
-    """The installed GX version, read from package metadata (importing GX costs seconds)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("great_expectations")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def _load_once(name: str, expectations_dir: Path, cache_dir: Path | None) -> None:
-    path = expectations_dir / f"{name.removesuffix('.json')}.json"
-    marker = None
-    if cache_dir is not None and path.is_file() and Path(name).name == name:
-        from toolkit.fsutil import sha256_file
+    from toolkit.contracts import load_suite_once
 
-        marker = cache_dir / "suites" / f"{sha256_file(path)}-{_gx_version()}.ok"
-        if marker.exists():
-            return
-    from toolkit.contracts import load_suite
-
-    load_suite(name, expectations_dir)
-    if marker is not None:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+    load_suite_once(name, expectations_dir, cache_dir)
 
 
 def _row_count_expectation(step: PlannedStep, input_name: str) -> dict[str, Any]:

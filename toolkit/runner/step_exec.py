@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from toolkit.errors import StepFailed, ToolkitError
+from toolkit.nbparams import mentions_module
 from toolkit.notebook import ExecutionRequest, KernelHandle, WarmKernel, execute
 from toolkit.plan import Plan, PlannedStep
 from toolkit.report import FAILED, INTERRUPTED, SUCCEEDED, StepReport
 from toolkit.runner import contract_checks
 from toolkit.runner.contract_checks import ContractFailed
+from toolkit.runner.file_audit import file_audit
 from toolkit.runner.step_runs import TAG_WORKER, StepRuns
 from toolkit.secrets import Redactor, scrub_notebook_in_place, secret_values
 from toolkit.settings import Settings
@@ -62,6 +64,7 @@ class StepContext:
     stream_output: bool = False
     parent_run_id: str | None = None  # without hooks: open the step's MLflow run under it
     worker: str | None = None  # where the step runs (a Dask worker's address)
+    audit_roots: tuple[str, ...] = ()  # folders whose files the kernel's file audit records
 
 
 def context_for(plan: Plan, settings: Settings, *, stream_output: bool = False) -> StepContext:
@@ -76,6 +79,7 @@ def context_for(plan: Plan, settings: Settings, *, stream_output: bool = False) 
         run_dir=plan.run_dir,
         redact_values=frozenset(values),
         stream_output=stream_output,
+        audit_roots=audit_roots(plan, settings),
     )
 
 
@@ -85,6 +89,10 @@ class StepTracking(Protocol):
     ) -> Future[str]: ...
 
     def step_finished(self, step: PlannedStep, report: StepReport) -> None: ...
+
+    def notebook_env(self, step: PlannedStep) -> dict[str, str]: ...
+
+    def logged_metrics(self, step: PlannedStep) -> dict[str, float]: ...
 
 
 class KernelSource(Protocol):
@@ -150,6 +158,12 @@ class _OwnTracking:
         if self.steps is not None:
             self.steps.finished(step, report)
 
+    def notebook_env(self, step: PlannedStep) -> dict[str, str]:
+        return self.steps.notebook_env(step.name) if self.steps is not None else {}
+
+    def logged_metrics(self, step: PlannedStep) -> dict[str, float]:
+        return self.steps.logged_metrics(step.name) if self.steps is not None else {}
+
     def close(self, step: str) -> None:
         """Never leave the run RUNNING, whatever happened to the step."""
         self._pool.shutdown(wait=True)
@@ -157,8 +171,25 @@ class _OwnTracking:
             self.steps.close(step, "FAILED", "the step ended without a report")
 
 
+def audit_roots(plan: Plan, settings: Settings) -> tuple[str, ...]:
+    """The project, and every folder a declared external input comes from."""
+    roots = {str(settings.root)}
+    for step in plan.steps:
+        roots |= {str(i.path.parent) for i in step.inputs.values() if i.producer is None}
+        if step.cwd is not None:
+            roots.add(str(step.cwd))
+    return tuple(sorted(roots))
+
+
+def audit_path(run_dir: Path, step: str) -> Path:
+    return run_dir / "events" / f"{step}.files.jsonl"
+
+
 def step_env(step: PlannedStep, ctx: StepContext) -> dict[str, str]:
     return {
+        **step.env,  # the user's; the toolkit's own variables below win
+        "TOOLKIT_AUDIT_FILE": str(audit_path(ctx.run_dir, step.name)),
+        "TOOLKIT_AUDIT_ROOTS": os.pathsep.join(ctx.audit_roots),
         "TOOLKIT_EVENTS_FILE": str(ctx.run_dir / "events" / f"{step.name}.jsonl"),
         "TOOLKIT_RUN_ID": ctx.run_dir.name,
         "TOOLKIT_RUN_DIR": str(ctx.run_dir),
@@ -198,6 +229,9 @@ def _run_step(
     if ctx.worker:
         _append_event(events_path, {"kind": "worker", "address": ctx.worker})
     opening = tracking.step_started_async(step, events_path) if tracking else None
+    # A notebook that logs to MLflow itself must log into its step's run: it waits for the run
+    # to be open (the others start their kernel at once) and gets its id in the kernel's env.
+    uses_mlflow = tracking is not None and mentions_module(step.notebook, "mlflow")
     output = ctx.run_dir / "notebooks" / f"{step.name}.ipynb"
     contracts_dir = ctx.run_dir / "contracts" / step.name
     expectations = ctx.settings.expectations_dir
@@ -210,7 +244,11 @@ def _run_step(
         for attempt in range(step.retries + 1):
             attempts = attempt + 1
             try:
-                _attempt(step, output, ctx, hooks, redactor)
+                late_env: dict[str, str] = {}
+                if uses_mlflow and opening is not None and tracking is not None:
+                    opening.result()
+                    late_env = tracking.notebook_env(step)
+                _attempt(step, output, ctx, hooks, redactor, late_env)
                 status, error = SUCCEEDED, None
                 break
             except StepFailed as exc:
@@ -238,9 +276,16 @@ def _run_step(
     if error is not None:
         error = redactor.scrub_obj(error)  # type: ignore[assignment]
     events = read_events(events_path)
-    metrics = {e["key"]: e["value"] for e in events if e.get("kind") == "metric"}
+    metrics: dict[str, float] = {}
+    if uses_mlflow and mlflow_run and tracking is not None:
+        try:
+            metrics.update(tracking.logged_metrics(step))
+        except ToolkitError as exc:  # the step's own outcome stands; say what is missing
+            hooks.emit(Event("warning", step.name, message=f"notebook metrics not read: {exc}"))
+    metrics.update({e["key"]: e["value"] for e in events if e.get("kind") == "metric"})
     outputs = {k: str(v.path) for k, v in step.outputs.items()}
     outputs.update({e["name"]: e["path"] for e in events if e.get("kind") == "output"})
+    files = file_audit(step, ctx, set(outputs.values()))
     report = StepReport(
         name=step.name,
         status=status,
@@ -254,6 +299,8 @@ def _run_step(
         contracts=tuple(contracts),
         attempts=attempts,
         mlflow_run_id=mlflow_run,
+        reads=files.reads,
+        undeclared_outputs=files.undeclared_outputs,
     )
     if tracking:
         tracking.step_finished(step, report)
@@ -262,7 +309,12 @@ def _run_step(
 
 
 def _attempt(
-    step: PlannedStep, output: Path, ctx: StepContext, hooks: StepHooks, redactor: Redactor
+    step: PlannedStep,
+    output: Path,
+    ctx: StepContext,
+    hooks: StepHooks,
+    redactor: Redactor,
+    late_env: Mapping[str, str],
 ) -> None:
     for key, planned in step.inputs.items():
         if not planned.path.exists():
@@ -284,10 +336,11 @@ def _attempt(
                 notebook=step.notebook,
                 output=output,
                 parameters=step.parameters,
-                cwd=step.notebook.parent,
-                kernel=ctx.settings.kernel,
+                cwd=step.workdir,
+                kernel=step.kernel or ctx.settings.kernel,
                 timeout=step.timeout,
                 env=step_env(step, ctx),
+                late_env=late_env,
                 output_sink=_output_sink(step, ctx, hooks, redactor),
             ),
             handle,

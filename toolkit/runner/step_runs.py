@@ -55,6 +55,22 @@ class StepRuns:
         self.forwarders[step.name] = MetricsForwarder(self.tracker, run_id, events_path).start()
         return run_id
 
+    def notebook_env(self, step: str) -> dict[str, str]:
+        """What a kernel needs so that ``mlflow.log_*`` and autolog resume the step's run."""
+        run_id = self.runs.get(step)
+        if run_id is None:
+            return {}
+        return {
+            "MLFLOW_RUN_ID": run_id,
+            "MLFLOW_EXPERIMENT_ID": self.tracker.experiment_of(run_id),
+            "MLFLOW_TRACKING_URI": self.tracker.tracking_uri,
+        }
+
+    def logged_metrics(self, step: str) -> dict[str, float]:
+        """Metrics of the step's run, including those the notebook logged through MLflow."""
+        run_id = self.runs.get(step)
+        return self.tracker.run_metrics(run_id) if run_id else {}
+
     def finished(self, step: PlannedStep, report: StepReport) -> None:
         run_id = self.runs.get(step.name)
         if run_id is None:

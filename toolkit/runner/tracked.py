@@ -184,6 +184,12 @@ class RunTracking:
         with self._closing_lock:
             self._closing.append(future)
 
+    def notebook_env(self, step: PlannedStep) -> dict[str, str]:
+        return self.steps.notebook_env(step.name)
+
+    def logged_metrics(self, step: PlannedStep) -> dict[str, float]:
+        return self.steps.logged_metrics(step.name)
+
     def _wait_for_closes(self) -> None:
         with self._closing_lock:
             pending, self._closing = self._closing, []

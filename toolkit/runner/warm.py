@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from toolkit.nbparams import PARAMETERS_TAG, code_cells
 from toolkit.nbsource import read_notebook
 from toolkit.notebook import WarmKernel, wait_for_shutdowns
 from toolkit.plan import PlannedStep
@@ -43,13 +44,9 @@ def _notebook_imports(path: Path) -> list[str]:
     except (OSError, ValueError):
         return []
     found: list[str] = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
+    for _, source, tags in code_cells(nb):
+        if PARAMETERS_TAG in tags:
             continue
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else source
         try:
             tree = ast.parse(source)
         except SyntaxError:  # IPython magics: not plain Python, nothing to learn from the cell
@@ -109,7 +106,10 @@ class KernelPool:
                     return
                 step = self._queue.pop(0)
                 kernel = WarmKernel(
-                    self.kernel, step.notebook.parent, self.env_for(step), preload_code(step)
+                    step.kernel or self.kernel,
+                    step.workdir,
+                    self.env_for(step),
+                    preload_code(step),
                 )
                 self._warm[step.name] = kernel
             kernel.wait_ready()
