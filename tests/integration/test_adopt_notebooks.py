@@ -1,0 +1,130 @@
+"""Notebooks written for plain papermill run unedited; the cache follows what a step reads.
+
+The public notebooks under ``tests/fixtures/notebooks/public/`` are papermill's and nbclient's
+own test notebooks (BSD-3, see SOURCES.md there), copied byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FIXTURES
+
+from toolkit.check import check_project
+from toolkit.cli import main
+
+PUBLIC = """
+name: public
+steps:
+  - {name: no_parameters, notebook: ../notebooks/public/papermill/no_parameters.ipynb, parameters: {msg: injected}}
+  - {name: simple_execute, notebook: ../notebooks/public/papermill/simple_execute.ipynb, parameters: {msg: hello}}
+  - {name: read_check, notebook: ../notebooks/public/papermill/read_check.ipynb, cwd: ../workdir}
+  - {name: factorials, notebook: ../notebooks/public/nbclient/Factorials.ipynb}
+  - {name: display_ids, notebook: ../notebooks/public/nbclient/update-display-id.ipynb}
+  - name: guarded
+    notebook: ../notebooks/guarded_defaults.ipynb
+    parameters: {config: {rows: 9}}
+    outputs: {out: guarded.json}
+"""
+
+
+def _project(root: Path, spec: str) -> Path:
+    shutil.copytree(FIXTURES / "notebooks", root / "notebooks")
+    (root / "pipelines").mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "adopt"\n[tool.toolkit]\n')
+    path = root / "pipelines" / "p.yaml"
+    path.write_text(spec)
+    return path
+
+
+def _run(path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    code = main(["run", str(path), "--no-tracking", "--json", "--quiet", *args])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    return report
+
+
+def _outputs(notebook: str) -> str:
+    nb = json.loads(Path(notebook).read_text())
+    return "".join(
+        "".join(o.get("text", "")) + json.dumps(o.get("data", {}))
+        for c in nb["cells"]
+        for o in c.get("outputs", [])
+    )
+
+
+@pytest.mark.slow
+def test_public_papermill_notebooks_run_unedited(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _project(tmp_path, PUBLIC)
+    (tmp_path / "workdir").mkdir()
+    (tmp_path / "workdir" / "check.txt").write_text("read_check wants this in its cwd\n")
+
+    # check: only the papermill notebook that overwrites what it is passed gets a warning.
+    problems = check_project([spec])
+    assert [(p.warning, p.message.split(":")[0]) for p in problems] == [
+        (True, "step 'no_parameters'")
+    ]
+
+    report = _run(spec, capsys, "--workers", "2")
+    steps = {s["name"]: s for s in report["steps"]}
+    assert {s["status"] for s in steps.values()} == {"succeeded"}
+    # No parameters cell: papermill's semantics, the value is injected at the top...
+    nb = json.loads(Path(steps["no_parameters"]["notebook"]).read_text())
+    assert "injected-parameters" in nb["cells"][0]["metadata"]["tags"]
+    assert 'msg = "injected"' in "".join(nb["cells"][0]["source"])
+    # ...and the notebook's own `msg = None` wins, as it does under bare papermill.
+    assert "None" in _outputs(steps["no_parameters"]["notebook"])
+    assert "hello" in _outputs(steps["simple_execute"]["notebook"])
+    assert str(tmp_path / "workdir") in _outputs(steps["read_check"]["notebook"])
+    assert "89" in _outputs(steps["factorials"]["notebook"])
+    # try/except NameError and `not in globals()` keep injected values and their own defaults,
+    # and the laptop kernelspec name in the notebook does not matter.
+    guarded = json.loads((Path(report["run_dir"]) / "data" / "guarded.json").read_text())
+    assert guarded == {"config": {"rows": 9}, "label": "default"}
+
+
+@pytest.mark.slow
+def test_cache_follows_every_file_the_step_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _project(
+        tmp_path,
+        "name: reads\nsteps:\n  - {name: a, notebook: ../notebooks/reads_files.ipynb,"
+        " parameters: {data_path: ../data/x.csv}}\n",
+    )
+    (tmp_path / "data").mkdir()
+    data = tmp_path / "data" / "x.csv"
+    data.write_text("a\n1\n")
+    lookup = tmp_path / "notebooks" / "lookup.txt"
+    lookup.write_text("v1")
+    (tmp_path / "notebooks" / "scratch.txt").write_text("gone after the read")
+
+    def plan_reason() -> str:
+        assert main(["plan", str(spec), "--json"]) == 0
+        step = json.loads(capsys.readouterr().out)["steps"][0]
+        return ("reuse: " if step["cache"]["reuse"] else "run: ") + step["cache"]["reason"]
+
+    first = _run(spec, capsys)["steps"][0]
+    assert first["status"] == "succeeded"
+    assert first["undeclared_outputs"] == [str(tmp_path / "notebooks" / "side_effect.txt")]
+    assert first["reads"][str(lookup)]["sha256"]
+    assert first["reads"][str(tmp_path / "notebooks" / "scratch.txt")] is None
+    # A file the step read but that cannot be hashed: the cache does not vouch for the run.
+    assert "cannot vouch" in plan_reason() and "notebooks/scratch.txt" in plan_reason()
+
+    assert _run(spec, capsys)["steps"][0]["status"] == "succeeded"  # ran again, now cacheable
+    assert plan_reason().startswith("reuse: ")
+    assert _run(spec, capsys)["steps"][0]["status"] == "cached"
+
+    lookup.write_text("v2")  # never mentioned by the spec: only the kernel's audit knows
+    assert plan_reason() == "run: reads notebooks/lookup.txt, which changed"
+    assert _run(spec, capsys)["steps"][0]["status"] == "succeeded"
+
+    data.write_text("a\n1\n2\n")  # named by a plain string parameter
+    assert plan_reason() == "run: reads data/x.csv, which changed"
