@@ -1,4 +1,5 @@
-"""Runs at the start of every step kernel: records which files the notebook reads and writes.
+"""Runs at the start of every step kernel: records the files the notebook reads and writes,
+and makes the notebook's own MLflow calls resume its step's run.
 
 The step cache must cover every file a step actually read, declared or not. Python raises an
 audit event for every ``open`` (builtins, ``pathlib``, pandas' CSV/JSON readers, ``np.load``,
@@ -40,7 +41,7 @@ def install() -> None:
     fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     ignore = {os.path.abspath(target), os.path.abspath(os.environ.get("TOOLKIT_EVENTS_FILE", "."))}
     seen: set[tuple[str, str]] = set()
-    state = {"busy": False, "pyarrow": False}
+    state = {"busy": False}
     abspath, fspath, write, dumps = os.path.abspath, os.fspath, os.write, json.dumps
 
     def record(op: str, path: object) -> None:
@@ -63,7 +64,6 @@ def install() -> None:
         parquet = sys.modules.get("pyarrow.parquet")
         if parquet is None or not hasattr(parquet, "read_table"):
             return
-        state["pyarrow"] = True
 
         def traced(func):  # type: ignore[no-untyped-def]
             def wrapper(source, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -114,11 +114,33 @@ def install() -> None:
         finally:
             state["busy"] = False
 
+    def bind_mlflow() -> None:
+        # The notebook's own mlflow.start_run() (autolog's managed runs included) resumes the
+        # step's run instead of opening a new one. MLflow reads MLFLOW_RUN_ID only once (it
+        # deletes it), so an autologged fit would otherwise end the step run and leave the
+        # next log_metric to open a stray run. Nested runs stay children of the step run.
+        fluent = sys.modules["mlflow.tracking.fluent"]
+        original = fluent.start_run
+
+        def start_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+            step_run = os.environ.get("TOOLKIT_MLFLOW_RUN_ID")
+            free = not args and kwargs.get("run_id") is None and not kwargs.get("nested")
+            if step_run and free and not kwargs.get("parent_run_id") and not fluent.active_run():
+                kwargs["run_id"] = step_run
+                kwargs.pop("run_name", None)  # the step's run keeps the step's name
+            return original(*args, **kwargs)
+
+        start_run.__doc__ = original.__doc__
+        start_run.__wrapped__ = original  # type: ignore[attr-defined]
+        fluent.start_run = start_run
+
+    after_load = {"pyarrow.parquet": wrap_pyarrow, "mlflow.tracking.fluent": bind_mlflow}
+
     class WrapAfterImport:
-        """A meta path finder that wraps ``pyarrow.parquet`` the moment it has loaded."""
+        """A meta path finder that instruments a few modules the moment they have loaded."""
 
         def find_spec(self, name, path=None, target=None):  # type: ignore[no-untyped-def]
-            if name != "pyarrow.parquet" or state["pyarrow"]:
+            if name not in after_load:
                 return None
             for finder in sys.meta_path:
                 if finder is self or not hasattr(finder, "find_spec"):
@@ -129,11 +151,12 @@ def install() -> None:
             else:
                 return None
             exec_module = spec.loader.exec_module
+            instrument = after_load.pop(name)
 
             def exec_and_wrap(module):  # type: ignore[no-untyped-def]
                 exec_module(module)
                 with contextlib.suppress(Exception):  # never break the user's import
-                    wrap_pyarrow()
+                    instrument()
 
             spec.loader.exec_module = exec_and_wrap
             return spec

@@ -66,7 +66,9 @@ def _import_engines() -> None:
         import papermill  # noqa: F401
 
 
-def _kernel_manager_class(env: Mapping[str, str], handle: KernelHandle) -> type:
+def _kernel_manager_class(
+    env: Mapping[str, str], handle: KernelHandle, stderr: Path | None = None
+) -> type:
     _import_engines()
     from jupyter_client.manager import AsyncKernelManager
 
@@ -83,6 +85,15 @@ def _kernel_manager_class(env: Mapping[str, str], handle: KernelHandle) -> type:
         async def _async_pre_start_kernel(self, **kw: Any) -> Any:
             kw["env"] = {**os.environ, **kw.get("env", {}), **env}
             return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if stderr is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            # The kernel's own log (start-up warnings, "KeyboardInterrupt caught in kernel" at
+            # shutdown) goes to the step's log folder, not the terminal.
+            stderr.parent.mkdir(parents=True, exist_ok=True)
+            with stderr.open("ab") as sink:
+                return await super()._async_launch_kernel(kernel_cmd, stderr=sink, **kw)
 
         def client(self, **kwargs: Any) -> Any:
             # nbclient leaves the channels of a kernel it doesn't own open (fds and threads
@@ -157,9 +168,16 @@ class WarmKernel:
     """
 
     def __init__(
-        self, kernel: str, cwd: Path, env: Mapping[str, str], preload: str, startup: float = 60
+        self,
+        kernel: str,
+        cwd: Path,
+        env: Mapping[str, str],
+        preload: str,
+        startup: float = 60,
+        stderr: Path | None = None,
     ) -> None:
         self.handle = KernelHandle()
+        self._stderr = stderr
         self._km: Any = None
         self._ready = threading.Event()
         self._taken = False
@@ -180,7 +198,7 @@ class WarmKernel:
     async def _astart(
         self, kernel: str, cwd: Path, env: dict[str, str], preload: str, startup: float
     ) -> None:
-        km = _kernel_manager_class(env, self.handle)(kernel_name=kernel)
+        km = _kernel_manager_class(env, self.handle, self._stderr)(kernel_name=kernel)
         with self._lock:
             self._km = km
         await km.start_kernel(cwd=str(cwd), extra_arguments=kernel_arguments())
@@ -300,6 +318,38 @@ class ExecutionRequest:
     # the first cell, passed with ``env`` to a fresh one.
     late_env: Mapping[str, str] = field(default_factory=dict)
     output_sink: Callable[[str, str], None] | None = None  # (stream name, text) of the cells
+    kernel_log: Path | None = None  # where the kernel's own stderr goes (None: inherited)
+
+
+class _CellWatch:
+    """nbclient hooks: which cell is running, and the error a cell's reply carried.
+
+    The executed notebook can't say which cell a timeout or a dead kernel interrupted
+    (papermill marks every cell completed), and for errors raised outside the cell's
+    outputs (a line magic's UsageError) papermill keeps no message: the reply has both.
+    """
+
+    def __init__(self) -> None:
+        self.index: int | None = None
+        self.source = ""
+        self.error: dict[str, Any] = {}
+
+    def on_cell_execute(self, cell: Any, cell_index: int, **_: Any) -> None:
+        self.index, self.source = cell_index, str(cell.get("source", ""))
+
+    def on_cell_error(self, cell: Any, cell_index: int, execute_reply: Any, **_: Any) -> None:
+        content = (execute_reply or {}).get("content", {})
+        self.error = {
+            "ename": content.get("ename") or "",
+            "evalue": content.get("evalue") or "",
+            "traceback": content.get("traceback") or [],
+        }
+
+    def running(self) -> str:
+        if self.index is None:
+            return "before the first cell"
+        first = next((ln.strip() for ln in self.source.splitlines() if ln.strip()), "")
+        return f"in cell {self.index}" + (f" ({first[:60]})" if first else "")
 
 
 def execute(
@@ -333,6 +383,7 @@ def execute(
         timer.daemon = True
         timer.start()
     started = time.monotonic()
+    watch = _CellWatch()
     try:
         pm.execute_notebook(
             for_execution(request.notebook),  # a path, or the cells of a percent .py
@@ -346,18 +397,27 @@ def execute(
             stderr_file=_Stream("stderr", request.output_sink) if request.output_sink else None,
             execution_timeout=request.timeout,
             extra_arguments=kernel_arguments()[1:],  # nbclient adds its own history setting
-            kernel_manager_class=_kernel_manager_class({**request.env, **request.late_env}, handle),
+            kernel_manager_class=_kernel_manager_class(
+                {**request.env, **request.late_env}, handle, request.kernel_log
+            ),
+            on_cell_execute=watch.on_cell_execute,
+            on_cell_error=watch.on_cell_error,
             **({"km": km} if km is not None else {}),
         )
     except PapermillExecutionError as exc:
+        ename, evalue, traceback = exc.ename, exc.evalue, exc.traceback
+        if not evalue and watch.error:  # papermill dropped the message; the reply has it
+            ename = watch.error["ename"] or ename
+            evalue = watch.error["evalue"]
+            traceback = watch.error["traceback"] or traceback
         raise StepFailed(
             request.step,
-            f"cell {exc.cell_index} (In [{exc.exec_count}]) raised {exc.ename}: {exc.evalue}",
+            f"cell {exc.cell_index} (In [{exc.exec_count}]) raised {ename}: {evalue}",
             kind="cell",
             cell_index=exc.cell_index,
-            ename=exc.ename,
-            evalue=exc.evalue,
-            traceback=_clean(exc.traceback),
+            ename=ename,
+            evalue=evalue,
+            traceback=_clean(traceback),
             notebook=request.output,
         ) from exc
     except Exception as exc:  # the kernel, not the notebook, failed: classify why
@@ -365,8 +425,9 @@ def execute(
         if handle.reason == "timeout" or isinstance(exc, CellTimeoutError | TimeoutError):
             raise StepFailed(
                 request.step,
-                f"timed out after {elapsed:.1f}s (timeout: {request.timeout}s)",
+                f"timed out after {elapsed:.1f}s (timeout: {request.timeout}s) {watch.running()}",
                 kind="timeout",
+                cell_index=watch.index,
                 notebook=request.output,
             ) from exc
         if handle.reason == "interrupted":
@@ -376,8 +437,10 @@ def execute(
         if isinstance(exc, DeadKernelError):
             raise StepFailed(
                 request.step,
-                "the kernel died (out of memory, a crash in native code, or os._exit)",
+                f"the kernel died {watch.running()} (out of memory, a crash in native code, "
+                "or os._exit)",
                 kind="dead_kernel",
+                cell_index=watch.index,
                 notebook=request.output,
             ) from exc
         raise StepFailed(

@@ -103,7 +103,8 @@ def test_cache_follows_every_file_the_step_read(
     data.write_text("a\n1\n")
     lookup = tmp_path / "notebooks" / "lookup.txt"
     lookup.write_text("v1")
-    (tmp_path / "notebooks" / "scratch.txt").write_text("gone after the read")
+    loop = tmp_path / "notebooks" / "loop.txt"
+    loop.symlink_to(loop)  # unreadable, even for root
 
     def plan_reason() -> str:
         assert main(["plan", str(spec), "--json"]) == 0
@@ -114,9 +115,10 @@ def test_cache_follows_every_file_the_step_read(
     assert first["status"] == "succeeded"
     assert first["undeclared_outputs"] == [str(tmp_path / "notebooks" / "side_effect.txt")]
     assert first["reads"][str(lookup)]["sha256"]
-    assert first["reads"][str(tmp_path / "notebooks" / "scratch.txt")] is None
+    assert first["reads"][str(loop)] is None
     # A file the step read but that cannot be hashed: the cache does not vouch for the run.
-    assert "cannot vouch" in plan_reason() and "notebooks/scratch.txt" in plan_reason()
+    assert "cannot vouch" in plan_reason() and "notebooks/loop.txt" in plan_reason()
+    loop.unlink()
 
     assert _run(spec, capsys)["steps"][0]["status"] == "succeeded"  # ran again, now cacheable
     assert plan_reason().startswith("reuse: ")

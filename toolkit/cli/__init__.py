@@ -216,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        if exc.code and "--json" in (argv if argv is not None else sys.argv[1:]):
+            pipeline_cmds.json_error(int(exc.code), "invalid command line (see stderr)")
         return int(exc.code or 0)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

@@ -11,7 +11,38 @@ from toolkit.cli.progress import ProgressPrinter
 from toolkit.errors import ExitCode, ToolkitError
 
 
+def json_error(exit_code: int, message: str) -> None:
+    """The JSON object ``run --json`` prints when there is no run report to print."""
+    print(json.dumps({"status": "error", "exit_code": exit_code, "error": message}))
+
+
+def _quiet_third_party() -> None:
+    """Keep MLflow's and papermill's INFO lines (table creation, "Passed unknown parameter",
+    "no cell tagged parameters") off stderr; ``--log-output`` and ``--debug`` keep them."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if not (args.log_output or getattr(args, "debug", False)):
+        _quiet_third_party()
+    if not args.json:
+        return _cmd_run(args)
+    try:
+        return _cmd_run(args)
+    except ToolkitError as exc:
+        json_error(int(exc.exit_code), str(exc))
+        raise  # the error boundary still prints it for people, on stderr
+    except Exception as exc:
+        json_error(70, f"internal error: {type(exc).__name__}: {exc}")
+        raise
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from toolkit.plan import parse_overrides
     from toolkit.report import to_json, to_text
     from toolkit.runner import RunRequest, run_pipeline

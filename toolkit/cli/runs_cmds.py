@@ -85,8 +85,52 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_summary(run_id: str) -> dict[str, Any] | None:
+    """The summary a run left in its folder: a run that reused every step opens no MLflow
+    run of its own, yet ``runs show`` must still explain it."""
+    from toolkit.settings import load_settings
+
+    if not run_id or run_id.startswith(".") or "/" in run_id or "\\" in run_id:
+        return None
+    for path in sorted(load_settings().runs_dir.glob(f"*/{run_id}/summary.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return None
+
+
+def _show_local(summary: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    steps = summary.get("steps", [])
+    print(
+        f"run {summary.get('run_id')} of {summary.get('pipeline')}: {summary.get('status')} "
+        f"in {_secs(summary.get('duration')).strip()} (not tracked in MLflow: nothing executed)"
+    )
+    width = max((len(s.get("name", "")) for s in steps), default=4)
+    for s in steps:
+        print(
+            f"  {s.get('name', ''):<{width}}  {s.get('status', ''):<9} {_secs(s.get('duration'))}"
+            f"  {_metrics(s.get('metrics') or {})}  {s.get('reason') or ''}".rstrip()
+        )
+    print(f"  run folder: {summary.get('run_dir')}")
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    run = _tracker().get_run(args.run_id)
+    from toolkit.errors import UsageError
+
+    try:
+        run = _tracker().get_run(args.run_id)
+    except UsageError:
+        summary = _local_summary(args.run_id)
+        if summary is None:
+            raise
+        return _show_local(summary, args.json)
     if args.json:
         print(json.dumps(run.to_dict(), indent=2, default=str))
         return 0

@@ -37,6 +37,7 @@ from toolkit.fsutil import atomic_write_json, sha256_file
 from toolkit.nbsource import read_notebook
 from toolkit.plan import Plan, PlannedStep
 from toolkit.report import CACHED, SUCCEEDED, RunReport, StepReport
+from toolkit.runner.file_audit import still_same
 
 CACHE_FORMAT = 1
 ALL = "*"
@@ -295,8 +296,8 @@ class StepCache:
         atomic_write_json(self.dir / step.name / "_latest.json", entry)
         return hashes
 
-    def _same(self, path: str, recorded: Mapping[str, Any] | None) -> bool:
-        return recorded is not None and self.hashes.matches(Path(path), recorded)
+    def _same(self, path: str, recorded: dict[str, Any] | None) -> bool:
+        return still_same(Path(path), recorded, self.hashes.matches)
 
     def show(self, path: str) -> str:
         """A path as a person reads it: relative to the project when inside it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,19 +50,35 @@ def read_audit(path: Path) -> tuple[set[str], set[str]]:
 
 
 def stamp(path: Path) -> dict[str, Any] | None:
-    """Content hash plus the stat fields that let the next check skip re-hashing."""
+    """What the step saw at ``path``: content hash and stat fields (which let the next check
+    skip re-hashing), ``absent`` (a probe for a file that did not exist is a read too: if it
+    appears, the step must run again) or ``dir``. None when it cannot be read or hashed."""
     try:
         st = path.stat()
-        if not path.is_file():
-            return None
-        return {
-            "sha256": sha256_file(path),
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "ino": st.st_ino,
-        }
+    except FileNotFoundError:
+        return {"absent": True}
     except OSError:
         return None
+    if stat.S_ISDIR(st.st_mode):
+        return {"dir": True}
+    if not stat.S_ISREG(st.st_mode):
+        return None  # a pipe or a device: no content to vouch for
+    try:
+        digest = sha256_file(path)
+    except OSError:
+        return None
+    return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
+
+
+def still_same(path: Path, recorded: dict[str, Any] | None, matches: Any) -> bool:
+    """Whether ``path`` is as :func:`stamp` recorded it (``matches`` compares file hashes)."""
+    if recorded is None:
+        return False
+    if recorded.get("absent"):
+        return not os.path.lexists(path)
+    if recorded.get("dir"):
+        return path.is_dir()
+    return bool(matches(path, recorded))
 
 
 def file_audit(step: PlannedStep, ctx: StepContext, outputs: set[str]) -> FileAudit:
@@ -78,6 +95,9 @@ def file_audit(step: PlannedStep, ctx: StepContext, outputs: set[str]) -> FileAu
             ctx.settings.artifacts_dir,
         )
     )
+    uri = ctx.settings.tracking_uri
+    if uri.startswith("sqlite:///"):  # the tracking store and its journal, if opened by path
+        internal += (os.path.realpath(uri.removeprefix("sqlite://")),)
     kept = sorted(r for r in reads - writes - declared if not r.startswith(internal))
     undeclared = sorted(
         w for w in writes - declared if not w.startswith(internal) and os.path.isfile(w)

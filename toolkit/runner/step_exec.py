@@ -181,6 +181,14 @@ def audit_roots(plan: Plan, settings: Settings) -> tuple[str, ...]:
     return tuple(sorted(roots))
 
 
+KERNEL_LOG_ENV = "TOOLKIT_KERNEL_LOG"
+
+
+def _kernel_log(step: PlannedStep, ctx: StepContext) -> Path | None:
+    path = step_env(step, ctx).get(KERNEL_LOG_ENV)
+    return Path(path) if path else None
+
+
 def audit_path(run_dir: Path, step: str) -> Path:
     return run_dir / "events" / f"{step}.files.jsonl"
 
@@ -191,6 +199,13 @@ def step_env(step: PlannedStep, ctx: StepContext) -> dict[str, str]:
         "TOOLKIT_AUDIT_FILE": str(audit_path(ctx.run_dir, step.name)),
         "TOOLKIT_AUDIT_ROOTS": os.pathsep.join(ctx.audit_roots),
         "TOOLKIT_EVENTS_FILE": str(ctx.run_dir / "events" / f"{step.name}.jsonl"),
+        # The kernel's own stderr (its start-up and shutdown log lines) goes here, off the
+        # terminal, unless the user asked to see cell output as it happens.
+        **(
+            {}
+            if ctx.stream_output
+            else {KERNEL_LOG_ENV: str(ctx.run_dir / "logs" / f"{step.name}.kernel.log")}
+        ),
         "TOOLKIT_RUN_ID": ctx.run_dir.name,
         "TOOLKIT_RUN_DIR": str(ctx.run_dir),
         "TOOLKIT_STEP": step.name,
@@ -341,6 +356,7 @@ def _attempt(
                 timeout=step.timeout,
                 env=step_env(step, ctx),
                 late_env=late_env,
+                kernel_log=_kernel_log(step, ctx),
                 output_sink=_output_sink(step, ctx, hooks, redactor),
             ),
             handle,

@@ -62,6 +62,7 @@ class StepRuns:
             return {}
         return {
             "MLFLOW_RUN_ID": run_id,
+            "TOOLKIT_MLFLOW_RUN_ID": run_id,  # read by the kernel's start_run (kernel_audit.py)
             "MLFLOW_EXPERIMENT_ID": self.tracker.experiment_of(run_id),
             "MLFLOW_TRACKING_URI": self.tracker.tracking_uri,
         }

@@ -105,11 +105,14 @@ class KernelPool:
                 if self._closed or not self._queue:
                     return
                 step = self._queue.pop(0)
+                env = self.env_for(step)
+                log = env.get("TOOLKIT_KERNEL_LOG")
                 kernel = WarmKernel(
                     step.kernel or self.kernel,
                     step.workdir,
-                    self.env_for(step),
+                    env,
                     preload_code(step),
+                    stderr=Path(log) if log else None,
                 )
                 self._warm[step.name] = kernel
             kernel.wait_ready()
