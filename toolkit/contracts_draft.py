@@ -210,4 +210,5 @@ def write_draft(suite: dict[str, Any], path: Path, *, overwrite: bool = False) -
             hint="pass overwrite=True (CLI: --force) or choose another name",
         )
     atomic_write_text(path, json.dumps(suite, indent=2, ensure_ascii=False) + "\n")
+    path.chmod(0o644)  # a source file the team reads and commits, not a private temp file
     return path

@@ -322,6 +322,29 @@ def _parquet_facts(path: Path) -> dict[str, Any]:
         pf.close()
 
 
+_OTHER_TABLES = {
+    ".tsv": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".feather": "feather",
+}
+
+
+def _table_facts(path: Path, kind: str) -> dict[str, Any]:
+    """Rows and pandas dtypes of the other table formats contracts accept (read whole)."""
+    import pandas as pd  # lazy
+
+    if kind == "feather":
+        frame = pd.read_feather(path)
+    elif kind == "tsv":
+        frame = pd.read_csv(path, sep="\t")
+    else:
+        frame = pd.read_json(path, lines=kind == "jsonl")
+    schema = {str(k): str(v) for k, v in frame.dtypes.items()}
+    return {"format": kind, "rows": len(frame), "schema": schema}
+
+
 def _is_csv(path: Path) -> bool:
     suffixes = [s.lower() for s in path.suffixes]
     return bool(suffixes) and (
@@ -347,6 +370,8 @@ def _file_fingerprint(path: Path) -> dict[str, Any]:
             facts.update(_parquet_facts(path))
         elif _is_csv(path):
             facts.update(_csv_facts(path))
+        elif path.suffix.lower() in _OTHER_TABLES:
+            facts.update(_table_facts(path, _OTHER_TABLES[path.suffix.lower()]))
     except Exception as exc:  # an unreadable table is still hashed; say why it was not parsed
         facts["error"] = f"{type(exc).__name__}: {exc}"
     with _cache_lock:

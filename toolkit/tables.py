@@ -1,4 +1,5 @@
-"""Reading a CSV or Parquet data file into a pandas DataFrame, with errors a user can act on.
+"""Reading a data file (CSV, TSV, Parquet, JSON, JSON Lines, Feather) into a pandas DataFrame,
+with errors a user can act on.
 
 Every failure (missing file, unsupported extension, unreadable or empty data) raises
 :class:`~toolkit.errors.ContractError` naming the path, so the CLI can print it without a
@@ -23,11 +24,16 @@ SUPPORTED_SUFFIXES: dict[str, str] = {
     ".tsv": "tsv",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".feather": "feather",
 }
 
 
 def table_format(path: Path) -> str:
-    """Return the reader kind (``csv``, ``tsv`` or ``parquet``) for ``path`` from its name.
+    """Return the reader kind (``csv``, ``tsv``, ``parquet``, ``json``, ``jsonl``, ``feather``)
+    for ``path`` from its name.
 
     Raises:
         ContractError: the extension is not one we read.
@@ -38,16 +44,17 @@ def table_format(path: Path) -> str:
         if name.endswith(suffix):
             return SUPPORTED_SUFFIXES[suffix]
     raise ContractError(
-        f"{path}: unsupported data file extension {path.suffix or '(none)'!r}",
-        hint="supported: " + ", ".join(SUPPORTED_SUFFIXES),
+        f"{path}: unsupported data file extension {path.suffix or '(none)'!r}; "
+        "supported: CSV, TSV, Parquet, JSON, JSON Lines and Feather",
+        hint="use one of " + ", ".join(SUPPORTED_SUFFIXES),
     )
 
 
 def read_table(path: Path | str, *, allow_empty: bool = False) -> pd.DataFrame:
-    """Read a CSV, TSV or Parquet file into a DataFrame.
+    """Read a CSV, TSV, Parquet, JSON (records), JSON Lines or Feather file into a DataFrame.
 
     Args:
-        path: the data file. ``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet`` and ``.pq`` are read.
+        path: the data file; see :data:`SUPPORTED_SUFFIXES`.
         allow_empty: accept a file with a header but zero rows. An empty (0-byte) file is
             always an error because it has no columns either.
 
@@ -76,6 +83,10 @@ def read_table(path: Path | str, *, allow_empty: bool = False) -> pd.DataFrame:
     try:
         if kind == "parquet":
             frame = pd.read_parquet(path)
+        elif kind == "feather":
+            frame = pd.read_feather(path)
+        elif kind in ("json", "jsonl"):
+            frame = pd.read_json(path, lines=kind == "jsonl")
         else:
             frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
     except pd.errors.EmptyDataError as exc:

@@ -116,3 +116,39 @@ def test_non_utf8_csv_is_unreadable(tmp_path: Path) -> None:
     path.write_bytes("name\ncaf\u00e9\n".encode("utf-16"))
     with pytest.raises(ContractError, match="cannot read CSV data"):
         read_table(path)
+
+
+def test_reads_json_json_lines_and_feather(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    frame.to_json(tmp_path / "d.json", orient="records")
+    frame.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    frame.to_feather(tmp_path / "d.feather")
+    for name in ("d.json", "d.jsonl", "d.feather"):
+        read = read_table(tmp_path / name)
+        assert read["a"].tolist() == [1, 2] and read["b"].tolist() == ["x", "y"], name
+
+
+def test_unsupported_extension_names_every_supported_format(tmp_path: Path) -> None:
+    with pytest.raises(ContractError) as err:
+        table_format(tmp_path / "d.xml")
+    assert err.value.exit_code == 2
+    assert "CSV, TSV, Parquet, JSON, JSON Lines and Feather" in str(err.value)
+
+
+def test_fingerprints_read_rows_of_every_table_format(tmp_path: Path) -> None:
+    from toolkit.lineage import fingerprint
+
+    frame = pd.DataFrame({"a": [1, 2, 3]})
+    frame.to_csv(tmp_path / "d.tsv", sep="\t", index=False)
+    frame.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    frame.to_feather(tmp_path / "d.feather")
+    for name, kind in (("d.tsv", "tsv"), ("d.jsonl", "jsonl"), ("d.feather", "feather")):
+        facts = fingerprint(tmp_path / name)
+        assert (facts["format"], facts["rows"], facts["schema"]) == (kind, 3, {"a": "int64"})
+
+
+def test_drafted_suites_are_readable_by_the_group(tmp_path: Path) -> None:
+    from toolkit.contracts_draft import draft_suite, write_draft
+
+    path = write_draft(draft_suite(pd.DataFrame({"a": [1, 2]}), "s"), tmp_path / "s.json")
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -14,6 +14,7 @@ from typing import Any
 
 from toolkit.errors import ContractError, StepFailed
 from toolkit.plan import Plan, PlannedInput, PlannedOutput, PlannedStep
+from toolkit.tables import table_format
 
 
 def load_suites(plan: Plan, expectations_dir: Path, cache_dir: Path | None = None) -> None:
@@ -32,6 +33,7 @@ def load_suites(plan: Plan, expectations_dir: Path, cache_dir: Path | None = Non
                 if not item.contract:
                     continue
                 try:
+                    table_format(item.path)  # an unreadable format fails before any step runs
                     _load_once(item.contract, expectations_dir, cache_dir)
                 except ContractError as exc:
                     raise ContractError(
