@@ -107,9 +107,13 @@ def test_percent_script_without_parameters_cell_follows_the_ipynb_rules(
         PERCENT.replace('# %% tags=["parameters"]', "# %%")
     )
     monkeypatch.chdir(spec.parents[1])
-    assert main(["run", str(spec), "--quiet"]) == 2
+    # As papermill does with an .ipynb: the value is injected at the top, the script's own
+    # `x = 1` wins, and `toolkit check` warns about exactly that.
+    assert main(["run", str(spec), "--quiet"]) == 0
+    assert "x=1" in capsys.readouterr().out
+    assert main(["check", str(spec)]) == 0
     err = capsys.readouterr().err
-    assert "a.py" in err and "parameters" in err
+    assert "warning:" in err and "a.py assigns 'x' unconditionally" in err
 
 
 def test_new_step_format_py_scaffolds_a_percent_script(
