@@ -391,6 +391,9 @@ def execute(
             parameters=dict(request.parameters),
             kernel_name=request.kernel,
             cwd=str(request.cwd),
+            # papermill applies cwd= with a process-wide chdir; a kernel another step's thread
+            # starts meanwhile would inherit that folder. nbclient passes this one explicitly.
+            resources={"metadata": {"path": str(request.cwd)}},
             progress_bar=False,
             log_output=False,
             stdout_file=_Stream("stdout", request.output_sink) if request.output_sink else None,
