@@ -164,17 +164,21 @@ class Step(_Model):
         examples=[["pandas", "sklearn.linear_model"]],
     )
     kernel: str | None = Field(
-        default=None, description="Jupyter kernelspec to run the notebook in (default: settings)"
+        default=None,
+        description="Jupyter kernelspec to run the notebook in (default: settings)",
+        examples=["python3"],
     )
     env: dict[str, str | SecretParam] = Field(
         default_factory=dict,
         description="environment variables of the step's kernel: strings, or "
         "{secret: true, env: NAME} to pass one of the caller's variables unlogged",
+        examples=[{"OMP_NUM_THREADS": "1", "API_TOKEN": {"secret": True, "env": "API_TOKEN"}}],
     )
     cwd: Path | None = Field(
         default=None,
         description="the kernel's working folder, relative to the spec (default: the "
         "notebook's folder)",
+        examples=["../data"],
     )
 
     @field_validator("name")

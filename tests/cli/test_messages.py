@@ -19,7 +19,7 @@ from toolkit.cli import main
 FAILING = """
 name: failing
 steps:
-  - {name: magic, notebook: ../notebooks/public/papermill/line_magic_error.ipynb}
+  - {name: magic, notebook: ../notebooks/plain/unknown_line_magic.ipynb}
   - {name: slow, notebook: ../notebooks/sleeps.ipynb, parameters: {seconds: 120}, timeout: 20}
   - {name: dies, notebook: ../notebooks/dies.ipynb}
 """
@@ -53,11 +53,11 @@ def test_failures_name_the_cell_and_keep_the_real_message(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     spec = make_project(FAILING, notebooks=("sleeps", "dies"))
-    public = Path(__file__).parents[1] / "fixtures" / "notebooks" / "public"
-    target = spec.parents[1] / "notebooks" / "public" / "papermill"
+    plain = Path(__file__).parents[1] / "fixtures" / "notebooks" / "plain"
+    target = spec.parents[1] / "notebooks" / "plain"
     target.mkdir(parents=True)
-    (target / "line_magic_error.ipynb").write_bytes(
-        (public / "papermill" / "line_magic_error.ipynb").read_bytes()
+    (target / "unknown_line_magic.ipynb").write_bytes(
+        (plain / "unknown_line_magic.ipynb").read_bytes()
     )
     assert main(["run", str(spec), "--no-tracking", "--quiet", "--workers", "3"]) == 1
     text = capsys.readouterr().out

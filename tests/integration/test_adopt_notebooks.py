@@ -1,7 +1,8 @@
 """Notebooks written for plain papermill run unedited; the cache follows what a step reads.
 
-The public notebooks under ``tests/fixtures/notebooks/public/`` are papermill's and nbclient's
-own test notebooks (BSD-3, see SOURCES.md there), copied byte for byte.
+The notebooks under ``tests/fixtures/notebooks/plain/`` take the shapes notebooks written for bare
+papermill take (no parameters cell, no metadata, an old nbformat minor, a fixed working folder);
+nothing in them knows about the toolkit.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from toolkit.check import check_project
 from toolkit.cli import main
 
 PUBLIC = """
-name: public
+name: plain
 steps:
-  - {name: no_parameters, notebook: ../notebooks/public/papermill/no_parameters.ipynb, parameters: {msg: injected}}
-  - {name: simple_execute, notebook: ../notebooks/public/papermill/simple_execute.ipynb, parameters: {msg: hello}}
-  - {name: read_check, notebook: ../notebooks/public/papermill/read_check.ipynb, cwd: ../workdir}
-  - {name: factorials, notebook: ../notebooks/public/nbclient/Factorials.ipynb}
-  - {name: display_ids, notebook: ../notebooks/public/nbclient/update-display-id.ipynb}
+  - {name: no_parameters, notebook: ../notebooks/plain/no_parameters_cell.ipynb, parameters: {greeting: injected}}
+  - {name: simple_execute, notebook: ../notebooks/plain/tagged_parameters.ipynb, parameters: {greeting: hello}}
+  - {name: read_check, notebook: ../notebooks/plain/needs_its_cwd.ipynb, cwd: ../workdir}
+  - {name: factorials, notebook: ../notebooks/plain/no_metadata.ipynb}
+  - {name: display_ids, notebook: ../notebooks/plain/display_updates_v44.ipynb}
   - name: guarded
     notebook: ../notebooks/guarded_defaults.ipynb
     parameters: {config: {rows: 9}}
@@ -58,7 +59,7 @@ def _outputs(notebook: str) -> str:
 
 
 @pytest.mark.slow
-def test_public_papermill_notebooks_run_unedited(
+def test_notebooks_written_for_plain_papermill_run_unedited(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = _project(tmp_path, PUBLIC)
@@ -77,12 +78,13 @@ def test_public_papermill_notebooks_run_unedited(
     # No parameters cell: papermill's semantics, the value is injected at the top...
     nb = json.loads(Path(steps["no_parameters"]["notebook"]).read_text())
     assert "injected-parameters" in nb["cells"][0]["metadata"]["tags"]
-    assert 'msg = "injected"' in "".join(nb["cells"][0]["source"])
-    # ...and the notebook's own `msg = None` wins, as it does under bare papermill.
-    assert "None" in _outputs(steps["no_parameters"]["notebook"])
-    assert "hello" in _outputs(steps["simple_execute"]["notebook"])
+    assert 'greeting = "injected"' in "".join(nb["cells"][0]["source"])
+    # ...and the notebook's own `greeting = None` wins, as it does under bare papermill.
+    assert "greeting is None" in _outputs(steps["no_parameters"]["notebook"])
+    assert "greeting is hello" in _outputs(steps["simple_execute"]["notebook"])
     assert str(tmp_path / "workdir") in _outputs(steps["read_check"]["notebook"])
-    assert "89" in _outputs(steps["factorials"]["notebook"])
+    assert "fib 89" in _outputs(steps["factorials"]["notebook"])
+    assert "updated True" in _outputs(steps["display_ids"]["notebook"])
     # try/except NameError and `not in globals()` keep injected values and their own defaults,
     # and the laptop kernelspec name in the notebook does not matter.
     guarded = json.loads((Path(report["run_dir"]) / "data" / "guarded.json").read_text())

@@ -23,7 +23,8 @@ SPECS = sorted(
     [
         *(REPO / "pipelines").glob("*.yaml"),
         *(REPO / "benchmarks").rglob("*.yaml"),
-        *(REPO / "tests" / "fixtures").rglob("*.yaml"),
+        # (not tests/fixtures/models: an MLflow model folder holds conda.yaml and python_env.yaml)
+        *(REPO / "tests" / "fixtures" / "pipelines").rglob("*.yaml"),
     ]
 )
 
