@@ -23,7 +23,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_example(tmp_path_factory.mktemp("example") / "example")
+    root = copy_example(tmp_path_factory.mktemp("example") / "example")
+    # The example's 50 ms latency budgets are wall-clock measurements: on a 2-core machine running
+    # the suite's other workers they fail for reasons that have nothing to do with the tour. The
+    # copy gets a budget no machine misses; the latency gate itself is tested in tests/unit.
+    for spec in ("train.yaml", "score.yaml"):
+        path = root / "pipelines" / spec
+        text = path.read_text()
+        relaxed = text.replace("latency_p95_ms <= 50", "latency_p95_ms <= 60000")
+        relaxed = relaxed.replace("predict_p95_ms <= 50", "predict_p95_ms <= 60000")
+        assert relaxed != text, f"the example's latency gate moved: update {__file__}"
+        path.write_text(relaxed)
+    return root
 
 
 def toolkit(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
