@@ -1,4 +1,4 @@
-"""Cost of the file-audit hook every step kernel runs (``toolkit/kernel_audit.py``).
+"""Cost of the file-audit hook every step kernel runs (``toolkit/execute/kernel_audit.py``).
 
 The hook sees every audit event of the kernel and records the files it opens, so the cache can
 cover undeclared reads. Its cost is measured on work shaped like the example's steps (write and

@@ -72,7 +72,7 @@ def _setup(rows: int, folder: Path) -> tuple[Any, Any, Any, Any]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from toolkit.guard import build_guarded_model, compile_expectations
+    from toolkit.guard.build import build_guarded_model, compile_expectations
 
     bunch = load_breast_cancer(as_frame=True)
     raw = bunch.frame.rename(columns=lambda c: c.replace(" ", "_"))

@@ -114,9 +114,9 @@ def bookkeeping_anatomy(run_dir: Path) -> dict[str, float]:
     import mlflow  # noqa: F401
     import papermill  # noqa: F401
 
-    from toolkit.lineage import fingerprint
-    from toolkit.nbrender import render_html
-    from toolkit.secrets import Redactor, scrub_notebook
+    from toolkit.core.lineage import fingerprint
+    from toolkit.core.secrets import Redactor, scrub_notebook
+    from toolkit.reports.notebook_html import render_html
 
     notebooks = sorted((run_dir / "notebooks").glob("*.ipynb"))
     data = sorted(p for p in (run_dir / "data").iterdir() if p.is_file())

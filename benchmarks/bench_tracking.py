@@ -22,7 +22,7 @@ def run(steps: int = 20, repeat: int = 5) -> dict[str, float | int]:
     """Time ``steps`` step cycles under one pipeline run, ``repeat`` times; medians in ms."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     t0 = time.perf_counter()
-    from toolkit.tracking import Tracker
+    from toolkit.tracking.client import Tracker
 
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
         root = Path(tmp)

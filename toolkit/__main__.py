@@ -1,5 +1,5 @@
 """``python -m toolkit`` is the same as the ``toolkit`` command."""
 
-from toolkit.cli import entry
+from toolkit.cli.main import entry
 
 entry()

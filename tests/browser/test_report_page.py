@@ -8,8 +8,8 @@ import pytest
 from _browser import chromium, require_chromium
 from conftest import MakeProject
 
-from toolkit.cli import main
-from toolkit.runner import RunRequest, run_pipeline
+from toolkit.cli.main import main
+from toolkit.execute import RunRequest, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

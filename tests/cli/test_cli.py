@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from toolkit.cli import main
+from toolkit.cli.main import main
 
 SIMPLE = """
 name: simple
@@ -149,7 +149,7 @@ def test_check_passes_and_fails(
 
 
 def test_debug_shows_traceback_for_toolkit_errors(make_project: MakeProject) -> None:
-    from toolkit.errors import SpecError
+    from toolkit.core.errors import SpecError
 
     with pytest.raises(SpecError):
         run_cli("--debug", "run", str(make_project(SIMPLE).with_name("missing.yaml")))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from toolkit.cli import main
+from toolkit.cli.main import main
 
 FAILING = """
 name: failing

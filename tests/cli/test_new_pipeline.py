@@ -9,7 +9,7 @@ import nbformat
 import pytest
 import yaml
 
-from toolkit.cli import main
+from toolkit.cli.main import main
 
 
 def _notebook(path: Path, *cells: str, params: str | None = None, kernel: str = "python3") -> None:

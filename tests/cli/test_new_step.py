@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from toolkit.cli import main
+from toolkit.cli.main import main
 
 SPEC = """\
 # A one-step pipeline; this comment must survive the edit.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.cli import main
+from toolkit.cli.main import main
 
 RUN_ID = "20261125-165630-3e5bf4"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.cli import main
-from toolkit.errors import UsageError
-from toolkit.runner import RunRequest, run_pipeline
+from toolkit.cli.main import main
+from toolkit.core.errors import UsageError
+from toolkit.execute import RunRequest, run_pipeline
 
 LAUGHS = (
     "name: lol\nsteps: []\nlol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"

@@ -17,10 +17,10 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.dummy import DummyClassifier
 
-from toolkit.errors import RegistryError
-from toolkit.gates import evaluate_gates
-from toolkit.registry import CHAMPION, PolicyRecord, Registry
-from toolkit.spec import ReleaseSpec
+from toolkit.core.errors import RegistryError
+from toolkit.gates.evaluation import evaluate_gates
+from toolkit.release.registry import CHAMPION, PolicyRecord, Registry
+from toolkit.specs.models import ReleaseSpec
 
 OPEN = PolicyRecord(ReleaseSpec(require_approval=False), "pipelines/race.yaml", "0" * 64)
 MOVES = ("promoted", "rolled_back")

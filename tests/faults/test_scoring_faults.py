@@ -31,10 +31,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from toolkit.errors import ContractError
-from toolkit.guard import GuardedModel, build_guarded_model, compile_expectations
+from toolkit.core.errors import ContractError
 from toolkit.guard.batch import read_batch
-from toolkit.registry.guarded import load_guarded_model, log_guarded_model
+from toolkit.guard.build import build_guarded_model, compile_expectations
+from toolkit.guard.model import GuardedModel
+from toolkit.release.guarded import load_guarded_model, log_guarded_model
 
 PATHS = {"model", "fallback", "rejected"}
 RULES = "rules:\n  - {name: large_area, when: worst_area > 880, label: malignant}\n"

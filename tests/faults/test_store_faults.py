@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.cli import main
+from toolkit.cli.main import main
 
 CORRUPTIONS = {
     "truncated to half": lambda data: data[: len(data) // 2],

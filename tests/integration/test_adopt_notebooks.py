@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from conftest import FIXTURES
 
-from toolkit.check import check_project
-from toolkit.cli import main
+from toolkit.cli.main import main
+from toolkit.commands.check import check_project
 
 PUBLIC = """
 name: plain

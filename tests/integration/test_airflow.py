@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, REPO
 
-from toolkit.cli import main
-from toolkit.runlock import pipeline_lock
+from toolkit.cli.main import main
+from toolkit.core.runlock import pipeline_lock
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +97,7 @@ def _only_run(project: Path, pipeline: str) -> Path:
 def _mlflow(project: Path, pipeline: str):
     from mlflow import MlflowClient
 
-    from toolkit.settings import load_settings
+    from toolkit.core.settings import load_settings
 
     uri = load_settings(project / "pipelines" / f"{pipeline}.yaml").tracking_uri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit import contracts
-from toolkit.contracts_draft import draft_suite, write_draft
-from toolkit.errors import ContractError
+from toolkit.contracts import suites as contracts
+from toolkit.contracts.draft import draft_suite, write_draft
+from toolkit.core.errors import ContractError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.cli import main
+from toolkit.cli.main import main
 
 
 def corrupt(raw: Path, dest: Path) -> Path:

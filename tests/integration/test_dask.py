@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject, _free_port
 
-from toolkit.cli import main
-from toolkit.runner import RunRequest, run_pipeline
-from toolkit.runner.step_exec import read_events
+from toolkit.cli.main import main
+from toolkit.execute import RunRequest, run_pipeline
+from toolkit.execute.step_exec import read_events
 
 pytestmark = pytest.mark.slow
 

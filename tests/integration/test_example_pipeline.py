@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import copy_example
 
-from toolkit.settings import load_settings
+from toolkit.core.settings import load_settings
 
 pytestmark = pytest.mark.slow
 

@@ -31,10 +31,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from toolkit.contracts_draft import draft_suite
-from toolkit.guard import GuardedModel, build_guarded_model
+from toolkit.contracts.draft import draft_suite
 from toolkit.guard.batch import read_batch
-from toolkit.registry.guarded import load_guarded_model, log_guarded_model
+from toolkit.guard.build import build_guarded_model
+from toolkit.guard.model import GuardedModel
+from toolkit.release.guarded import load_guarded_model, log_guarded_model
 
 MODEL_NAME = "breast_cancer_guarded"
 RULES = """\

@@ -33,14 +33,14 @@ def test_two_concurrent_invocations_exactly_one_runs(make_project: MakeProject) 
 
 
 def test_lock_of_a_dead_holder_is_taken_over(make_project: MakeProject) -> None:
-    from toolkit.runlock import pipeline_lock
+    from toolkit.core.runlock import pipeline_lock
 
     spec = make_project(SPEC, notebooks=("sleeps",))
     lock_dir = spec.parents[1] / ".toolkit" / "locks"
     # A holder that is killed: its flock dies with it, leaving only the file behind.
     code = (
         "import os;"
-        "from pathlib import Path; from toolkit.runlock import pipeline_lock;"
+        "from pathlib import Path; from toolkit.core.runlock import pipeline_lock;"
         f"cm = pipeline_lock(Path({str(lock_dir)!r}), 'locked', 'dead'); cm.__enter__(); os._exit(9)"
     )
     subprocess.run([sys.executable, "-c", code], check=False)

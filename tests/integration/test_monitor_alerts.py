@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.errors import ExitCode, MonitorAlert
+from toolkit.core.errors import ExitCode, MonitorAlert
 from toolkit.monitor import (
     CommandHook,
     MonitorResult,
@@ -173,7 +173,7 @@ def test_failing_and_hanging_commands_are_reported(
 
 
 def test_hook_configuration_errors_are_clear() -> None:
-    from toolkit.errors import SpecError, UsageError
+    from toolkit.core.errors import SpecError, UsageError
 
     with pytest.raises(UsageError, match="http"):
         WebhookHook("file:///etc/passwd")

@@ -12,8 +12,8 @@ import mlflow
 import pytest
 from conftest import MakeProject
 
-from toolkit.cli import main
-from toolkit.settings import load_settings
+from toolkit.cli.main import main
+from toolkit.core.settings import load_settings
 
 SPEC = """
 name: nbflow

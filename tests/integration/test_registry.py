@@ -23,11 +23,11 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.dummy import DummyClassifier
 
-from toolkit.errors import ExitCode, GateFailed, RegistryError
-from toolkit.gates import evaluate_gates
-from toolkit.registry import CANDIDATE, CHAMPION, PolicyRecord, Registry, lock_path
-from toolkit.registry.identity import os_identity
-from toolkit.spec import ReleaseSpec
+from toolkit.core.errors import ExitCode, GateFailed, RegistryError
+from toolkit.gates.evaluation import evaluate_gates
+from toolkit.release.identity import os_identity
+from toolkit.release.registry import CANDIDATE, CHAMPION, PolicyRecord, Registry, lock_path
+from toolkit.specs.models import ReleaseSpec
 
 CHECKS = ["roc_auc >= 0.9", "roc_auc >= champion.roc_auc - 0.01", "predict_p95_ms <= 20"]
 POLICY = ReleaseSpec(approvers=["alice", "bob"], forbid_self_approval=True)
@@ -458,7 +458,7 @@ def test_concurrent_promotions_across_processes(env: Env, tmp_path: Path) -> Non
         """
         import sys, time
         from pathlib import Path
-        from toolkit.registry import Registry
+        from toolkit.release.registry import Registry
         uri, name, version, go = sys.argv[1:]
         registry = Registry(uri)  # imports MLflow before waiting, so the starts line up
         Path(go + "." + version).touch()  # ready
@@ -495,7 +495,7 @@ def test_concurrent_promotions_across_processes(env: Env, tmp_path: Path) -> Non
 def test_monitor_refuses_a_version_without_a_reference_profile(
     env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from toolkit.cli import main
+    from toolkit.cli.main import main
 
     env.release("unprofiled", GOOD)  # a bare estimator: registered without a guard or profile
     (tmp_path / "pyproject.toml").write_text("[tool.toolkit]\n")

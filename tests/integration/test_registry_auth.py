@@ -17,10 +17,10 @@ from sklearn.dummy import DummyClassifier
 # tests/ is on sys.path (pytest's rootdir import of tests/conftest.py), so tests/support is too.
 from support.servers import AuthServer, mlflow_auth_server
 
-from toolkit.cli import main
-from toolkit.gates import evaluate_gates
-from toolkit.registry import PolicyRecord, Registry
-from toolkit.spec import ReleaseSpec
+from toolkit.cli.main import main
+from toolkit.gates.evaluation import evaluate_gates
+from toolkit.release.registry import PolicyRecord, Registry
+from toolkit.specs.models import ReleaseSpec
 
 pytestmark = pytest.mark.slow
 MODEL = "auth_clf"

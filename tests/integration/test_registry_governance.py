@@ -15,11 +15,11 @@ import pytest
 # Shared scenario helpers (tests/integration is on sys.path: pytest's default rootdir import).
 from test_registry import GOOD, OPEN, Env, make_env
 
-from toolkit.cli import main
-from toolkit.errors import ExitCode, PermissionRefused, RegistryError
-from toolkit.registry import PolicyRecord, Registry, tighten
-from toolkit.registry.identity import os_identity
-from toolkit.spec import ReleaseSpec, load_spec
+from toolkit.cli.main import main
+from toolkit.core.errors import ExitCode, PermissionRefused, RegistryError
+from toolkit.release.identity import os_identity
+from toolkit.release.registry import PolicyRecord, Registry, tighten
+from toolkit.specs.models import ReleaseSpec, load_spec
 
 ME = os_identity().name
 STRICT = ReleaseSpec(approvers=[ME, "user-b", "user-c"], forbid_self_approval=True)

@@ -23,8 +23,8 @@ from test_registry import (
     make_env,
 )
 
-from toolkit.errors import RegistryError
-from toolkit.registry import lock_path
+from toolkit.core.errors import RegistryError
+from toolkit.release.registry import lock_path
 
 pytestmark = pytest.mark.slow
 

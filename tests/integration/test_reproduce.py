@@ -11,9 +11,9 @@ import nbformat
 import pytest
 from conftest import MakeProject
 
-from toolkit.cli import main
-from toolkit.settings import load_settings
-from toolkit.tracking import Tracker
+from toolkit.cli.main import main
+from toolkit.core.settings import load_settings
+from toolkit.tracking.client import Tracker
 
 # The seed lives in an ignored data folder: git does not have it, reproduce must find it.
 SPEC = """

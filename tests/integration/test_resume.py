@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from toolkit.cli import main
+from toolkit.cli.main import main
 
 
 def spec_for(tmp_path: Path) -> str:

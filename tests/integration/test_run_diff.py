@@ -10,9 +10,9 @@ import mlflow
 import pytest
 from conftest import MakeProject
 
-from toolkit.cli import main
-from toolkit.registry import Registry
-from toolkit.settings import load_settings
+from toolkit.cli.main import main
+from toolkit.core.settings import load_settings
+from toolkit.release.registry import Registry
 
 TRAIN = """\
 # %%

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from toolkit.errors import ExitCode
-from toolkit.runner import RunRequest, run_pipeline
+from toolkit.core.errors import ExitCode
+from toolkit.execute import RunRequest, run_pipeline
 
 BRANCHES = """
 name: branches

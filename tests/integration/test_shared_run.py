@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from toolkit.cli import main
-from toolkit.runlock import pipeline_lock
+from toolkit.cli.main import main
+from toolkit.core.runlock import pipeline_lock
 
 TWO_STEPS = """
 name: shared
@@ -45,7 +45,7 @@ def test_steps_of_a_shared_run_then_finish(
 ) -> None:
     from mlflow import MlflowClient
 
-    from toolkit.settings import load_settings
+    from toolkit.core.settings import load_settings
 
     spec = make_project(TWO_STEPS)
     args = ["run", str(spec), "--run-id", "af-1", "--quiet"]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from toolkit.cli import main
-from toolkit.nbparams import read_params
-from toolkit.settings import load_settings
+from toolkit.cli.main import main
+from toolkit.core.settings import load_settings
+from toolkit.specs.notebook_params import read_params
 
 PERCENT = """\
 # %% [markdown]

@@ -19,13 +19,13 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from toolkit import tracking
-from toolkit.errors import TrackingError, UsageError
-from toolkit.forwarder import MetricsForwarder
-from toolkit.nbrender import render_html
-from toolkit.secrets import REDACTED, Redactor, redact_params, scrub_notebook
-from toolkit.settings import DEFAULT_SECRET_PATTERNS
-from toolkit.tracking import Tracker
+from toolkit.core.errors import TrackingError, UsageError
+from toolkit.core.secrets import REDACTED, Redactor, redact_params, scrub_notebook
+from toolkit.core.settings import DEFAULT_SECRET_PATTERNS
+from toolkit.reports.notebook_html import render_html
+from toolkit.tracking import client as tracking
+from toolkit.tracking.client import Tracker
+from toolkit.tracking.forwarder import MetricsForwarder
 
 Store = tuple[str, Path]
 

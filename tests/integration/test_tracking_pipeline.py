@@ -14,8 +14,8 @@ import mlflow
 import pytest
 from conftest import MakeProject
 
-from toolkit.runner import RunRequest, run_pipeline
-from toolkit.settings import load_settings
+from toolkit.core.settings import load_settings
+from toolkit.execute import RunRequest, run_pipeline
 
 TWO_STEPS = """
 name: tracked

@@ -9,10 +9,10 @@ import pytest
 from conftest import MakeProject
 from mlflow import MlflowClient
 
-from toolkit import tracking
-from toolkit.forwarder import MetricsForwarder
-from toolkit.runner import RunRequest, run_pipeline
-from toolkit.tracking import Tracker
+from toolkit.execute import RunRequest, run_pipeline
+from toolkit.tracking import client as tracking
+from toolkit.tracking.client import Tracker
+from toolkit.tracking.forwarder import MetricsForwarder
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from conftest import MakeProject
 
-from toolkit.runner.cache import notebook_source_hash, preview
-from toolkit.runner.core import RunRequest, _plan_record, prepare, step_cache
+from toolkit.execute.cache import notebook_source_hash, preview
+from toolkit.execute.orchestrator import RunRequest, _plan_record, prepare, step_cache
 
 SPEC = """
 name: keys

@@ -4,7 +4,7 @@ import json
 
 from conftest import MakeProject
 
-from toolkit.check import check_project
+from toolkit.commands.check import check_project
 
 GOOD = """
 name: p

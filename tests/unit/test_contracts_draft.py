@@ -1,4 +1,4 @@
-"""toolkit.contracts_draft: what a draft contains, without Great Expectations.
+"""toolkit.contracts.draft: what a draft contains, without Great Expectations.
 
 That a draft actually passes on its sample and catches breakage is checked with real GX in
 tests/integration/test_contracts.py.
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.contracts_draft import draft_suite, write_draft
-from toolkit.errors import ContractError
+from toolkit.contracts.draft import draft_suite, write_draft
+from toolkit.core.errors import ContractError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -168,8 +168,8 @@ def test_write_draft_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
 def test_importing_contracts_and_drafting_do_not_import_great_expectations() -> None:
     code = (
         "import sys, pandas as pd\n"
-        "import toolkit.contracts, toolkit.contracts_draft, toolkit.tables\n"
-        "toolkit.contracts_draft.draft_suite(pd.DataFrame({'a': [1, 2]}), 'a')\n"
+        "import toolkit.contracts, toolkit.contracts.draft, toolkit.core.tables\n"
+        "toolkit.contracts.draft.draft_suite(pd.DataFrame({'a': [1, 2]}), 'a')\n"
         "print('great_expectations' in sys.modules)\n"
     )
     out = subprocess.run(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import MakeProject
 
-from toolkit.cli import main
+from toolkit.cli.main import main
 
 SPEC = """
 name: etl

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from toolkit.errors import ExitCode, GateFailed, RegistryError, SpecError
-from toolkit.gates import GateReport, evaluate_gates, parse_check, parse_checks
+from toolkit.core.errors import ExitCode, GateFailed, RegistryError, SpecError
+from toolkit.gates.evaluation import GateReport, evaluate_gates, parse_check, parse_checks
 
 METRICS = {"roc_auc": 0.96, "accuracy": 0.91, "predict_p95_ms": 12.0, "val/auc": 0.9}
 

@@ -20,16 +20,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from toolkit.errors import ContractError, SpecError
-from toolkit.guard import (
-    OUTPUT_COLUMNS,
-    GuardedModel,
-    InputContract,
-    build_guarded_model,
-    compile_expectations,
-    load_guard_config,
-    load_rules,
-)
+from toolkit.core.errors import ContractError, SpecError
+from toolkit.guard.build import build_guarded_model, compile_expectations, load_guard_config
+from toolkit.guard.input_contract import InputContract
+from toolkit.guard.model import OUTPUT_COLUMNS, GuardedModel
+from toolkit.guard.policy import load_rules
 
 # sklearn warns when a model fitted on named columns gets numpy: that would mean the guard fed
 # the wrong object to the wrong estimator, so such warnings fail the tests here.

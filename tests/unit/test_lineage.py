@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from toolkit import lineage
+from toolkit.core import lineage
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

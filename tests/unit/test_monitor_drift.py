@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from toolkit.errors import ContractError, SpecError, UsageError
+from toolkit.core.errors import ContractError, SpecError, UsageError
 from toolkit.monitor import (
     MonitorThresholds,
     ReferenceProfile,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.errors import NotebookError
-from toolkit.nbparams import read_params
+from toolkit.core.errors import NotebookError
+from toolkit.specs.notebook_params import read_params
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "notebooks"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.nbpaths import looks_like_path, name_hint, scan_usage
+from toolkit.specs.notebook_paths import looks_like_path, name_hint, scan_usage
 
 
 @pytest.mark.parametrize(

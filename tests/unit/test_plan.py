@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from toolkit.errors import NotebookError, SpecError, UsageError
-from toolkit.plan import build_plan, parse_overrides
-from toolkit.spec import load_spec
+from toolkit.core.errors import NotebookError, SpecError, UsageError
+from toolkit.plan.build import build_plan, parse_overrides
+from toolkit.specs.models import load_spec
 
 CHAIN = """
 name: chain

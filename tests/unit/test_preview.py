@@ -8,8 +8,8 @@ import pytest
 from conftest import MakeProject
 
 from toolkit import step
-from toolkit.errors import SpecError
-from toolkit.preview import gate_preview
+from toolkit.core.errors import SpecError
+from toolkit.release.preview import gate_preview
 
 SPEC = """\
 name: gated
@@ -74,7 +74,7 @@ def test_no_champion_yet_says_so_without_creating_a_tracking_store(spec: Path) -
 
 
 def test_champion_read_from_the_registry(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import toolkit.registry
+    import toolkit.release.registry
 
     class FakeRegistry:
         def __init__(self, uri: str) -> None:
@@ -85,7 +85,7 @@ def test_champion_read_from_the_registry(spec: Path, monkeypatch: pytest.MonkeyP
             return "7", {"recall": 0.99}
 
     (spec.parents[1] / "mlflow.db").touch()
-    monkeypatch.setattr(toolkit.registry, "Registry", FakeRegistry)
+    monkeypatch.setattr(toolkit.release.registry, "Registry", FakeRegistry)
     preview = gate_preview(
         {"roc_auc": 0.99, "recall": 0.96, "predict_p95_ms": 1},
         pipeline="../pipelines/gated.yaml",

@@ -7,7 +7,7 @@ import pwd
 
 import pytest
 
-from toolkit.registry.identity import OS_USER, Actor, os_identity, system_identity
+from toolkit.release.identity import OS_USER, Actor, os_identity, system_identity
 
 
 def test_the_os_user_is_read_by_uid_not_from_the_environment(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from toolkit.run_report import SECTIONS, render_run_report, write_run_report
+from toolkit.reports.run_report import SECTIONS, render_run_report, write_run_report
 
 SECRET = "hunter2-Very-Secret"
 
@@ -273,7 +273,7 @@ def test_partial_run_folder_renders(tmp_path: Path, missing: str) -> None:
 
 
 def test_write_survives_a_rendering_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import toolkit.run_report as module
+    import toolkit.reports.run_report as module
 
     def boom(*args: object, **kwargs: object) -> str:
         raise RuntimeError("bug")

@@ -7,7 +7,7 @@ import re
 import nbformat
 
 from toolkit.reports.rundiff import render_html, render_text
-from toolkit.rundiff import RunSide, StepSide, diff_runs
+from toolkit.tracking.comparison import RunSide, StepSide, diff_runs
 
 
 def notebook(c: str, output: str) -> dict:

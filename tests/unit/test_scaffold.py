@@ -9,16 +9,16 @@ import pytest
 import yaml
 from conftest import MakeProject
 
-from toolkit.check import check_spec
-from toolkit.nbparams import read_params
-from toolkit.scaffold import (
+from toolkit.commands.check import check_spec
+from toolkit.commands.new_step import (
     NewStepRequest,
     ScaffoldError,
     _identifier,
     insert_step_text,
     new_step,
 )
-from toolkit.spec import load_spec
+from toolkit.specs.models import load_spec
+from toolkit.specs.notebook_params import read_params
 
 ENTRY = {
     "name": "report",

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from toolkit.secrets import (
+from toolkit.core.secrets import (
     REDACTED,
     Redactor,
     is_secret,
@@ -16,7 +16,7 @@ from toolkit.secrets import (
     scrub_notebook,
     secret_values,
 )
-from toolkit.settings import DEFAULT_SECRET_PATTERNS
+from toolkit.core.settings import DEFAULT_SECRET_PATTERNS
 
 PATTERNS = DEFAULT_SECRET_PATTERNS
 SECRET = "s3cr3t-Value-42"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.errors import ExitCode, SpecError
-from toolkit.spec import ExternalInput, Output, SecretParam, load_spec
+from toolkit.core.errors import ExitCode, SpecError
+from toolkit.specs.models import ExternalInput, Output, SecretParam, load_spec
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -1,4 +1,4 @@
-"""toolkit.tables.read_table: CSV/Parquet in, DataFrame out, ContractError naming the path."""
+"""toolkit.core.tables.read_table: CSV/Parquet in, DataFrame out, ContractError naming the path."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from toolkit.errors import ContractError
-from toolkit.tables import read_table, table_format
+from toolkit.core.errors import ContractError
+from toolkit.core.tables import read_table, table_format
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
 
@@ -136,7 +136,7 @@ def test_unsupported_extension_names_every_supported_format(tmp_path: Path) -> N
 
 
 def test_fingerprints_read_rows_of_every_table_format(tmp_path: Path) -> None:
-    from toolkit.lineage import fingerprint
+    from toolkit.core.lineage import fingerprint
 
     frame = pd.DataFrame({"a": [1, 2, 3]})
     frame.to_csv(tmp_path / "d.tsv", sep="\t", index=False)
@@ -148,7 +148,7 @@ def test_fingerprints_read_rows_of_every_table_format(tmp_path: Path) -> None:
 
 
 def test_drafted_suites_are_readable_by_the_group(tmp_path: Path) -> None:
-    from toolkit.contracts_draft import draft_suite, write_draft
+    from toolkit.contracts.draft import draft_suite, write_draft
 
     path = write_draft(draft_suite(pd.DataFrame({"a": [1, 2]}), "s"), tmp_path / "s.json")
     assert path.stat().st_mode & 0o777 == 0o644

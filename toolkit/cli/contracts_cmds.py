@@ -6,17 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
-from toolkit.errors import ExitCode
+from toolkit.core.errors import ExitCode
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from toolkit.settings import load_settings
+    from toolkit.core.settings import load_settings
 
     return load_settings()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from toolkit.contracts import check_file, write_result
+    from toolkit.contracts.suites import check_file, write_result
 
     settings = _settings()
     result = check_file(args.suite, Path(args.data_file), settings.expectations_dir)
@@ -28,8 +28,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from toolkit.contracts_draft import draft_suite, write_draft
-    from toolkit.tables import read_table
+    from toolkit.contracts.draft import draft_suite, write_draft
+    from toolkit.core.tables import read_table
 
     settings = _settings()
     source = Path(args.source)
@@ -42,8 +42,8 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 def usage_of(suite: str, specs: list[Path]) -> list[str]:
     """Where a suite is attached: ``pipeline: step.inputs.key`` strings."""
-    from toolkit.errors import ToolkitError
-    from toolkit.spec import ExternalInput, load_spec
+    from toolkit.core.errors import ToolkitError
+    from toolkit.specs.models import ExternalInput, load_spec
 
     uses = []
     for path in specs:
@@ -62,8 +62,8 @@ def usage_of(suite: str, specs: list[Path]) -> list[str]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from toolkit.contracts import list_suites
-    from toolkit.spec import discover_specs
+    from toolkit.contracts.suites import list_suites
+    from toolkit.specs.models import discover_specs
 
     settings = _settings()
     specs = discover_specs(settings.root / "pipelines")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from toolkit.fsutil import atomic_write_text
+    from toolkit.core.fsutil import atomic_write_text
+    from toolkit.execute.run_diff import DiffRequest, diff
     from toolkit.reports.rundiff import render_html, render_text
-    from toolkit.runner.run_diff import DiffRequest, diff
 
     result = diff(DiffRequest(args.run_a, args.run_b, outputs=args.outputs)).to_dict()
     if args.html:

@@ -8,7 +8,7 @@ from typing import Any
 
 
 def cmd_export_airflow(args: argparse.Namespace) -> int:
-    from toolkit.export_airflow import AirflowExport, write_dag
+    from toolkit.commands.export_airflow import AirflowExport, write_dag
 
     output = Path(args.output)
     export = AirflowExport(

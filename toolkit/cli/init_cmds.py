@@ -8,13 +8,13 @@ from pathlib import Path
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from toolkit.project_init import (
+    from toolkit.commands.init import (
         InitRequest,
         KernelScope,
         init_project,
         install_project_kernel,
     )
-    from toolkit.spec_schema import SCHEMA_COMMENT
+    from toolkit.specs.schema import SCHEMA_COMMENT
 
     scope: KernelScope = "none" if args.no_kernel else "user" if args.user_kernel else "auto"
     if args.kernel_only:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from toolkit.runner.monitoring import MonitorRequest, run_monitor
+    from toolkit.commands.monitor import MonitorRequest, run_monitor
 
     outcome = run_monitor(
         MonitorRequest(

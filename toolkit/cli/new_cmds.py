@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def cmd_new_step(args: argparse.Namespace) -> int:
-    from toolkit.scaffold import NewStepRequest, new_step
+    from toolkit.commands.new_step import NewStepRequest, new_step
 
     result = new_step(
         NewStepRequest(name=args.name, pipeline=args.pipeline, after=args.after, format=args.format)
@@ -34,7 +34,7 @@ def cmd_new_step(args: argparse.Namespace) -> int:
 
 
 def cmd_new_pipeline(args: argparse.Namespace) -> int:
-    from toolkit.draft_pipeline import NewPipelineRequest, new_pipeline
+    from toolkit.commands.new_pipeline import NewPipelineRequest, new_pipeline
 
     notebooks = tuple(Path(p) for p in args.notebooks)
     result = new_pipeline(NewPipelineRequest(name=args.name, notebooks=notebooks))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from toolkit.cli.progress import ProgressPrinter
-from toolkit.errors import ExitCode, ToolkitError
+from toolkit.core.errors import ExitCode, ToolkitError
 
 
 def json_error(exit_code: int, message: str) -> None:
@@ -43,9 +43,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from toolkit.plan import parse_overrides
-    from toolkit.report import to_json, to_text
-    from toolkit.runner import RunRequest, run_pipeline
+    from toolkit.execute import RunRequest, run_pipeline
+    from toolkit.plan.build import parse_overrides
+    from toolkit.reports.summary import to_json, to_text
 
     request = RunRequest(
         spec_path=Path(args.pipeline),
@@ -72,8 +72,8 @@ def _run_shared(args: argparse.Namespace, request: object, printer: object) -> i
     """``--step NAME`` / ``--finish``: one task of a run shared by several processes."""
     from dataclasses import replace
 
-    from toolkit.report import to_json, to_text
-    from toolkit.runner.shared_run import finish_run, run_one_step
+    from toolkit.execute.shared_run import finish_run, run_one_step
+    from toolkit.reports.summary import to_json, to_text
 
     if args.step and args.finish:
         raise ToolkitError("--step and --finish are separate tasks: pass one of them")
@@ -88,10 +88,10 @@ def _run_shared(args: argparse.Namespace, request: object, printer: object) -> i
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from toolkit.plan import parse_overrides
-    from toolkit.runner import RunRequest, prepare
-    from toolkit.runner.cache import preview
-    from toolkit.runner.core import step_cache
+    from toolkit.execute import RunRequest, prepare
+    from toolkit.execute.cache import preview
+    from toolkit.execute.orchestrator import step_cache
+    from toolkit.plan.build import parse_overrides
 
     request = RunRequest(
         spec_path=Path(args.pipeline),
@@ -124,9 +124,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from toolkit.check import check_project
-    from toolkit.settings import load_settings
-    from toolkit.spec import discover_specs
+    from toolkit.commands.check import check_project
+    from toolkit.core.settings import load_settings
+    from toolkit.specs.models import discover_specs
 
     specs = [Path(p) for p in args.pipelines]
     if not specs:

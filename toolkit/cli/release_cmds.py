@@ -11,9 +11,9 @@ from typing import Any
 def _registry() -> Any:
     """The registry of this project; ``[tool.toolkit] release_admins`` lists the OS users who
     may record a decision for someone else (an override, recorded with their own name)."""
-    from toolkit.errors import UsageError
-    from toolkit.registry import Registry
-    from toolkit.settings import load_settings
+    from toolkit.core.errors import UsageError
+    from toolkit.core.settings import load_settings
+    from toolkit.release.registry import Registry
 
     settings = load_settings()
     admins = settings.extra.get("release_admins", [])
@@ -34,8 +34,8 @@ def _tightening(args: argparse.Namespace, registry: Any) -> Any:
     path = getattr(args, "pipeline", None)
     if not path:
         return None
-    from toolkit.registry import PolicyRecord
-    from toolkit.spec import load_spec
+    from toolkit.release.registry import PolicyRecord
+    from toolkit.specs.models import load_spec
 
     spec = load_spec(Path(path))
     if (
@@ -123,7 +123,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from toolkit.errors import UsageError
+    from toolkit.core.errors import UsageError
 
     if args.force and not args.reason:
         raise UsageError("--force needs --reason: the override is recorded in the history")
@@ -166,9 +166,9 @@ def cmd_releases(args: argparse.Namespace) -> int:
 
 def cmd_policy(args: argparse.Namespace) -> int:
     """Show the policy bound to a model, or record one from a spec (``--set-from``)."""
-    from toolkit.errors import UsageError
-    from toolkit.registry import PolicyRecord
-    from toolkit.spec import load_spec
+    from toolkit.core.errors import UsageError
+    from toolkit.release.registry import PolicyRecord
+    from toolkit.specs.models import load_spec
 
     registry = _registry()
     if args.set_from:

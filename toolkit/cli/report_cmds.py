@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolkit.errors import UsageError, did_you_mean
+from toolkit.core.errors import UsageError, did_you_mean
 
 
 def find_run(runs_dir: Path, run_id: str, pipeline: str | None = None) -> Path:
@@ -35,9 +35,9 @@ def find_run(runs_dir: Path, run_id: str, pipeline: str | None = None) -> Path:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from toolkit.fsutil import atomic_write_text
-    from toolkit.run_report import render_run_report
-    from toolkit.settings import load_settings
+    from toolkit.core.fsutil import atomic_write_text
+    from toolkit.core.settings import load_settings
+    from toolkit.reports.run_report import render_run_report
 
     settings = load_settings()
     run_dir = find_run(settings.runs_dir, args.run_id, args.pipeline)

@@ -11,8 +11,8 @@ from typing import Any
 
 
 def _tracker():  # type: ignore[no-untyped-def]
-    from toolkit.settings import load_settings
-    from toolkit.tracking import Tracker
+    from toolkit.core.settings import load_settings
+    from toolkit.tracking.client import Tracker
 
     settings = load_settings()
     return Tracker(settings.tracking_uri, artifacts_dir=settings.artifacts_dir)
@@ -28,8 +28,8 @@ def _secs(value: float | None) -> str:
 
 def _dead(tracker: Any) -> set[str]:
     """Toolkit run ids of runs whose process died without closing them (see runs repair)."""
-    from toolkit.runner.recovery import find_interrupted
-    from toolkit.settings import load_settings
+    from toolkit.core.settings import load_settings
+    from toolkit.execute.recovery import find_interrupted
 
     return {f.run_id for f in find_interrupted(load_settings(), tracker)}
 
@@ -64,8 +64,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_repair(args: argparse.Namespace) -> int:
     """Close runs whose process died: summary ``interrupted``, MLflow runs ``KILLED``."""
-    from toolkit.runner.recovery import find_interrupted, repair
-    from toolkit.settings import load_settings
+    from toolkit.core.settings import load_settings
+    from toolkit.execute.recovery import find_interrupted, repair
 
     settings = load_settings()
     tracker = None if args.no_tracking else _tracker()
@@ -88,7 +88,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
 def _local_summary(run_id: str) -> dict[str, Any] | None:
     """The summary a run left in its folder: a run that reused every step opens no MLflow
     run of its own, yet ``runs show`` must still explain it."""
-    from toolkit.settings import load_settings
+    from toolkit.core.settings import load_settings
 
     if not run_id or run_id.startswith(".") or "/" in run_id or "\\" in run_id:
         return None
@@ -122,7 +122,7 @@ def _show_local(summary: dict[str, Any], as_json: bool) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from toolkit.errors import UsageError
+    from toolkit.core.errors import UsageError
 
     try:
         run = _tracker().get_run(args.run_id)
@@ -152,7 +152,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from toolkit.settings import load_settings
+    from toolkit.core.settings import load_settings
 
     settings = load_settings()
     uri = settings.tracking_uri
@@ -180,7 +180,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from toolkit.cli.progress import ProgressPrinter
-    from toolkit.runner.reproduce import ReproduceRequest, reproduce
+    from toolkit.commands.reproduce import ReproduceRequest, reproduce
 
     request = ReproduceRequest(
         run=args.run_id,

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from toolkit.spec_schema import schema_text, write_schema
+    from toolkit.specs.schema import schema_text, write_schema
 
     if args.output is None:
         sys.stdout.write(schema_text())

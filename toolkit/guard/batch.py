@@ -38,7 +38,7 @@ def read_batch(path: str | Path, contract: InputContract) -> pd.DataFrame:
     Raises:
         ContractError: the file is missing, unreadable, or has no header line.
     """
-    from toolkit.errors import ContractError
+    from toolkit.core.errors import ContractError
 
     path = Path(path)
     suffix = path.suffix.lower()

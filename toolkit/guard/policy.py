@@ -191,7 +191,7 @@ def load_rules(
     """
     import yaml
 
-    from toolkit.errors import SpecError, did_you_mean
+    from toolkit.core.errors import SpecError, did_you_mean
 
     path = Path(path)
     labels = None if allowed_labels is None else set(allowed_labels)
@@ -293,7 +293,7 @@ def resolve_callable(
     import importlib
     import runpy
 
-    from toolkit.errors import SpecError
+    from toolkit.core.errors import SpecError
 
     if callable(ref):
         return ref

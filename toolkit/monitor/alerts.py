@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from toolkit.errors import SpecError, UsageError
+from toolkit.core.errors import SpecError, UsageError
 
 #: Linux refuses an environment string over 128 KiB; past this the env copy is shortened.
 _ENV_LIMIT = 100_000

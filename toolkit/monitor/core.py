@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolkit.errors import ContractError, MonitorAlert, UsageError, did_you_mean
-from toolkit.fsutil import atomic_write_text
+from toolkit.core.errors import ContractError, MonitorAlert, UsageError, did_you_mean
+from toolkit.core.fsutil import atomic_write_text
 from toolkit.monitor.alerts import AlertHook, HookOutcome, deliver, jsonable
 from toolkit.monitor.drift import (
     Breach,
@@ -136,7 +136,7 @@ class MonitorResult:
         return path
 
     def raise_for_alert(self, *, report: str | None = None) -> None:
-        """Raise :class:`~toolkit.errors.MonitorAlert` (exit 5) when the batch alerts."""
+        """Raise :class:`~toolkit.core.errors.MonitorAlert` (exit 5) when the batch alerts."""
         if not self.alert:
             return
         alerts = [b.message for b in self.breaches if b.level == "alert"]

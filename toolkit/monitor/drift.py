@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from toolkit.errors import SpecError, did_you_mean
+from toolkit.core.errors import SpecError, did_you_mean
 from toolkit.monitor.profile import (
     CategoricalProfile,
     FeatureProfile,

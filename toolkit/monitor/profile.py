@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from toolkit.errors import ContractError, UsageError
-from toolkit.fsutil import atomic_write_json
+from toolkit.core.errors import ContractError, UsageError
+from toolkit.core.fsutil import atomic_write_json
 
 if TYPE_CHECKING:
     import pandas as pd

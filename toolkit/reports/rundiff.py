@@ -1,6 +1,6 @@
 """``toolkit diff`` for people: text for the terminal, an offline HTML page or fragment.
 
-Both take the JSON form of :class:`toolkit.rundiff.RunDiff` (``to_dict()``), so a diff saved in
+Both take the JSON form of :class:`toolkit.tracking.comparison.RunDiff` (``to_dict()``), so a diff saved in
 a run folder renders the same way later.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.reports import render
+from toolkit.reports.jinja import render
 
 
 def _fmt(value: Any) -> str:

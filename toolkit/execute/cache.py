@@ -1,0 +1,477 @@
+"""Content-addressed step cache: reuse an identical earlier execution instead of running it.
+
+A step's key hashes everything that decides its results:
+
+- the notebook's source, with outputs and execution counts stripped;
+- its resolved parameters, with paths to data replaced by the data's content hash;
+- the contract suites attached to it (a changed suite must re-check the data);
+- the content of every file a string parameter names (a path passed as a plain parameter);
+- the toolkit version, the kernel and the step's environment variables.
+
+An entry also records every file the kernel actually read without the spec declaring it (its
+file audit); a hit is only taken while each still has the recorded hash, and an execution that
+read a file it could not hash is never stored: the cache cannot vouch for it.
+
+Because inputs are keyed by content, not by path or timestamp, a step whose upstream re-ran
+but wrote identical bytes stays cached. An entry (``.toolkit/cache/<pipeline>/<step>/<key>.json``)
+records the hash of every output; a hit is only taken when the files still have those hashes, so
+a deleted or edited output means the step runs again. Reused outputs are hard-linked (copied
+across filesystems) into the new run's folder, so every run folder stays complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from toolkit import __version__
+from toolkit.core.fsutil import atomic_write_json, sha256_file
+from toolkit.execute.file_audit import still_same
+from toolkit.plan.build import Plan, PlannedStep
+from toolkit.reports.summary import CACHED, SUCCEEDED, RunReport, StepReport
+from toolkit.specs.notebook_source import read_notebook
+
+CACHE_FORMAT = 1
+ALL = "*"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a step can be reused, and why (shown by ``toolkit plan`` and the progress log)."""
+
+    step: str
+    key: str | None
+    parts: Mapping[str, Any] = field(default_factory=dict)
+    entry: Mapping[str, Any] | None = None
+    reason: str = ""
+
+    @property
+    def hit(self) -> bool:
+        return self.entry is not None
+
+
+def _digest(data: object) -> str:
+    blob = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def notebook_source_hash(path: Path) -> str:
+    """Hash of what a notebook does: cell types, sources and tags; not outputs, counts or cell
+    ids (a percent ``.py`` gets random ids on every read)."""
+    nb = read_notebook(path)
+    cells = []
+    for cell in nb.get("cells", []):
+        source = cell.get("source", "")
+        cells.append(
+            [
+                cell.get("cell_type"),
+                "".join(source) if isinstance(source, list) else source,
+                sorted(cell.get("metadata", {}).get("tags", [])),
+            ]
+        )
+    return _digest(cells)
+
+
+class _Hashes:
+    """sha256 of files, memoised per (path, size, mtime, inode) for the life of the process."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[str, int, int, int], str] = {}
+
+    def of(self, path: Path) -> str | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        stamp = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        if stamp not in self._memo:
+            self._memo[stamp] = sha256_file(path)
+        return self._memo[stamp]
+
+    def matches(self, path: Path, recorded: Mapping[str, Any]) -> bool:
+        """True when ``path`` still holds the bytes an entry recorded."""
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        if st.st_size != recorded.get("size"):
+            return False
+        if (st.st_mtime_ns, st.st_ino) == (recorded.get("mtime_ns"), recorded.get("ino")):
+            return True  # untouched since it was hashed (git's index makes the same bet)
+        return self.of(path) == recorded.get("sha256")
+
+
+class StepCache:
+    """Looks up and records step executions of one pipeline in one project."""
+
+    def __init__(
+        self,
+        root: Path,
+        pipeline: str,
+        *,
+        kernel: str,
+        expectations_dir: Path,
+        force: frozenset[str] = frozenset(),
+    ) -> None:
+        self.dir = root / "cache" / pipeline
+        self.root = root.parent  # the project folder (the cache lives in its .toolkit/)
+        self.kernel = kernel
+        self.expectations_dir = expectations_dir
+        self.force = force
+        self.hashes = _Hashes()
+
+    # -- keys ----------------------------------------------------------------------------------
+    def parts(self, step: PlannedStep, input_hashes: Mapping[str, str | None]) -> dict[str, Any]:
+        data_keys = set(step.inputs) | set(step.outputs)
+        suites = {
+            f"{direction}.{key}": self.hashes.of(self.expectations_dir / f"{item.contract}.json")
+            for direction, items in (("inputs", step.inputs), ("outputs", step.outputs))
+            for key, item in items.items()
+            if item.contract
+        }
+        plain = {k: v for k, v in step.parameters.items() if k not in data_keys}
+        return {
+            "format": CACHE_FORMAT,
+            "toolkit": __version__,
+            "kernel": step.kernel or self.kernel,
+            "notebook": notebook_source_hash(step.notebook),
+            "parameters": _digest(plain),
+            "env": _digest(dict(step.env)),
+            "cwd": str(step.cwd) if step.cwd else None,
+            "param_files": self._param_files(step, plain),
+            "inputs": dict(sorted(input_hashes.items())),
+            "outputs": sorted(step.outputs),
+            "contracts": suites,
+        }
+
+    def _param_files(self, step: PlannedStep, params: Mapping[str, Any]) -> dict[str, str]:
+        """Hash of each file a plain string parameter names, relative to the kernel's folder."""
+        found = {}
+        for value in params.values():
+            if not isinstance(value, str) or not value or len(value) > 4096 or "\n" in value:
+                continue
+            path = step.workdir / Path(value).expanduser()
+            with contextlib.suppress(OSError, ValueError):
+                if path.is_file():
+                    found[str(path.resolve())] = self.hashes.of(path) or ""
+        return found
+
+    def decide(self, step: PlannedStep, upstream: Mapping[str, Mapping[str, str]]) -> Decision:
+        """Decide for a step whose upstream steps are done; ``upstream`` maps their output hashes."""
+        input_hashes: dict[str, str | None] = {}
+        for key, item in step.inputs.items():
+            if item.producer:
+                input_hashes[key] = upstream.get(item.producer, {}).get(item.output or "")
+            else:
+                input_hashes[key] = self.hashes.of(item.path)
+        parts = self.parts(step, input_hashes)
+        key = _digest(parts)
+        if not step.cache:
+            return Decision(step.name, key, parts, reason="caching is off for this step")
+        if ALL in self.force or step.name in self.force:
+            return Decision(step.name, key, parts, reason="--force")
+        missing = [k for k, v in input_hashes.items() if v is None]
+        if missing:
+            return Decision(step.name, key, parts, reason=f"input {missing[0]!r} is missing")
+        entry = self._read(step.name, f"{key}.json")
+        if entry is None:
+            return Decision(step.name, key, parts, reason=self._why_changed(step.name, parts))
+        damaged = [
+            name
+            for name, rec in entry["outputs"].items()
+            if not self.hashes.matches(Path(rec["path"]), rec)
+        ]
+        if damaged:
+            return Decision(
+                step.name,
+                key,
+                parts,
+                reason=f"cached output {damaged[0]!r} was deleted or changed since run "
+                f"{entry['run_id']}",
+            )
+        changed = [p for p, rec in entry.get("reads", {}).items() if not self._same(p, rec)]
+        if changed:
+            return Decision(
+                step.name, key, parts, reason=f"reads {self.show(changed[0])}, which changed"
+            )
+        return Decision(step.name, key, parts, entry=entry, reason=f"run {entry['run_id']}")
+
+    def _why_changed(self, step: str, parts: Mapping[str, Any]) -> str:
+        last = self._read(step, "_latest.json")
+        if last is None:
+            return "never ran"
+        before = last.get("parts", {})
+        if last.get("unvouched") and before == parts:
+            return (
+                f"reads {self.show(last['unvouched'])}, which the cache cannot vouch for "
+                "(it could not be hashed): the step runs every time"
+            )
+        files_before = before.get("param_files", {})
+        for path, digest in parts.get("param_files", {}).items():
+            if path in files_before and files_before[path] != digest:
+                return f"reads {self.show(path)}, which changed"
+        for label, name in (
+            ("notebook", "notebook"),
+            ("parameters", "parameters"),
+            ("contract suite", "contracts"),
+            ("kernel", "kernel"),
+            ("env", "env"),
+            ("working folder", "cwd"),
+            ("files named by parameters", "param_files"),
+            ("toolkit version", "toolkit"),
+            ("outputs", "outputs"),
+        ):
+            if before.get(name) != parts.get(name):
+                return f"{label} changed"
+        inputs_before = before.get("inputs", {})
+        for key, digest in parts.get("inputs", {}).items():
+            if inputs_before.get(key) != digest:
+                return f"input {key!r} changed"
+        return "no matching earlier run"
+
+    # -- storage -------------------------------------------------------------------------------
+    def _read(self, step: str, name: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.dir / step / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # absent, or cut short: a miss either way
+        return data if isinstance(data, dict) and data.get("format") == CACHE_FORMAT else None
+
+    def store(self, step: PlannedStep, decision: Decision, report: StepReport, run_id: str) -> dict:
+        """Record a successful execution; return its output hashes (for downstream keys)."""
+        outputs = {}
+        for name, item in step.outputs.items():
+            st = item.path.stat()
+            outputs[name] = {
+                "path": str(item.path),
+                "sha256": self.hashes.of(item.path),
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "ino": st.st_ino,
+            }
+        hashes = {k: v["sha256"] for k, v in outputs.items()}
+        if decision.key is None or not step.cache:
+            return hashes
+        unvouched = sorted(p for p, rec in report.reads.items() if rec is None)
+        if unvouched:
+            # An execution that read a file nobody can hash must not be reused; remember why,
+            # so that ``toolkit plan`` can say so.
+            atomic_write_json(
+                self.dir / step.name / "_latest.json",
+                {
+                    "format": CACHE_FORMAT,
+                    "step": step.name,
+                    "run_id": run_id,
+                    "parts": dict(decision.parts),
+                    "unvouched": unvouched[0],
+                },
+            )
+            (self.dir / step.name / f"{decision.key}.json").unlink(missing_ok=True)
+            return hashes
+        report_data = {
+            k: v
+            for k, v in report.__dict__.items()
+            if k in ("metrics", "contracts", "notebook", "attempts", "duration", "mlflow_run_id")
+        }
+        entry = {
+            "format": CACHE_FORMAT,
+            "key": decision.key,
+            "step": step.name,
+            "run_id": run_id,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "parts": dict(decision.parts),
+            "outputs": outputs,
+            "reads": dict(report.reads),
+            "report": report_data,
+        }
+        atomic_write_json(self.dir / step.name / f"{decision.key}.json", entry)
+        atomic_write_json(self.dir / step.name / "_latest.json", entry)
+        return hashes
+
+    def _same(self, path: str, recorded: dict[str, Any] | None) -> bool:
+        return still_same(Path(path), recorded, self.hashes.matches)
+
+    def show(self, path: str) -> str:
+        """A path as a person reads it: relative to the project when inside it."""
+        with contextlib.suppress(ValueError):
+            return str(Path(path).relative_to(self.root))
+        return path
+
+    def reuse(self, step: PlannedStep, decision: Decision, run_dir: Path) -> StepReport:
+        """Link a hit's outputs (and executed notebook) into this run; return its report."""
+        entry = decision.entry
+        assert entry is not None
+        old = dict(entry["report"])
+        outputs = {}
+        for name, rec in entry["outputs"].items():
+            _link(Path(rec["path"]), step.outputs[name].path)
+            outputs[name] = {**rec, "path": str(step.outputs[name].path)}
+        notebook = None
+        if old.get("notebook") and Path(old["notebook"]).exists():
+            notebook = run_dir / "notebooks" / f"{step.name}.ipynb"
+            _link(Path(old["notebook"]), notebook)
+            old["notebook"] = str(notebook)
+        # Point the entry at the newest copies (same bytes, same inode), so that deleting old
+        # run folders does not empty the cache.
+        atomic_write_json(
+            self.dir / step.name / f"{entry['key']}.json",
+            {**entry, "outputs": outputs, "report": old},
+        )
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        return StepReport(
+            name=step.name,
+            status=CACHED,
+            started_at=now,
+            ended_at=now,
+            duration=0.0,
+            notebook=str(notebook) if notebook else None,
+            metrics=dict(old.get("metrics") or {}),
+            outputs={k: str(v.path) for k, v in step.outputs.items()},
+            contracts=tuple(old.get("contracts") or ()),
+            reason=f"cached from run {entry['run_id']}",
+            attempts=0,
+        )
+
+    # -- whole runs ----------------------------------------------------------------------------
+    def run_key(
+        self, plan: Plan, decisions: Mapping[str, Decision], context: Mapping[str, Any]
+    ) -> str | None:
+        """Key of a whole run: every step's key, what the release stage depends on, and where
+        it records (an untracked run registered nothing, so it cannot stand in for a tracked one).
+        """
+        if any(d.key is None for d in decisions.values()):
+            return None
+        return _digest(
+            {
+                "context": dict(context),
+                "steps": {name: d.key for name, d in sorted(decisions.items())},
+                "model": plan.model.model_dump() if plan.model else None,
+                "gates": plan.gates.model_dump() if plan.gates else None,
+                "release": plan.release.model_dump(),
+            }
+        )
+
+    def record_run(self, run_key: str, run_id: str, outcome: Mapping[str, Any]) -> None:
+        atomic_write_json(
+            self.dir / "_runs" / f"{run_key}.json",
+            {"format": CACHE_FORMAT, "run_id": run_id, **outcome},
+        )
+
+    def previous_run(self, run_key: str) -> dict[str, Any] | None:
+        return self._read("_runs", f"{run_key}.json")
+
+
+def _link(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` at ``dest`` (a copy across filesystems); replaces ``dest`` atomically."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and os.path.samefile(src, dest):
+        return
+    tmp = dest.with_name(f".{dest.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dest)
+
+
+def preview(cache: StepCache, plan: Plan) -> dict[str, Decision]:
+    """What a run would reuse, without running anything: walks the plan in order.
+
+    A step after one that must run cannot be decided yet (its inputs don't exist); it is
+    reported as running, which is right unless the upstream step writes identical bytes.
+    """
+    decisions: dict[str, Decision] = {}
+    hashes: dict[str, dict[str, str]] = {}
+    for step in plan.steps:
+        pending = [u for u in sorted(step.upstream) if not decisions[u].hit]
+        if pending:
+            decisions[step.name] = Decision(
+                step.name, None, reason=f"upstream step {pending[0]!r} runs"
+            )
+            continue
+        decision = cache.decide(step, hashes)
+        decisions[step.name] = decision
+        if decision.entry is not None:
+            hashes[step.name] = {k: v["sha256"] for k, v in decision.entry["outputs"].items()}
+    return decisions
+
+
+class CacheSession:
+    """The cache as one run sees it: a decision as each step becomes ready, a record as it ends."""
+
+    def __init__(self, cache: StepCache, plan: Plan, context: Mapping[str, Any]) -> None:
+        self.cache = cache
+        self.plan = plan
+        self.context = context
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.decisions: dict[str, Decision] = {}
+        self.expected: dict[str, Decision] = {}
+
+    def preview(self) -> dict[str, Decision]:
+        """What the run expects to reuse, decided before anything runs."""
+        self.expected = preview(self.cache, self.plan)
+        return self.expected
+
+    def expect_hit(self, step: str) -> bool:
+        decision = self.expected.get(step)
+        return decision is not None and decision.hit
+
+    def ready(self, step: PlannedStep) -> StepReport | None:
+        """A cached report when the step can be reused (its outputs are then in place)."""
+        decision = self.cache.decide(step, self.hashes)
+        self.decisions[step.name] = decision
+        if decision.entry is None:
+            return None
+        try:
+            report = self.cache.reuse(step, decision, self.plan.run_dir)
+        except OSError:  # an output vanished between the check and the link: just run it
+            self.decisions[step.name] = replace(decision, entry=None, reason="cache entry broken")
+            return None
+        self.hashes[step.name] = {k: v["sha256"] for k, v in decision.entry["outputs"].items()}
+        return report
+
+    def adopt(self, step: PlannedStep) -> None:
+        """A step kept by ``--resume``: its outputs feed the keys of the steps after it."""
+        self.decisions[step.name] = self.cache.decide(step, self.hashes)
+        self.hashes[step.name] = {
+            k: self.cache.hashes.of(v.path) or "" for k, v in step.outputs.items()
+        }
+
+    def succeeded(self, step: PlannedStep, report: StepReport) -> None:
+        decision = self.decisions.get(step.name) or self.cache.decide(step, self.hashes)
+        self.decisions[step.name] = decision
+        # An output moved away after the step: the steps after it will say so.
+        with contextlib.suppress(OSError):
+            self.hashes[step.name] = self.cache.store(
+                step, decision, report, self.plan.run_dir.name
+            )
+
+    def run_key(self) -> str | None:
+        if set(self.decisions) != set(self.plan.names):
+            return None
+        return self.cache.run_key(self.plan, self.decisions, self.context)
+
+    def up_to_date(self) -> dict[str, Any] | None:
+        """The earlier run with exactly these step keys, if every step is a cache hit."""
+        decisions = self.preview()
+        if not decisions or not all(d.hit for d in decisions.values()):
+            return None
+        key = self.cache.run_key(self.plan, decisions, self.context)
+        return self.cache.previous_run(key) if key else None
+
+    def remember(self, report: RunReport) -> None:
+        """Record a clean run's release outcome, so an unchanged re-run can point at it."""
+        key = self.run_key()
+        if key and report.exit_code == 0 and report.status == SUCCEEDED:
+            self.cache.record_run(
+                key, report.run_id, {"gates": report.gates, "registered": report.registered}
+            )

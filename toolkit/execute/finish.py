@@ -1,0 +1,115 @@
+"""The end of a run: its records, the gates' verdict, registration, and undoing it.
+
+Order matters: the run's own records (``summary.json``, ``report.html``) are written before a
+model is registered, and rewritten after; any failure once a version exists withdraws it, so a
+version never outlives a run that did not end well. An interrupted or failed run still gets a
+summary saying so, whenever it can be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from typing import Any
+
+from toolkit.core.errors import ToolkitError
+from toolkit.core.fsutil import atomic_write_json
+from toolkit.core.settings import Settings
+from toolkit.execute import recovery, release_stage
+from toolkit.plan.build import Plan
+from toolkit.reports.run_report import write_run_report
+from toolkit.reports.summary import FAILED, SUCCEEDED, RunReport
+from toolkit.tracking.run_tracking import RunTracking, store_identity
+
+
+def backend_context(settings: Settings, tracked: bool) -> dict[str, Any]:
+    """Where the run records, as part of its up-to-date key: an identical run recorded in
+    another backend (or in a store since re-created) stands in for nothing there."""
+    if not tracked:
+        return {"tracking_uri": None}
+    return {
+        "tracking_uri": settings.tracking_uri,
+        "store": store_identity(settings.tracking_uri),
+    }
+
+
+def already_registered(previous: dict[str, Any]) -> dict[str, Any] | None:
+    """An unchanged re-run against the same backend: the version its identical run registered."""
+    registered = previous.get("registered")
+    if not registered:
+        return None
+    return {**registered, "already_registered": True, "from_run": previous.get("run_id")}
+
+
+def write_records(plan: Plan, settings: Settings, report: RunReport) -> None:
+    atomic_write_json(plan.run_dir / "summary.json", report.to_dict())
+    write_run_report(plan.run_dir, root=settings.root, secret_patterns=settings.secret_patterns)
+
+
+def close_summary(plan: Plan, report: RunReport | None, status: str, reason: str) -> None:
+    """After an interrupt or an unexpected error: the summary says how the run ended, so the
+    folder is never mistaken for a run still going (or one that died). Never raises."""
+    try:
+        if report is None:
+            recovery.write_ended_summary(plan.run_dir, plan.pipeline, status, reason)
+        else:
+            ended = replace(report, status=status, registered=None)
+            atomic_write_json(plan.run_dir / "summary.json", {**ended.to_dict(), "ended": reason})
+    except Exception:
+        pass  # the disk may be the problem; `toolkit runs repair` finishes the job
+
+
+def gate(
+    plan: Plan, settings: Settings, report: RunReport, tracking: RunTracking | None
+) -> tuple[RunReport, release_stage.Release | None]:
+    """The gates' verdict in the report; the registration they allow is returned, not done."""
+    try:
+        release = release_stage.evaluate(plan, settings, report.steps, tracking)
+    except ToolkitError as exc:
+        return release_error(report, exc), None
+    if release is None:
+        return report, None
+    status = report.status if release.report.passed else FAILED
+    report = replace(report, gates=release.gates, status=status)
+    return report, (release if release.ready and status == SUCCEEDED else None)
+
+
+def release_error(report: RunReport, exc: ToolkitError) -> RunReport:
+    message = str(exc)
+    gates = {"passed": False, "error": message, "gates": [], "summary": [f"ERROR {message}"]}
+    return replace(report, gates=gates, registered=None, status=FAILED)
+
+
+def register(
+    plan: Plan, settings: Settings, report: RunReport, release: release_stage.Release
+) -> RunReport:
+    """Register, then rewrite the records; a failure after registering withdraws the version,
+    so no version outlives a run that did not end well."""
+    try:
+        registered = release.register()
+    except ToolkitError as exc:
+        report = release_error(report, exc)
+        write_records(plan, settings, report)
+        return report
+    try:
+        report = replace(report, registered=registered)
+        write_records(plan, settings, report)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            release.withdraw(
+                registered, f"run {plan.run_dir.name} failed after registration: {exc}"
+            )
+        raise
+    return report
+
+
+def withdraw(
+    plan: Plan, release: release_stage.Release | None, report: RunReport | None, why: str
+) -> None:
+    """The run registered a version and then failed: no version may outlive it. Never raises."""
+    if release is None or report is None or not report.registered:
+        return
+    if report.registered.get("already_registered"):
+        return
+    with contextlib.suppress(Exception):
+        release.withdraw(report.registered, f"run {plan.run_dir.name} {why}")

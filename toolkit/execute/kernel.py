@@ -1,0 +1,461 @@
+"""The step executor: run one notebook in its own Jupyter kernel with papermill.
+
+This is the only module that imports papermill (lazily). It reads top to bottom like
+papermill's own ``execute.py``: prepare the kernel, execute, translate failures, keep the
+executed notebook. A failure always leaves the executed notebook at ``output`` for debugging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit.core.errors import StepFailed
+from toolkit.core.lineage import JUPYTER_IMPORT_LOCK
+from toolkit.specs.notebook_source import for_execution
+
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class KernelHandle:
+    """Lets another thread stop the kernel of a running step (timeouts, SIGTERM)."""
+
+    reason: str | None = None
+    _km: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, km: Any) -> None:
+        with self._lock:
+            self._km = km
+            if self.reason is not None:
+                self._kill_locked()
+
+    def kill(self, reason: str) -> None:
+        """Kill the kernel process now; the executing thread then fails with ``reason``."""
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            self._kill_locked()
+
+    def _kill_locked(self) -> None:
+        process = getattr(getattr(self._km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGKILL)
+
+
+def _import_engines() -> None:
+    """Import papermill, nbclient and jupyter_client once, under one lock.
+
+    A warm kernel's thread and a step's thread can both make the first import; their modules
+    import each other, and Python then hands one thread a half-initialised module
+    ("cannot import name 'AsyncKernelManager' from partially initialized module"), which a
+    fresh-clone test run hit.
+    """
+    with JUPYTER_IMPORT_LOCK:  # shared with toolkit.core.lineage, which imports it on a thread too
+        import jupyter_client.manager  # noqa: F401
+        import papermill  # noqa: F401
+
+
+def _kernel_manager_class(
+    env: Mapping[str, str], handle: KernelHandle, stderr: Path | None = None
+) -> type:
+    _import_engines()
+    from jupyter_client.manager import AsyncKernelManager
+
+    class StepKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        """A kernel manager that gives the kernel this step's environment, quietly."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            # Encrypted transport silences ipykernel's per-start "running over TCP" warning.
+            self.transport_encryption = "auto"
+            self.clients: list[Any] = []
+            handle.attach(self)
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if stderr is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            # The kernel's own log (start-up warnings, "KeyboardInterrupt caught in kernel" at
+            # shutdown) goes to the step's log folder, not the terminal.
+            stderr.parent.mkdir(parents=True, exist_ok=True)
+            with stderr.open("ab") as sink:
+                return await super()._async_launch_kernel(kernel_cmd, stderr=sink, **kw)
+
+        def client(self, **kwargs: Any) -> Any:
+            # nbclient leaves the channels of a kernel it doesn't own open (fds and threads
+            # pile up): remember every client so the owner can close them.
+            kc = super().client(**kwargs)
+            self.clients.append(kc)
+            return kc
+
+    return StepKernelManager
+
+
+_SHUTDOWNS: list[threading.Thread] = []
+
+# Started in every step kernel (a file path, so any Python kernel can run it, toolkit installed
+# there or not): records the files the notebook reads and writes; see toolkit/execute/kernel_audit.py.
+AUDIT_SCRIPT = Path(__file__).with_name("kernel_audit.py")
+
+
+def kernel_arguments() -> list[str]:
+    """Extra kernel command-line arguments: no history file, and the file-audit hook."""
+    boot = f"__import__('runpy').run_path({str(AUDIT_SCRIPT)!r}) and None"
+    return ["--HistoryManager.hist_file=:memory:", f"--IPKernelApp.exec_lines={boot}"]
+
+
+# Run in a pre-warmed kernel after its notebook: end the notebook's MLflow run now, so that
+# the kernel's exit (MLflow ends the active run FINISHED at exit) cannot overwrite the status
+# the orchestrator sets afterwards.
+END_MLFLOW_RUN = (
+    "import sys as __s\n"
+    "if 'mlflow' in __s.modules and __s.modules['mlflow'].active_run() is not None:\n"
+    "    __s.modules['mlflow'].end_run()\n"
+    "del __s\n"
+)
+
+
+def set_env_code(env: Mapping[str, str]) -> str:
+    """Code that sets environment variables in a kernel that is already running."""
+    return f"__import__('os').environ.update({dict(env)!r})\n"
+
+
+async def _run_silent(km: Any, code: str, timeout: float = 60) -> None:
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=timeout)
+        msg_id = kc.execute(code, silent=True, store_history=False)
+        while True:
+            reply = await kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return
+    finally:
+        kc.stop_channels()
+        with contextlib.suppress(ValueError):
+            km.clients.remove(kc)
+
+
+def run_silent(km: Any, code: str) -> None:
+    """Execute ``code`` in a running kernel without touching its notebook (best effort)."""
+    import asyncio
+
+    with contextlib.suppress(Exception):
+        asyncio.run(_run_silent(km, code))
+
+
+class WarmKernel:
+    """A kernel started before its step runs, with the step's environment and working folder,
+    that has already run ``preload`` (the notebook's imports), so they leave the critical path.
+
+    Each warm kernel serves exactly one execution, then is shut down: no state can leak from
+    one step into another. A preload that fails is ignored; the notebook's own cells will raise
+    the same error where the user expects it.
+    """
+
+    def __init__(
+        self,
+        kernel: str,
+        cwd: Path,
+        env: Mapping[str, str],
+        preload: str,
+        startup: float = 60,
+        stderr: Path | None = None,
+    ) -> None:
+        self.handle = KernelHandle()
+        self._stderr = stderr
+        self._km: Any = None
+        self._ready = threading.Event()
+        self._taken = False
+        self._lock = threading.Lock()
+        self._args = (kernel, cwd, dict(env), preload, startup)
+        threading.Thread(target=self._start, name="toolkit-warm", daemon=True).start()
+
+    def _start(self) -> None:
+        import asyncio
+
+        try:
+            asyncio.run(self._astart(*self._args))
+        except Exception:
+            self._shutdown_now()  # a kernel that can't start warm will start the normal way
+        finally:
+            self._ready.set()
+
+    async def _astart(
+        self, kernel: str, cwd: Path, env: dict[str, str], preload: str, startup: float
+    ) -> None:
+        km = _kernel_manager_class(env, self.handle, self._stderr)(kernel_name=kernel)
+        with self._lock:
+            self._km = km
+        await km.start_kernel(cwd=str(cwd), extra_arguments=kernel_arguments())
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=startup)
+            if preload:
+                msg_id = kc.execute(preload, silent=True, store_history=False)
+                while True:
+                    reply = await kc.get_shell_msg(timeout=startup)
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        break
+        finally:
+            kc.stop_channels()
+            km.clients.clear()
+
+    def wait_ready(self, timeout: float = 120) -> bool:
+        return self._ready.wait(timeout)
+
+    def take(self, timeout: float = 120) -> Any | None:
+        """The ready kernel's manager, for one execution; None if it failed to start."""
+        if not self._ready.wait(timeout):
+            self.discard()
+            return None
+        with self._lock:
+            km, self._taken = self._km, True
+        alive = km is not None and km.has_kernel and self.handle.reason is None
+        return km if alive and _process_alive(km) else None
+
+    def discard(self) -> None:
+        """Shut the kernel down in the background (it was not needed after all)."""
+        with self._lock:
+            self._taken = True
+        _in_background(self._shutdown_after_start)
+
+    def _shutdown_after_start(self) -> None:
+        self._ready.wait(120)
+        self._shutdown_now()
+
+    def _shutdown_now(self) -> None:
+        with self._lock:
+            km = self._km
+        if km is not None:
+            # It never ran a cell of the user's, only imports: nothing to flush, so no need
+            # for the graceful handshake (0.5 s with pandas loaded).
+            _stop_kernel(km, now=True)
+
+
+def _process_alive(km: Any) -> bool:
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    return process is not None and process.poll() is None
+
+
+def _stop_kernel(km: Any, now: bool = False) -> None:
+    import asyncio
+
+    for kc in getattr(km, "clients", []):
+        with contextlib.suppress(Exception):
+            kc.stop_channels()
+    with contextlib.suppress(Exception):
+        asyncio.run(km.shutdown_kernel(now=now))
+
+
+def _in_background(target: Callable[[], None]) -> None:
+    thread = threading.Thread(target=target, name="toolkit-kernel-stop", daemon=True)
+    thread.start()
+    _SHUTDOWNS.append(thread)
+
+
+def shutdown_in_background(km: Any) -> None:
+    """Close a kernel's clients and shut it down gracefully, off the caller's critical path."""
+    _in_background(lambda: _stop_kernel(km))
+
+
+def wait_for_shutdowns(timeout: float = 15) -> None:
+    """Wait for background kernel shutdowns, so a run leaves no kernel behind."""
+    deadline = time.monotonic() + timeout
+    while _SHUTDOWNS:
+        _SHUTDOWNS.pop().join(max(0.0, deadline - time.monotonic()))
+
+
+def _clean(lines: Any) -> str:
+    text = "\n".join(lines) if isinstance(lines, list | tuple) else str(lines or "")
+    return ANSI_RE.sub("", text)
+
+
+class _Stream:
+    """A file-like object papermill writes cell output to; hands it on as ``(name, text)``."""
+
+    def __init__(self, name: str, sink: Callable[[str, str], None]) -> None:
+        self.name = name
+        self.sink = sink
+
+    def write(self, text: str) -> int:
+        if text:
+            self.sink(self.name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    """One execution of one step's notebook."""
+
+    step: str
+    notebook: Path
+    output: Path
+    parameters: Mapping[str, Any]
+    cwd: Path
+    kernel: str = "python3"
+    timeout: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Values only known once the step starts (its MLflow run): set in a warm kernel before
+    # the first cell, passed with ``env`` to a fresh one.
+    late_env: Mapping[str, str] = field(default_factory=dict)
+    output_sink: Callable[[str, str], None] | None = None  # (stream name, text) of the cells
+    kernel_log: Path | None = None  # where the kernel's own stderr goes (None: inherited)
+
+
+class _CellWatch:
+    """nbclient hooks: which cell is running, and the error a cell's reply carried.
+
+    The executed notebook can't say which cell a timeout or a dead kernel interrupted
+    (papermill marks every cell completed), and for errors raised outside the cell's
+    outputs (a line magic's UsageError) papermill keeps no message: the reply has both.
+    """
+
+    def __init__(self) -> None:
+        self.index: int | None = None
+        self.source = ""
+        self.error: dict[str, Any] = {}
+
+    def on_cell_execute(self, cell: Any, cell_index: int, **_: Any) -> None:
+        self.index, self.source = cell_index, str(cell.get("source", ""))
+
+    def on_cell_error(self, cell: Any, cell_index: int, execute_reply: Any, **_: Any) -> None:
+        content = (execute_reply or {}).get("content", {})
+        self.error = {
+            "ename": content.get("ename") or "",
+            "evalue": content.get("evalue") or "",
+            "traceback": content.get("traceback") or [],
+        }
+
+    def running(self) -> str:
+        if self.index is None:
+            return "before the first cell"
+        first = next((ln.strip() for ln in self.source.splitlines() if ln.strip()), "")
+        return f"in cell {self.index}" + (f" ({first[:60]})" if first else "")
+
+
+def execute(
+    request: ExecutionRequest, handle: KernelHandle | None = None, warm: WarmKernel | None = None
+) -> Path:
+    """Execute a notebook; return the executed notebook's path.
+
+    With ``warm``, the notebook runs in that pre-started kernel (if it came up), which is then
+    shut down in the background; otherwise papermill starts and stops a kernel itself.
+
+    Raises:
+        StepFailed: a cell raised (``kind="cell"``), the kernel died (``"dead_kernel"``), the
+            step ran past its timeout (``"timeout"``) or was stopped (``"interrupted"``).
+    """
+    _import_engines()
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    handle = handle or KernelHandle()
+    km = warm.take() if warm is not None else None
+    if km is not None:
+        handle.attach(km)
+        if request.late_env:
+            run_silent(km, set_env_code(request.late_env))
+    request.output.parent.mkdir(parents=True, exist_ok=True)
+    partial = request.output.with_name(f".{request.output.stem}.partial.ipynb")
+    timer = None
+    if request.timeout:
+        timer = threading.Timer(request.timeout, handle.kill, args=("timeout",))
+        timer.daemon = True
+        timer.start()
+    started = time.monotonic()
+    watch = _CellWatch()
+    try:
+        pm.execute_notebook(
+            for_execution(request.notebook),  # a path, or the cells of a percent .py
+            str(partial),
+            parameters=dict(request.parameters),
+            kernel_name=request.kernel,
+            cwd=str(request.cwd),
+            # papermill applies cwd= with a process-wide chdir; a kernel another step's thread
+            # starts meanwhile would inherit that folder. nbclient passes this one explicitly.
+            resources={"metadata": {"path": str(request.cwd)}},
+            progress_bar=False,
+            log_output=False,
+            stdout_file=_Stream("stdout", request.output_sink) if request.output_sink else None,
+            stderr_file=_Stream("stderr", request.output_sink) if request.output_sink else None,
+            execution_timeout=request.timeout,
+            extra_arguments=kernel_arguments()[1:],  # nbclient adds its own history setting
+            kernel_manager_class=_kernel_manager_class(
+                {**request.env, **request.late_env}, handle, request.kernel_log
+            ),
+            on_cell_execute=watch.on_cell_execute,
+            on_cell_error=watch.on_cell_error,
+            **({"km": km} if km is not None else {}),
+        )
+    except PapermillExecutionError as exc:
+        ename, evalue, traceback = exc.ename, exc.evalue, exc.traceback
+        if not evalue and watch.error:  # papermill dropped the message; the reply has it
+            ename = watch.error["ename"] or ename
+            evalue = watch.error["evalue"]
+            traceback = watch.error["traceback"] or traceback
+        raise StepFailed(
+            request.step,
+            f"cell {exc.cell_index} (In [{exc.exec_count}]) raised {ename}: {evalue}",
+            kind="cell",
+            cell_index=exc.cell_index,
+            ename=ename,
+            evalue=evalue,
+            traceback=_clean(traceback),
+            notebook=request.output,
+        ) from exc
+    except Exception as exc:  # the kernel, not the notebook, failed: classify why
+        elapsed = time.monotonic() - started
+        if handle.reason == "timeout" or isinstance(exc, CellTimeoutError | TimeoutError):
+            raise StepFailed(
+                request.step,
+                f"timed out after {elapsed:.1f}s (timeout: {request.timeout}s) {watch.running()}",
+                kind="timeout",
+                cell_index=watch.index,
+                notebook=request.output,
+            ) from exc
+        if handle.reason == "interrupted":
+            raise StepFailed(
+                request.step, "interrupted", kind="interrupted", notebook=request.output
+            ) from exc
+        if isinstance(exc, DeadKernelError):
+            raise StepFailed(
+                request.step,
+                f"the kernel died {watch.running()} (out of memory, a crash in native code, "
+                "or os._exit)",
+                kind="dead_kernel",
+                cell_index=watch.index,
+                notebook=request.output,
+            ) from exc
+        raise StepFailed(
+            request.step, f"{type(exc).__name__}: {exc}", kind="error", notebook=request.output
+        ) from exc
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if km is not None:
+            if "MLFLOW_RUN_ID" in request.late_env and _process_alive(km):
+                run_silent(km, END_MLFLOW_RUN)
+            shutdown_in_background(km)
+        if partial.exists():
+            os.replace(partial, request.output)
+    return request.output

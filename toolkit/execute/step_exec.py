@@ -1,0 +1,422 @@
+"""Run one step: input contracts, the notebook in its own kernel (with retries), output contracts.
+
+:func:`run_step` is a module-level function of picklable arguments (a frozen
+:class:`~toolkit.plan.build.PlannedStep` and a frozen :class:`StepContext`) returning a
+:class:`~toolkit.reports.summary.StepReport`, so the very same code runs in the orchestrator's thread
+pool and in a Dask worker process. What only makes sense in the orchestrator (progress events,
+killing kernels on SIGTERM, the run's shared MLflow pool) comes in as optional
+:class:`StepHooks`. Without them, and given a parent MLflow run id, the step opens and always
+closes its own MLflow run (that is what happens on a worker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from toolkit.contracts import step_checks as contract_checks
+from toolkit.contracts.step_checks import ContractFailed
+from toolkit.core.errors import StepFailed, ToolkitError
+from toolkit.core.secrets import Redactor, scrub_notebook_in_place, secret_values
+from toolkit.core.settings import Settings
+from toolkit.execute.file_audit import file_audit
+from toolkit.execute.kernel import ExecutionRequest, KernelHandle, WarmKernel, execute
+from toolkit.plan.build import Plan, PlannedStep
+from toolkit.reports.summary import FAILED, INTERRUPTED, SUCCEEDED, StepReport
+from toolkit.specs.notebook_params import mentions_module
+from toolkit.tracking.step_runs import TAG_WORKER, StepRuns
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress event for displays: ``run_started``, ``step_started``, ``step_finished``..."""
+
+    kind: str
+    step: str | None = None
+    status: str | None = None
+    message: str = ""
+
+
+EventSink = Callable[[Event], None]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step needs besides its plan entry. Picklable: it travels to Dask workers."""
+
+    settings: Settings
+    pipeline: str
+    run_dir: Path
+    redact_values: frozenset[str] = frozenset()
+    stream_output: bool = False
+    parent_run_id: str | None = None  # without hooks: open the step's MLflow run under it
+    worker: str | None = None  # where the step runs (a Dask worker's address)
+    audit_roots: tuple[str, ...] = ()  # folders whose files the kernel's file audit records
+
+
+def context_for(plan: Plan, settings: Settings, *, stream_output: bool = False) -> StepContext:
+    values = set(plan.secret_values)
+    for step in plan.steps:
+        values |= secret_values(
+            step.parameters, patterns=settings.secret_patterns, declared=step.secret_params
+        )
+    return StepContext(
+        settings=settings,
+        pipeline=plan.pipeline,
+        run_dir=plan.run_dir,
+        redact_values=frozenset(values),
+        stream_output=stream_output,
+        audit_roots=audit_roots(plan, settings),
+    )
+
+
+class StepTracking(Protocol):
+    def step_started_async(
+        self, step: PlannedStep, events_path: Path, tags: Mapping[str, object] | None = None
+    ) -> Future[str]: ...
+
+    def step_finished(self, step: PlannedStep, report: StepReport) -> None: ...
+
+    def notebook_env(self, step: PlannedStep) -> dict[str, str]: ...
+
+    def logged_metrics(self, step: PlannedStep) -> dict[str, float]: ...
+
+
+class KernelSource(Protocol):
+    def take(self, step: str) -> WarmKernel | None: ...
+
+
+class StepHooks:
+    """The orchestrator-only side of running steps: events, kernel kills, shared tracking."""
+
+    def __init__(self, emit: EventSink | None = None, tracking: StepTracking | None = None) -> None:
+        self.emit: EventSink = emit or (lambda event: None)
+        self.tracking = tracking
+        self.kernels: KernelSource | None = None  # pre-warmed kernels (local executor only)
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._handles: dict[str, KernelHandle] = {}
+
+    def attach(self, step: str, handle: KernelHandle) -> None:
+        with self._lock:
+            if self.stopping.is_set():
+                raise StepFailed(step, "interrupted", kind="interrupted")
+            self._handles[step] = handle
+
+    def detach(self, step: str) -> None:
+        with self._lock:
+            self._handles.pop(step, None)
+
+    def stop(self) -> None:
+        """Kill every running kernel; steps then end as interrupted and start no retry."""
+        self.stopping.set()
+        with self._lock:
+            for handle in self._handles.values():
+                handle.kill("interrupted")
+
+
+class _OwnTracking:
+    """A step's MLflow run opened from the process that executes it (a Dask worker)."""
+
+    def __init__(self, ctx: StepContext, redactor: Redactor) -> None:
+        self.ctx = ctx
+        self.redactor = redactor
+        self.steps: StepRuns | None = None
+        self._pool = ThreadPoolExecutor(1, "toolkit-step-track")
+
+    def _open(self, step: PlannedStep, events_path: Path, tags: Mapping[str, object]) -> str:
+        from toolkit.tracking.client import Tracker  # MLflow's import overlaps the kernel's start
+
+        settings = self.ctx.settings
+        tracker = Tracker(
+            settings.tracking_uri, artifacts_dir=settings.artifacts_dir, redact=self.redactor
+        )
+        self.steps = StepRuns(tracker, settings, self.redactor)
+        assert self.ctx.parent_run_id is not None
+        return self.steps.started(self.ctx.parent_run_id, step, events_path, tags)
+
+    def step_started_async(
+        self, step: PlannedStep, events_path: Path, tags: Mapping[str, object] | None = None
+    ) -> Future[str]:
+        tags = {**(tags or {}), **({TAG_WORKER: self.ctx.worker} if self.ctx.worker else {})}
+        return self._pool.submit(self._open, step, events_path, tags)
+
+    def step_finished(self, step: PlannedStep, report: StepReport) -> None:
+        if self.steps is not None:
+            self.steps.finished(step, report)
+
+    def notebook_env(self, step: PlannedStep) -> dict[str, str]:
+        return self.steps.notebook_env(step.name) if self.steps is not None else {}
+
+    def logged_metrics(self, step: PlannedStep) -> dict[str, float]:
+        return self.steps.logged_metrics(step.name) if self.steps is not None else {}
+
+    def close(self, step: str) -> None:
+        """Never leave the run RUNNING, whatever happened to the step."""
+        self._pool.shutdown(wait=True)
+        if self.steps is not None:
+            self.steps.close(step, "FAILED", "the step ended without a report")
+
+
+def audit_roots(plan: Plan, settings: Settings) -> tuple[str, ...]:
+    """The project, and every folder a declared external input comes from."""
+    roots = {str(settings.root)}
+    for step in plan.steps:
+        roots |= {str(i.path.parent) for i in step.inputs.values() if i.producer is None}
+        if step.cwd is not None:
+            roots.add(str(step.cwd))
+    return tuple(sorted(roots))
+
+
+KERNEL_LOG_ENV = "TOOLKIT_KERNEL_LOG"
+
+
+def _kernel_log(step: PlannedStep, ctx: StepContext) -> Path | None:
+    path = step_env(step, ctx).get(KERNEL_LOG_ENV)
+    return Path(path) if path else None
+
+
+def audit_path(run_dir: Path, step: str) -> Path:
+    return run_dir / "events" / f"{step}.files.jsonl"
+
+
+def step_env(step: PlannedStep, ctx: StepContext) -> dict[str, str]:
+    return {
+        **step.env,  # the user's; the toolkit's own variables below win
+        "TOOLKIT_AUDIT_FILE": str(audit_path(ctx.run_dir, step.name)),
+        "TOOLKIT_AUDIT_ROOTS": os.pathsep.join(ctx.audit_roots),
+        "TOOLKIT_EVENTS_FILE": str(ctx.run_dir / "events" / f"{step.name}.jsonl"),
+        # The kernel's own stderr (its start-up and shutdown log lines) goes here, off the
+        # terminal, unless the user asked to see cell output as it happens.
+        **(
+            {}
+            if ctx.stream_output
+            else {KERNEL_LOG_ENV: str(ctx.run_dir / "logs" / f"{step.name}.kernel.log")}
+        ),
+        "TOOLKIT_RUN_ID": ctx.run_dir.name,
+        "TOOLKIT_RUN_DIR": str(ctx.run_dir),
+        "TOOLKIT_STEP": step.name,
+        "TOOLKIT_PIPELINE": ctx.pipeline,
+        # Notebooks that load models or log on their own use the project's backend too.
+        "MLFLOW_TRACKING_URI": ctx.settings.tracking_uri,
+    }
+
+
+def run_step(step: PlannedStep, ctx: StepContext, hooks: StepHooks | None = None) -> StepReport:
+    """Execute one step and report how it went; step failures are reported, never raised."""
+    hooks = hooks or StepHooks()
+    redactor = Redactor(ctx.redact_values)
+    own = None
+    tracking = hooks.tracking
+    if tracking is None and ctx.parent_run_id:
+        tracking = own = _OwnTracking(ctx, redactor)
+    try:
+        return _run_step(step, ctx, hooks, tracking, redactor)
+    finally:
+        if own is not None:
+            own.close(step.name)
+
+
+def _run_step(
+    step: PlannedStep,
+    ctx: StepContext,
+    hooks: StepHooks,
+    tracking: StepTracking | None,
+    redactor: Redactor,
+) -> StepReport:
+    started_at, t0 = now_iso(), time.monotonic()
+    hooks.emit(Event("step_started", step.name))
+    events_path = ctx.run_dir / "events" / f"{step.name}.jsonl"
+    events_path.parent.mkdir(parents=True, exist_ok=True)
+    if ctx.worker:
+        _append_event(events_path, {"kind": "worker", "address": ctx.worker})
+    opening = tracking.step_started_async(step, events_path) if tracking else None
+    # A notebook that logs to MLflow itself must log into its step's run: it waits for the run
+    # to be open (the others start their kernel at once) and gets its id in the kernel's env.
+    uses_mlflow = tracking is not None and mentions_module(step.notebook, "mlflow")
+    output = ctx.run_dir / "notebooks" / f"{step.name}.ipynb"
+    contracts_dir = ctx.run_dir / "contracts" / step.name
+    expectations = ctx.settings.expectations_dir
+    error: dict[str, Any] | None = None
+    status = SUCCEEDED
+    attempts = 0
+    contracts: list[dict[str, Any]] = []
+    try:
+        contracts += contract_checks.check(step, "inputs", step.inputs, expectations, contracts_dir)
+        for attempt in range(step.retries + 1):
+            attempts = attempt + 1
+            try:
+                late_env: dict[str, str] = {}
+                if uses_mlflow and opening is not None and tracking is not None:
+                    opening.result()
+                    late_env = tracking.notebook_env(step)
+                _attempt(step, output, ctx, hooks, redactor, late_env)
+                status, error = SUCCEEDED, None
+                break
+            except StepFailed as exc:
+                status = INTERRUPTED if exc.kind == "interrupted" else FAILED
+                error = error_dict(exc)
+                if status == INTERRUPTED or attempt == step.retries or hooks.stopping.is_set():
+                    break
+                hooks.emit(Event("step_retry", step.name, message=exc.reason))
+                hooks.stopping.wait(step.retry_delay)
+        if status == SUCCEEDED:
+            contracts += contract_checks.check(
+                step, "outputs", step.outputs, expectations, contracts_dir
+            )
+    except ContractFailed as exc:
+        status, error = FAILED, error_dict(exc)
+        contracts += exc.entries
+    except ToolkitError as exc:  # a suite that is missing or invalid: say so on the step
+        status = FAILED
+        error = {"kind": "contract_error", "message": str(exc)}
+    if output.exists():  # the run folder's copy is scrubbed like the one MLflow gets
+        scrub_notebook_in_place(
+            output, redactor, patterns=ctx.settings.secret_patterns, declared=step.secret_params
+        )
+    mlflow_run = opening.result() if opening else None
+    if error is not None:
+        error = redactor.scrub_obj(error)  # type: ignore[assignment]
+    events = read_events(events_path)
+    metrics: dict[str, float] = {}
+    if uses_mlflow and mlflow_run and tracking is not None:
+        try:
+            metrics.update(tracking.logged_metrics(step))
+        except ToolkitError as exc:  # the step's own outcome stands; say what is missing
+            hooks.emit(Event("warning", step.name, message=f"notebook metrics not read: {exc}"))
+    metrics.update({e["key"]: e["value"] for e in events if e.get("kind") == "metric"})
+    outputs = {k: str(v.path) for k, v in step.outputs.items()}
+    outputs.update({e["name"]: e["path"] for e in events if e.get("kind") == "output"})
+    files = file_audit(step, ctx, set(outputs.values()))
+    report = StepReport(
+        name=step.name,
+        status=status,
+        started_at=started_at,
+        ended_at=now_iso(),
+        duration=round(time.monotonic() - t0, 3),
+        notebook=str(output) if output.exists() else None,
+        metrics=metrics,
+        outputs=outputs,
+        error=error,
+        contracts=tuple(contracts),
+        attempts=attempts,
+        mlflow_run_id=mlflow_run,
+        reads=files.reads,
+        undeclared_outputs=files.undeclared_outputs,
+    )
+    if tracking:
+        tracking.step_finished(step, report)
+    hooks.emit(Event("step_finished", step.name, status, error["message"] if error else ""))
+    return report
+
+
+def _attempt(
+    step: PlannedStep,
+    output: Path,
+    ctx: StepContext,
+    hooks: StepHooks,
+    redactor: Redactor,
+    late_env: Mapping[str, str],
+) -> None:
+    for key, planned in step.inputs.items():
+        if not planned.path.exists():
+            raise StepFailed(
+                step.name, f"input {key!r} does not exist: {planned.path}", kind="missing_input"
+            )
+    for planned in step.outputs.values():
+        planned.path.parent.mkdir(parents=True, exist_ok=True)
+        # A stale file (an earlier attempt's, or a cache hard link shared with other runs)
+        # must never be written through, nor mistaken for this attempt's output.
+        planned.path.unlink(missing_ok=True)
+    handle = KernelHandle()
+    hooks.attach(step.name, handle)
+    warm = hooks.kernels.take(step.name) if hooks.kernels else None
+    try:
+        execute(
+            ExecutionRequest(
+                step=step.name,
+                notebook=step.notebook,
+                output=output,
+                parameters=step.parameters,
+                cwd=step.workdir,
+                kernel=step.kernel or ctx.settings.kernel,
+                timeout=step.timeout,
+                env=step_env(step, ctx),
+                late_env=late_env,
+                kernel_log=_kernel_log(step, ctx),
+                output_sink=_output_sink(step, ctx, hooks, redactor),
+            ),
+            handle,
+            warm,
+        )
+    finally:
+        hooks.detach(step.name)
+    missing = [k for k, v in step.outputs.items() if not v.path.exists()]
+    if missing:
+        raise StepFailed(
+            step.name,
+            "declared output(s) not written: "
+            + ", ".join(f"{k} ({step.outputs[k].path})" for k in missing),
+            kind="missing_output",
+            notebook=output,
+        )
+
+
+def _output_sink(
+    step: PlannedStep, ctx: StepContext, hooks: StepHooks, redactor: Redactor
+) -> Callable[[str, str], None]:
+    """Cell output goes to ``logs/<step>.log`` and, with ``--log-output``, to the log."""
+    path = ctx.run_dir / "logs" / f"{step.name}.log"
+    path.parent.mkdir(exist_ok=True)
+
+    def sink(stream: str, text: str) -> None:
+        text = redactor.scrub(text)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+        if ctx.stream_output:
+            for line in text.rstrip("\n").splitlines():
+                hooks.emit(Event("output", step.name, stream, line))
+
+    return sink
+
+
+def error_dict(exc: StepFailed) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": exc.kind, "message": exc.reason}
+    if exc.details:
+        data["details"] = exc.details
+    for key in ("cell_index", "ename", "evalue", "traceback"):
+        value = getattr(exc, key)
+        if value is not None:
+            data[key] = value
+    return data
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a killed kernel
+    return events
+
+
+def _append_event(path: Path, event: dict[str, Any]) -> None:
+    event = {**event, "host": socket.gethostname(), "pid": os.getpid(), "ts": time.time()}
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(event) + "\n")

@@ -1,0 +1,163 @@
+"""Governance on top of the store: the release policy bound to a model, and versions that must
+never be released (unfinished source run, or marked unusable)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from toolkit.core.errors import PermissionRefused, RegistryError
+from toolkit.release.identity import MLFLOW_AUTH, Actor
+from toolkit.release.store import RegistryStore
+from toolkit.release.vocabulary import (
+    CANDIDATE,
+    MAX_TEXT,
+    TAG_MLFLOW_RUN_ID,
+    TAG_TRIGGERED_BY,
+    TAG_UNUSABLE,
+    PolicyRecord,
+    ReleaseEntry,
+    at_least_as_strict,
+    now_iso,
+    tighten,
+    version_number,
+)
+
+if TYPE_CHECKING:
+    from toolkit.specs.models import ReleaseSpec
+
+
+class GovernedStore(RegistryStore):
+    """The store, plus the policy a model carries and what blocks a version's release."""
+
+    # --- the policy bound to the model -------------------------------------------------------
+
+    def _bind_policy(self, name: str, record: PolicyRecord, who: Actor) -> None:
+        """Record ``record`` on a model that has none, or that it tightens; else keep the
+        recorded one (a looser spec never loosens a model's policy)."""
+        current = PolicyRecord.from_tags(name, self._model(name).tags or {})
+        if current is not None and (
+            current.policy == record.policy or not at_least_as_strict(record.policy, current.policy)
+        ):
+            return
+        for key, value in record.tags().items():
+            self._write(self._client.set_registered_model_tag, name, key, value)
+        if current is not None:
+            self._append(name, "policy_tightened", None, None, who, reason=record.describe())
+
+    def policy(self, model_name: str, tightened_by: ReleaseSpec | None = None) -> ReleaseSpec:
+        """The release policy of ``model_name``, tightened by ``tightened_by`` if given.
+
+        A model without a recorded policy (registered before policies were bound to models, or
+        by hand) is refused, never treated as "no policy"."""
+        with self._guard(f"read the release policy of {model_name!r}"):
+            recorded = PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
+        if recorded is None:
+            raise RegistryError(
+                f"{model_name!r} has no recorded release policy, so it cannot be reviewed or "
+                "promoted (it was registered before policies were bound to models, or by hand)",
+                hint="run the pipeline that trains it again (its next registration records the "
+                f"policy), or pass --pipeline SPEC naming the spec whose model is {model_name}",
+            )
+        return recorded.policy if tightened_by is None else tighten(recorded.policy, tightened_by)
+
+    def policy_record(self, model_name: str) -> PolicyRecord | None:
+        with self._guard(f"read the release policy of {model_name!r}"):
+            return PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
+
+    def record_policy(
+        self, model_name: str, record: PolicyRecord, *, reason: str, by: str | None = None
+    ) -> ReleaseEntry:
+        """Record ``record`` as the policy of ``model_name``: anyone for a model that has none
+        yet; replacing a recorded policy by anything not at least as strict needs a release
+        admin (the only way to loosen a policy, and it is in the history)."""
+        if not reason.strip():
+            raise RegistryError("recording a release policy needs a reason")
+        with self._guard(f"record the release policy of {model_name!r}"), self._lock(model_name):
+            who = self.actor(by)
+            current = PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
+            loosens = current is not None and not at_least_as_strict(record.policy, current.policy)
+            me = self.identity()
+            if loosens and not (
+                me.is_admin if me.source == MLFLOW_AUTH else me.name in self.admins
+            ):
+                raise PermissionRefused(
+                    f"this would loosen the release policy of {model_name!r} "
+                    f"({current.describe() if current else ''}); only a release admin may",
+                    hint="release admins are [tool.toolkit] release_admins (local store) or the "
+                    "MLflow server's admins",
+                )
+            for key, value in record.tags().items():
+                self._write(self._client.set_registered_model_tag, model_name, key, value)
+            action = "policy_recorded" if current is None else "policy_changed"
+            return self._append(
+                model_name, action, None, None, who, reason=f"{reason} - {record.describe()}"
+            )
+
+    # --- versions that must not be released --------------------------------------------------
+
+    def mark_unusable(self, model_name: str, version: str | int, *, reason: str) -> None:
+        """Mark a version so it can never be approved or promoted: for a version registered by
+        a run that then failed (the caller's run record could not be written, or it was
+        interrupted). Idempotent; the mark and a history entry stay in the registry."""
+        version = version_number(version)
+        with self._guard(f"mark {model_name!r} v{version} unusable"), self._lock(model_name):
+            who = self.actor()
+            self._mv(model_name, version)
+            mark = {"reason": reason[:MAX_TEXT], "at": now_iso(), "by": who.name}
+            self._write(
+                self._client.set_model_version_tag,
+                model_name,
+                version,
+                TAG_UNUSABLE,
+                json.dumps(mark),
+            )
+            self._append(model_name, "marked_unusable", None, version, who, reason=reason)
+            if self._aliases(self._model(model_name)).get(CANDIDATE) == version:
+                self._drop_alias(model_name, CANDIDATE)
+
+    def _drop_alias(self, name: str, alias: str) -> None:
+        """Remove a convenience alias. A server may let EDIT users set but not delete aliases
+        (MANAGE): the alias is only a pointer, so that refusal changes nothing that matters."""
+        try:
+            self._client.delete_registered_model_alias(name, alias)
+        except Exception as exc:
+            if getattr(exc, "error_code", None) not in (
+                "PERMISSION_DENIED",
+                "RESOURCE_DOES_NOT_EXIST",
+            ):
+                raise
+
+    def _blockers(self, mv: Any) -> tuple[str | None, frozenset[str]]:
+        """``(why this version may not be released or None, names its source run records)``.
+
+        The source run must have finished successfully: a version registered by a run that
+        later FAILED, was KILLED, is still RUNNING (registration precedes the run's end) or
+        was deleted is not a release."""
+        tags = mv.tags or {}
+        if TAG_UNUSABLE in tags:
+            try:
+                why = json.loads(tags[TAG_UNUSABLE]).get("reason", "")
+            except (TypeError, ValueError, AttributeError):
+                why = tags[TAG_UNUSABLE]
+            return f"it was marked unusable ({why})", frozenset()
+        run_id = tags.get(TAG_MLFLOW_RUN_ID) or mv.run_id
+        if not run_id:
+            return "it records no source run, so nothing shows its run finished", frozenset()
+        try:
+            run = self._client.get_run(run_id)
+        except Exception as exc:
+            if not self._missing(exc):
+                raise
+            return f"its source run {run_id} no longer exists", frozenset()
+        named = frozenset(
+            v for k in ("mlflow.user", TAG_TRIGGERED_BY) if (v := run.data.tags.get(k))
+        )
+        if run.info.lifecycle_stage == "deleted":
+            return f"its source run {run_id} was deleted", named
+        if run.info.status != "FINISHED":
+            state = (
+                "is still RUNNING" if run.info.status == "RUNNING" else f"ended {run.info.status}"
+            )
+            return f"its source run {run_id} {state}, not FINISHED", named
+        return None, named

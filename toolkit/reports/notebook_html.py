@@ -1,0 +1,61 @@
+"""Render an executed notebook to one standalone HTML file (for reviewers and the MLflow UI).
+
+nbconvert's ``lab`` template inlines its CSS, but its page head still loads require.js and
+MathJax from cdnjs, plus MermaidJS (only when a diagram is present) and the widget manager from
+unpkg (only when the notebook stores widget state). Offline or air-gapped viewers then wait on
+those requests, and every view tells a CDN that somebody opened the report. With
+``offline=True`` (the default) those script tags are left out: the page renders fully from the
+file alone; only LaTeX stays as source text and widgets stay static.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.core.fsutil import atomic_write_text
+
+# A child of the lab template whose only job is to drop the blocks that reference CDNs.
+_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+_OFFLINE_NAME = "toolkit_offline.html.j2"
+
+
+def render_html(
+    notebook: Path,
+    html_path: Path,
+    *,
+    exclude_input: bool = False,
+    offline: bool = True,
+    title: str | None = None,
+) -> Path:
+    """Write ``notebook`` (an executed ``.ipynb``) as standalone HTML to ``html_path``.
+
+    Inputs are shown by default: a reviewer needs the code next to its outputs.
+    ``exclude_input=True`` gives a report-style page. Images are embedded, so the single file is
+    the whole report.
+    """
+    import nbformat  # lazy: nbconvert + its jinja/mistune/bleach stack costs ~0.3 s
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    if title:
+        nb.metadata["title"] = title
+    options: dict[str, object] = {
+        "template_name": "lab",
+        "exclude_input": exclude_input,
+        "embed_images": True,
+    }
+    if offline:
+        options["extra_loaders"] = [DictLoader({_OFFLINE_NAME: _OFFLINE_TEMPLATE})]
+        options["template_file"] = _OFFLINE_NAME
+    exporter = HTMLExporter(**options)
+    body, _resources = exporter.from_notebook_node(
+        nb, resources={"metadata": {"name": title or Path(notebook).stem}}
+    )
+    atomic_write_text(Path(html_path), body)
+    return Path(html_path)

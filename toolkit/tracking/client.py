@@ -1,0 +1,580 @@
+"""MLflow tracking for pipeline runs: one run per pipeline run, one nested run per step.
+
+Steps run in parallel threads of one process, so nothing here uses MLflow's fluent API
+(``mlflow.start_run``, ``mlflow.log_metric``...): its active run is process-global state and
+parallel steps would log into each other. Instead one :class:`~mlflow.MlflowClient` is shared
+and every call names its run id explicitly.
+
+MLflow is imported lazily (~1 s) so that ``toolkit --help`` and the in-notebook API stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from toolkit.core.errors import TrackingError, UsageError
+from toolkit.core.lineage import current_user
+from toolkit.tracking.vocabulary import (  # noqa: F401 - re-exported for callers
+    END_STATUSES,
+    KEY_CHARS,
+    MAX_ENTITIES_PER_BATCH,
+    MAX_KEY_LENGTH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VALUE,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_TAG_VALUE,
+    MLFLOW_GIT_BRANCH,
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_GIT_REPO_URL,
+    MLFLOW_NOTE,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_RUN_NAME,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+    MLFLOW_USER,
+    RUN_ID,
+    TAG_ERROR_MESSAGE,
+    TAG_ERROR_TYPE,
+    TAG_GIT_BRANCH,
+    TAG_GIT_COMMIT,
+    TAG_GIT_DIRTY,
+    TAG_KIND,
+    TAG_PIPELINE,
+    TAG_RUN_ID,
+    TAG_SPEC_HASH,
+    TAG_STEP,
+    TAG_VERSION,
+    TRUNCATED,
+    Metric,
+    RunDetail,
+    RunSummary,
+    StepDetail,
+    datetime_from_ms,
+    jsonable,
+    lineage_tags,
+    now_ms,
+    slug,
+    stringify,
+    valid_metric_key,
+)
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+log = logging.getLogger(__name__)
+
+
+_R = TypeVar("_R", bound=RunSummary)
+
+
+@dataclass
+class _Open:
+    experiment_id: str
+    parent: str | None
+    artifact_uri: str
+    inherited: dict[str, str]  # tags a step copies from its pipeline run
+    repo: Any = None  # the run's ArtifactRepository, made on first upload
+
+
+class Tracker:
+    """Explicit-run-id MLflow logging, safe to share between step threads.
+
+    ``redact`` (e.g. a :class:`toolkit.core.secrets.Redactor`) is applied to every param value, tag
+    value, JSON/text artifact and error message this tracker writes; it may be set after
+    construction, once the run's secrets are known. Files passed to :meth:`log_artifact` are
+    logged as they are: scrub notebooks first (:func:`toolkit.core.secrets.scrub_notebook`).
+    Every backend failure is raised as :class:`~toolkit.core.errors.TrackingError`.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        artifacts_dir: Path | None = None,
+        redact: Callable[[str], str] | None = None,
+        user: str | None = None,
+    ) -> None:
+        # Before the import: MLflow reads it when its telemetry client is first used.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.artifacts_dir = Path(artifacts_dir).resolve() if artifacts_dir else None
+        self.redact = redact
+        # MLflow records "unknown" unless the mlflow.user tag is set explicitly.
+        self.user = user or current_user()
+        with self._guard("connect to"):
+            self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        # Re-entrant: close_all() runs from signal handlers, which interrupt the main thread
+        # possibly while it holds this lock.
+        self._lock = threading.RLock()
+        self._experiments: dict[str, str] = {}
+        self._open: dict[str, _Open] = {}
+        self._ended: set[str] = set()
+
+    @property
+    def is_remote(self) -> bool:
+        return self.tracking_uri.startswith(("http://", "https://"))
+
+    def check_connection(self, timeout_s: float = 5.0) -> None:
+        """Fail fast if the backend is unusable; call it before any notebook runs.
+
+        MLflow's HTTP client retries a dead server with backoff for about 4 minutes per call,
+        so a server is probed on ``/health`` with a short timeout instead. A database store was
+        already opened (and, when new, created and migrated: 1.5-5 s) by the constructor; this
+        runs one cheap query on it.
+        """
+        if self.is_remote:
+            url = self.tracking_uri.rstrip("/") + "/health"
+            try:
+                with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                    response.read(64)
+            except (OSError, ValueError) as exc:  # URLError/HTTPError/timeouts are OSErrors
+                raise TrackingError(
+                    f"MLflow server {self.tracking_uri} is not reachable: {exc}",
+                    hint="start it, or point MLFLOW_TRACKING_URI at a reachable server",
+                ) from exc
+            return
+        with self._guard("open"):
+            self._client.search_experiments(max_results=1)
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except TrackingError:
+            raise
+        except Exception as exc:  # MlflowException, requests/SQLAlchemy errors, OSError
+            message = self._scrub(f"{type(exc).__name__}: {exc}")
+            raise TrackingError(
+                f"could not {action} MLflow at {self.tracking_uri}: {message}",
+                hint="check the tracking URI (MLFLOW_TRACKING_URI or [tool.toolkit] tracking_uri)",
+            ) from exc
+
+    def _scrub(self, text: str) -> str:
+        return self.redact(text) if self.redact else text
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def experiment_id(self, pipeline: str) -> str:
+        """The id of the experiment named ``pipeline``, created on first use."""
+        with self._lock:
+            if pipeline in self._experiments:
+                return self._experiments[pipeline]
+            with self._guard(f"get experiment {pipeline!r} from"):
+                exp = self._client.get_experiment_by_name(pipeline)
+                if exp is None:
+                    location = None
+                    if self.artifacts_dir and not self.is_remote:
+                        # Otherwise artifacts land in ./mlruns of whatever the cwd is.
+                        location = (self.artifacts_dir / slug(pipeline)).as_uri()
+                    try:
+                        exp_id = self._client.create_experiment(
+                            pipeline, artifact_location=location, tags={TAG_PIPELINE: pipeline}
+                        )
+                    except Exception:  # another process created it first
+                        exp = self._client.get_experiment_by_name(pipeline)
+                        if exp is None:
+                            raise
+                        exp_id = exp.experiment_id
+                elif exp.lifecycle_stage != "active":
+                    raise TrackingError(
+                        f"experiment {pipeline!r} is deleted in {self.tracking_uri}",
+                        hint=f"restore it: mlflow experiments restore -x {exp.experiment_id}",
+                    )
+                else:
+                    exp_id = exp.experiment_id
+            self._experiments[pipeline] = exp_id
+            return exp_id
+
+    def _create(
+        self,
+        experiment_id: str,
+        name: str,
+        tags: Mapping[str, object],
+        params: Mapping[str, object],
+        parent: str | None,
+        inherited: dict[str, str],
+    ) -> str:
+        clean = {k: self._value(v, MAX_TAG_VALUE) for k, v in tags.items()}
+        with self._guard(f"create run {name!r} in"):
+            run = self._client.create_run(experiment_id, tags=clean, run_name=name)
+        run_id = run.info.run_id
+        with self._lock:
+            self._open[run_id] = _Open(experiment_id, parent, run.info.artifact_uri, inherited)
+        if params:
+            self.log_params(run_id, params)
+        return run_id
+
+    def start_pipeline(
+        self,
+        pipeline: str,
+        *,
+        run_name: str,
+        params: Mapping[str, object],
+        tags: Mapping[str, object],
+        toolkit_run_id: str | None = None,
+        source: str | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Open the parent run of one pipeline run in experiment ``pipeline``; return its id."""
+        inherited = {TAG_PIPELINE: pipeline, TAG_RUN_ID: toolkit_run_id or ""}
+        inherited = {k: v for k, v in inherited.items() if v}
+        system = self._system_tags("JOB", source, description)
+        all_tags = {**system, **tags, **inherited, TAG_KIND: "pipeline"}
+        exp_id = self.experiment_id(pipeline)
+        return self._create(exp_id, run_name, all_tags, params, None, inherited)
+
+    def _system_tags(self, kind: str, source: str | None, note: str | None) -> dict[str, object]:
+        tags = {MLFLOW_SOURCE_TYPE: kind, MLFLOW_USER: self.user, MLFLOW_SOURCE_NAME: source}
+        return {k: v for k, v in {**tags, MLFLOW_NOTE: note}.items() if v}
+
+    def start_step(
+        self,
+        parent_run_id: str,
+        step: str,
+        *,
+        params: Mapping[str, object],
+        tags: Mapping[str, object] | None = None,
+        source: str | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Open a step's run nested under ``parent_run_id`` (same experiment); return its id."""
+        with self._lock:
+            parent = self._open.get(parent_run_id)
+        if parent is not None:
+            exp_id, inherited = parent.experiment_id, dict(parent.inherited)
+        else:  # a parent opened by another process or tracker
+            with self._guard(f"read run {parent_run_id} from"):
+                info = self._client.get_run(parent_run_id)
+            exp_id = info.info.experiment_id
+            keep = (TAG_PIPELINE, TAG_RUN_ID)
+            inherited = {k: v for k, v in info.data.tags.items() if k in keep}
+        all_tags = {
+            **self._system_tags("NOTEBOOK", source, description),
+            **(tags or {}),
+            **inherited,
+            MLFLOW_PARENT_RUN_ID: parent_run_id,
+            TAG_KIND: "step",
+            TAG_STEP: step,
+        }
+        return self._create(exp_id, step, all_tags, params, parent_run_id, inherited)
+
+    # --- logging -----------------------------------------------------------------------------
+
+    def _log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Iterable[Metric] = (),
+        params: Mapping[str, object] | None = None,
+        tags: Mapping[str, object] | None = None,
+    ) -> None:
+        """As few log_batch requests as MLflow's limits allow (100 params, 100 tags,
+        1000 metrics, 1000 entities in all per request)."""
+        from mlflow.entities import Metric as MlflowMetric
+        from mlflow.entities import Param, RunTag
+
+        now = now_ms()
+        ms = [
+            MlflowMetric(str(key), float(value), ts if ts is not None else now, step or 0)
+            for key, value, step, ts in metrics
+        ]
+        ps = [Param(str(k), self._value(v, MAX_PARAM_VALUE)) for k, v in (params or {}).items()]
+        tg = [RunTag(str(k), self._value(v, MAX_TAG_VALUE)) for k, v in (tags or {}).items()]
+        what = "metrics" if ms else "params" if ps else "tags"
+        with self._guard(f"log {what} to run {run_id} in"):
+            while ms or ps or tg:
+                p, ps = ps[:MAX_PARAMS_TAGS_PER_BATCH], ps[MAX_PARAMS_TAGS_PER_BATCH:]
+                t, tg = tg[:MAX_PARAMS_TAGS_PER_BATCH], tg[MAX_PARAMS_TAGS_PER_BATCH:]
+                room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p) - len(t))
+                m, ms = ms[:room], ms[room:]
+                self._client.log_batch(run_id, metrics=m, params=p, tags=t)
+
+    def _value(self, value: object, limit: int) -> str:
+        """Stringify (JSON for containers), redact, then truncate to MLflow's limit."""
+        return stringify(self._scrub(stringify(value, 1 << 30)), limit)
+
+    def log_metrics(self, run_id: str, metrics: Iterable[Metric]) -> None:
+        """Log ``(key, value, step, timestamp_ms)`` tuples in as few requests as possible.
+
+        A missing step means 0 and a missing timestamp means now, as in MLflow.
+        """
+        self._log_batch(run_id, metrics=metrics)
+
+    def log_params(self, run_id: str, params: Mapping[str, object]) -> None:
+        """Log params; values are stringified (JSON for containers), redacted, truncated.
+
+        MLflow params are immutable: re-logging a key with a *different* value fails.
+        """
+        self._log_batch(run_id, params=params)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None:
+        """Set (or overwrite) tags; values are stringified, redacted and truncated."""
+        self._log_batch(run_id, tags=tags)
+
+    def _repo(self, run_id: str) -> Any:
+        """The artifact repository of a run this tracker opened, else None.
+
+        MlflowClient.log_artifact first looks the run up (a ~5 ms query) to learn its artifact
+        URI; create_run already told us, so runs opened here skip that round trip.
+        """
+        with self._lock:
+            record = self._open.get(run_id)
+            if record is None:
+                return None
+            if record.repo is None:
+                from mlflow.store.artifact.artifact_repository_registry import (
+                    get_artifact_repository,
+                )
+
+                record.repo = get_artifact_repository(
+                    record.artifact_uri, tracking_uri=self.tracking_uri
+                )
+            return record.repo
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        """Upload a file, or a folder's contents, under ``artifact_path`` of the run."""
+        path = Path(path)
+        with self._guard(f"log artifact {path.name} to run {run_id} in"):
+            repo = self._repo(run_id)
+            if repo is None:
+                upload = self._client.log_artifacts if path.is_dir() else self._client.log_artifact
+                upload(run_id, str(path), artifact_path)
+            elif path.is_dir():
+                repo.log_artifacts(str(path), artifact_path)
+            else:
+                repo.log_artifact(str(path), artifact_path)
+
+    def read_json(self, run_id: str, artifact_file: str) -> Any:
+        """Read back a JSON artifact (e.g. ``summary.json``) of a run."""
+        import mlflow
+
+        with self._guard(f"download {artifact_file} of run {run_id} from"):
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=artifact_file, tracking_uri=self.tracking_uri
+            )
+        return json.loads(Path(local).read_text(encoding="utf-8"))
+
+    def log_dict(self, run_id: str, data: object, artifact_file: str) -> None:
+        """Log ``data`` as a JSON artifact (redacted, ``default=str`` for dates and paths)."""
+        self.log_text(run_id, json.dumps(data, indent=2, default=str) + "\n", artifact_file)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Log ``text`` (redacted) as the artifact ``artifact_file``, a relative posix path."""
+        folder, _, name = artifact_file.rpartition("/")
+        with tempfile.TemporaryDirectory(prefix="toolkit-artifact-") as tmp:
+            local = Path(tmp, name)
+            local.write_text(self._scrub(text), encoding="utf-8")
+            self.log_artifact(run_id, local, folder or None)
+
+    # --- ending ------------------------------------------------------------------------------
+
+    def end(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: BaseException | str | None = None,
+        tags: Mapping[str, object] | None = None,
+        metrics: Iterable[Metric] = (),
+        end_time_ms: int | None = None,
+    ) -> None:
+        """Terminate a run with FINISHED, FAILED or KILLED. Calling it again is a no-op.
+
+        ``error`` adds ``toolkit.error.type``/``toolkit.error.message`` tags (redacted). Final
+        ``tags`` and ``metrics`` travel in the same request as those: one round trip less per
+        step than separate calls. The duration is MLflow's own end time minus start time.
+        """
+        status = status.upper()
+        if status not in END_STATUSES:
+            raise ValueError(f"status must be one of {sorted(END_STATUSES)}, not {status!r}")
+        with self._lock:
+            if run_id in self._ended:
+                return
+        final: dict[str, object] = dict(tags or {})
+        if error is not None:
+            kind = type(error).__name__ if isinstance(error, BaseException) else "Error"
+            final[TAG_ERROR_TYPE] = kind
+            final[TAG_ERROR_MESSAGE] = str(error) or kind
+        self._log_batch(run_id, metrics=metrics, tags=final)
+        with self._guard(f"end run {run_id} in"):
+            self._client.set_terminated(run_id, status=status, end_time=end_time_ms or now_ms())
+        with self._lock:
+            self._open.pop(run_id, None)
+            self._ended.add(run_id)
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric of a run (logged by anyone, the notebook too)."""
+        with self._guard(f"read run {run_id} from"):
+            return dict(self._client.get_run(run_id).data.metrics)
+
+    def experiment_of(self, run_id: str) -> str:
+        with self._lock:
+            known = self._open.get(run_id)
+        if known is not None:
+            return known.experiment_id
+        with self._guard(f"read run {run_id} from"):
+            return str(self._client.get_run(run_id).info.experiment_id)
+
+    def open_runs(self) -> list[str]:
+        """Ids of the runs this tracker started and has not ended, steps before pipelines."""
+        with self._lock:
+            return sorted(self._open, key=lambda r: self._open[r].parent is None)
+
+    def close_all(self, status: str, *, error: BaseException | str | None = None) -> list[str]:
+        """End every run this tracker left open (steps first); return their ids.
+
+        Meant for signal handlers and ``finally`` blocks, so it never raises: a run that cannot
+        be ended is logged and skipped, and the others are still closed.
+        """
+        closed = []
+        for run_id in self.open_runs():
+            try:
+                self.end(run_id, status, error=error)
+                closed.append(run_id)
+            except Exception:
+                log.exception("could not end MLflow run %s", run_id)
+        return closed
+
+    def end_orphaned_steps(self, parent_run_id: str, steps: Iterable[str]) -> list[str]:
+        """End as KILLED the step runs of ``steps`` under ``parent_run_id`` still RUNNING.
+
+        For a caller that knows no live process owns them (it holds those steps' locks): their
+        process was killed (SIGKILL, OOM, a scheduler's kill) before it could close them.
+        Returns the ids ended.
+        """
+        wanted = set(steps)
+        if not wanted:
+            return []
+        with self._guard(f"read run {parent_run_id} from"):
+            exp_id = self._client.get_run(parent_run_id).info.experiment_id
+        query = (
+            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+        )
+        ended = []
+        for run in self._search([exp_id], query, 1000, "ASC"):
+            if run.data.tags.get(TAG_STEP) in wanted:
+                self.end(
+                    run.info.run_id,
+                    "KILLED",
+                    error="its process ended before the step did (killed); a later attempt "
+                    "or the run's finish closed it",
+                )
+                ended.append(run.info.run_id)
+        return ended
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def ui_url(self, run_id: str, experiment_id: str | None = None) -> str | None:
+        """A browser link to the run for http(s) tracking URIs; None for local stores."""
+        if not self.is_remote:
+            return None
+        if experiment_id is None:
+            with self._lock:
+                record = self._open.get(run_id)
+            if record is not None:
+                experiment_id = record.experiment_id
+            else:
+                with self._guard(f"read run {run_id} from"):
+                    experiment_id = self._client.get_run(run_id).info.experiment_id
+        return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def _search(
+        self, experiment_ids: list[str], query: str, max_results: int, order: str
+    ) -> list[Run]:
+        if not experiment_ids:
+            return []
+        with self._guard("search runs in"):
+            return list(
+                self._client.search_runs(
+                    experiment_ids,
+                    filter_string=query,
+                    max_results=max_results,
+                    order_by=[f"attributes.start_time {order}"],
+                )
+            )
+
+    def _all_experiments(self) -> list[str]:
+        with self._guard("list experiments in"):
+            return [e.experiment_id for e in self._client.search_experiments()]
+
+    def list_runs(self, pipeline: str | None = None, *, max_results: int = 20) -> list[RunSummary]:
+        """Pipeline runs (never step runs), newest first, of one pipeline or of all."""
+        if pipeline is None:
+            exp_ids = self._all_experiments()
+        else:
+            with self._guard(f"get experiment {pipeline!r} from"):
+                exp = self._client.get_experiment_by_name(pipeline)
+            exp_ids = [exp.experiment_id] if exp is not None else []
+        runs = self._search(exp_ids, f"tags.`{TAG_KIND}` = 'pipeline'", max_results, "DESC")
+        return [self._summary(run, RunSummary) for run in runs]
+
+    def get_run(self, ref: str) -> RunDetail:
+        """A pipeline run and its steps, by MLflow run id (of the pipeline or of one of its
+        steps) or by toolkit run id (tag ``toolkit.run_id``)."""
+        run = None
+        if RUN_ID.match(ref):
+            try:
+                run = self._client.get_run(ref)
+            except Exception:  # not an MLflow id after all; try it as a toolkit run id
+                run = None
+            parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID) if run else None
+            if run is not None and run.data.tags.get(TAG_KIND) == "step" and parent:
+                with self._guard(f"read run {parent} from"):
+                    run = self._client.get_run(parent)
+        if run is None and "'" not in ref:
+            query = f"tags.`{TAG_RUN_ID}` = '{ref}' and tags.`{TAG_KIND}` = 'pipeline'"
+            found = self._search(self._all_experiments(), query, 1, "DESC")
+            run = found[0] if found else None
+        if run is None:
+            raise UsageError(f"no pipeline run {ref!r} in {self.tracking_uri}")
+        steps = self._search(
+            [run.info.experiment_id],
+            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run.info.run_id}'",
+            1000,
+            "ASC",
+        )
+        steps_ = tuple(self._step(s) for s in steps)
+        return self._summary(run, RunDetail, artifact_uri=run.info.artifact_uri, steps=steps_)
+
+    def _fields(self, run: Run) -> dict[str, Any]:
+        """The fields every run view shares."""
+        info, data = run.info, run.data
+        start, end = info.start_time, info.end_time
+        return {
+            "run_id": info.run_id,
+            "status": info.status,
+            "start_time": datetime_from_ms(start),
+            "end_time": datetime_from_ms(end),
+            "duration_s": (end - start) / 1000 if start and end else None,
+            "metrics": dict(data.metrics),
+            "params": dict(data.params),
+            "tags": dict(data.tags),
+            "ui_url": self.ui_url(info.run_id, info.experiment_id),
+        }
+
+    def _summary(self, run: Run, cls: type[_R], **extra: Any) -> _R:
+        return cls(
+            **self._fields(run),
+            toolkit_run_id=run.data.tags.get(TAG_RUN_ID),
+            pipeline=run.data.tags.get(TAG_PIPELINE),
+            run_name=run.info.run_name,
+            experiment_id=run.info.experiment_id,
+            **extra,
+        )
+
+    def _step(self, run: Run) -> StepDetail:
+        step = run.data.tags.get(TAG_STEP, run.info.run_name or "")
+        return StepDetail(**self._fields(run), step=step, artifact_uri=run.info.artifact_uri)
