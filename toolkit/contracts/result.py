@@ -7,17 +7,17 @@ imports Great Expectations: this module only needs the standard library.
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from toolkit.reports.text import short
+
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 #: Examples kept per failing expectation: enough to recognise the problem, small on 1M rows.
 MAX_EXAMPLES = 5
-_SHORT = 90  # characters of a value shown in text and HTML before it is cut
 
 
 def jsonable(value: Any) -> Any:
@@ -48,12 +48,6 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
-
-
-def short(value: Any, limit: int = _SHORT) -> str:
-    """A compact one-line rendering of a JSON-able value for people (JSON-like, cut at limit)."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _percent(value: float | None) -> str:

@@ -22,6 +22,7 @@ from toolkit.monitor.alerts import (
     deliver,
     hooks_from_dict,
 )
+from toolkit.monitor.bins import Histogram, histogram
 from toolkit.monitor.core import MonitorResult, fire_alerts, monitor_batch
 from toolkit.monitor.drift import (
     Breach,
@@ -40,7 +41,6 @@ from toolkit.monitor.profile import (
     build_profile,
     load_profile,
 )
-from toolkit.monitor.report_html import Histogram, histogram, render_report
 
 __all__ = [
     "AlertHook",
@@ -66,6 +66,5 @@ __all__ = [
     "load_profile",
     "monitor_batch",
     "psi",
-    "render_report",
     "total_variation",
 ]

@@ -1,9 +1,9 @@
 """Monitoring one batch against the reference profile: drift, rates, latency, breaches, report.
 
 :func:`monitor_batch` is pure computation: it never logs, never fires hooks, never raises on a
-breach. The caller logs ``result.metrics``, stores ``result.html``, calls :func:`fire_alerts`
-and then :meth:`MonitorResult.raise_for_alert` (exit code 5), in that order, so a broken hook
-or tracking server cannot hide an alert.
+breach, and renders nothing (the page is drawn from the result's ``charts`` on demand). The
+caller logs ``result.metrics``, writes ``result.write_html(...)``, calls :func:`fire_alerts`,
+then :meth:`MonitorResult.raise_for_alert` (exit 5), so a broken hook cannot hide an alert.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from toolkit.core.errors import ContractError, MonitorAlert, UsageError, did_you_mean
 from toolkit.core.fsutil import atomic_write_text
 from toolkit.monitor.alerts import AlertHook, HookOutcome, deliver, jsonable
+from toolkit.monitor.bins import Histogram, histogram
 from toolkit.monitor.drift import (
     Breach,
     FeatureDrift,
@@ -31,7 +32,6 @@ from toolkit.monitor.drift import (
     worst,
 )
 from toolkit.monitor.profile import ReferenceProfile, numeric_values
-from toolkit.monitor.report_html import histogram, render_report
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,7 +69,7 @@ class MonitorResult:
     notes: tuple[str, ...]
     metrics: Mapping[str, float]
     thresholds: MonitorThresholds
-    html: str = field(default="", repr=False)
+    charts: tuple[Histogram, ...] = field(default=(), repr=False)  # what the report pictures
 
     @property
     def status(self) -> Status:
@@ -112,9 +112,16 @@ class MonitorResult:
             "breaches": [b.to_dict() for b in self.breaches[:50]],
         })  # fmt: skip
 
+    @property
+    def html(self) -> str:
+        """The drift report of this batch: one self-contained HTML page."""
+        from toolkit.reports.drift_page import render_drift_report  # lazy: Jinja2
+
+        return render_drift_report(self)
+
     def to_dict(self) -> dict[str, Any]:
-        """Everything but the HTML, as strict JSON-ready data."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("html", "thresholds")}
+        """Everything but the report's pictures, as strict JSON-ready data."""
+        data = {k: v for k, v in asdict(self).items() if k not in ("charts", "thresholds")}
         return jsonable({**data, "status": self.status, "thresholds": self.thresholds.to_dict()})
 
     def summary_lines(self) -> list[str]:
@@ -389,4 +396,4 @@ def monitor_batch(
         for d in predictions[:4]
     ]
     pictures += [histogram(reference.features[d.name], frame[d.name]) for d in order]
-    return replace(result, html=render_report(result, pictures))
+    return replace(result, charts=tuple(pictures))

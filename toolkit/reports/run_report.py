@@ -22,28 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
-from toolkit.contracts.result import short
 from toolkit.core.fsutil import atomic_write_json, atomic_write_text
 from toolkit.core.secrets import redact_params
 from toolkit.core.settings import DEFAULT_SECRET_PATTERNS
+from toolkit.reports.charts import COLOURS, Node, dag_svg, metric_bars, seconds
+from toolkit.reports.charts import sparkline as spark
 from toolkit.reports.run_report_html import (
-    COLOURS,
     CSS,
-    Node,
     badge,
     contract_card,
-    dag_svg,
     error_card,
     esc,
     fmt,
     gates_html,
-    metric_bars,
-    seconds,
     series_by_key,
     table,
     when,
 )
-from toolkit.reports.run_report_html import sparkline as spark
+from toolkit.reports.text import short
 
 log = logging.getLogger(__name__)
 SECTIONS = ("dag", "steps", "parameters", "contracts", "gates", "metrics", "lineage")
@@ -202,6 +198,8 @@ class _Page:
             )
             for st in self.steps
         ]
+        if not nodes:
+            return "<p class='muted'>No steps.</p>"
         legend = " ".join(badge(k) for k in COLOURS)
         return f'{dag_svg(nodes)}<p class="small muted">Click a step for its details. {legend}</p>'
 
