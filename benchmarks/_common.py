@@ -254,7 +254,7 @@ def make_project(dest: Path, source: Path = REPO, extra: Mapping[str, Path] | No
 def bare_requests(project: Path, run_dir: Path, spec: str) -> list[dict[str, Any]]:
     """What papermill needs per step, with the parameters the toolkit's planner resolves."""
     from toolkit.plan.build import build_plan
-    from toolkit.specs.models import load_spec
+    from toolkit.specs.load import load_spec
 
     plan = build_plan(load_spec(project / spec), run_dir)
     requests = []

@@ -19,7 +19,8 @@ from toolkit.cli.main import main
 from toolkit.core.errors import ExitCode, PermissionRefused, RegistryError
 from toolkit.release.identity import os_identity
 from toolkit.release.registry import PolicyRecord, Registry, tighten
-from toolkit.specs.models import ReleaseSpec, load_spec
+from toolkit.specs.load import load_spec
+from toolkit.specs.models import ReleaseSpec
 
 ME = os_identity().name
 STRICT = ReleaseSpec(approvers=[ME, "user-b", "user-c"], forbid_self_approval=True)

@@ -8,7 +8,7 @@ from conftest import MakeProject
 
 from toolkit.core.errors import NotebookError, SpecError, UsageError
 from toolkit.plan.build import build_plan, parse_overrides
-from toolkit.specs.models import load_spec
+from toolkit.specs.load import load_spec
 
 CHAIN = """
 name: chain

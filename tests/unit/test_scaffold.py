@@ -17,7 +17,7 @@ from toolkit.commands.new_step import (
     insert_step_text,
     new_step,
 )
-from toolkit.specs.models import load_spec
+from toolkit.specs.load import load_spec
 from toolkit.specs.notebook_params import read_params
 
 ENTRY = {

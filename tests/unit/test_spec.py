@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from toolkit.core.errors import ExitCode, SpecError
-from toolkit.specs.models import ExternalInput, Output, SecretParam, load_spec
+from toolkit.specs.load import load_spec
+from toolkit.specs.step_models import ExternalInput, Output, SecretParam
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 
 from toolkit.cli.main import main
-from toolkit.specs.models import load_spec
+from toolkit.specs.load import load_spec
 from toolkit.specs.schema import REGENERATE, SCHEMA_FILE, schema_text
 
 SCHEMA = REPO / "pipelines" / SCHEMA_FILE
@@ -32,7 +32,7 @@ SPECS = sorted(
 def test_committed_schema_is_current() -> None:
     assert SCHEMA.is_file(), f"missing {SCHEMA}; generate it: {REGENERATE}"
     assert SCHEMA.read_text(encoding="utf-8") == schema_text(), (
-        f"{SCHEMA.relative_to(REPO)} is stale (toolkit/specs/models.py changed); regenerate it: "
+        f"{SCHEMA.relative_to(REPO)} is stale (toolkit/specs/*models.py changed); regenerate it: "
         f".venv/bin/{REGENERATE}"
     )
 
@@ -53,8 +53,8 @@ def test_every_field_has_a_description_and_an_example() -> None:
     assert "Pipeline.source" not in fields and "Pipeline.content_hash" not in fields  # internal
     undocumented = sorted(name for name, prop in fields.items() if not prop.get("description"))
     no_example = sorted(name for name, prop in fields.items() if not prop.get("examples"))
-    assert undocumented == [], "add Field(description=...) in toolkit/specs/models.py"
-    assert no_example == [], "add Field(examples=[...]) in toolkit/specs/models.py"
+    assert undocumented == [], "add Field(description=...) in toolkit/specs/*models.py"
+    assert no_example == [], "add Field(examples=[...]) in toolkit/specs/*models.py"
     # Typos are refused by editors as they are by `toolkit check`.
     for model, body in {"Pipeline": schema, **schema["$defs"]}.items():
         assert body["additionalProperties"] is False, model

@@ -43,7 +43,8 @@ def cmd_new(args: argparse.Namespace) -> int:
 def usage_of(suite: str, specs: list[Path]) -> list[str]:
     """Where a suite is attached: ``pipeline: step.inputs.key`` strings."""
     from toolkit.core.errors import ToolkitError
-    from toolkit.specs.models import ExternalInput, load_spec
+    from toolkit.specs.load import load_spec
+    from toolkit.specs.step_models import ExternalInput
 
     uses = []
     for path in specs:

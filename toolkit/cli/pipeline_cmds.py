@@ -126,7 +126,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from toolkit.commands.check import check_project
     from toolkit.core.settings import load_settings
-    from toolkit.specs.models import discover_specs
+    from toolkit.specs.load import discover_specs
 
     specs = [Path(p) for p in args.pipelines]
     if not specs:

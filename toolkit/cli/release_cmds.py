@@ -35,7 +35,7 @@ def _tightening(args: argparse.Namespace, registry: Any) -> Any:
     if not path:
         return None
     from toolkit.release.registry import PolicyRecord
-    from toolkit.specs.models import load_spec
+    from toolkit.specs.load import load_spec
 
     spec = load_spec(Path(path))
     if (
@@ -168,7 +168,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
     """Show the policy bound to a model, or record one from a spec (``--set-from``)."""
     from toolkit.core.errors import UsageError
     from toolkit.release.registry import PolicyRecord
-    from toolkit.specs.models import load_spec
+    from toolkit.specs.load import load_spec
 
     registry = _registry()
     if args.set_from:

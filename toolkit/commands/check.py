@@ -14,7 +14,8 @@ from pathlib import Path
 
 from toolkit.core.errors import ToolkitError, did_you_mean
 from toolkit.plan.build import build_plan
-from toolkit.specs.models import Pipeline, load_spec
+from toolkit.specs.load import load_spec
+from toolkit.specs.models import Pipeline
 from toolkit.specs.notebook_params import overwritten, read_params
 
 

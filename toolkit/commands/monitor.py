@@ -17,7 +17,8 @@ from typing import Any
 from toolkit.core.errors import ToolkitError, UsageError
 from toolkit.core.settings import load_settings
 from toolkit.execute.release_stage import TAG_REFERENCE
-from toolkit.specs.models import Pipeline, discover_specs, load_spec
+from toolkit.specs.load import discover_specs, load_spec
+from toolkit.specs.models import Pipeline
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,11 @@ from toolkit.commands.templating import render_text
 from toolkit.core.errors import ToolkitError, UsageError
 from toolkit.core.fsutil import write_new_text
 from toolkit.core.settings import load_settings
-from toolkit.specs.models import NAME_RE, load_spec
+from toolkit.specs.load import load_spec
 from toolkit.specs.notebook_params import PARAMETERS_TAG, load_cells, read_params
 from toolkit.specs.notebook_paths import looks_like_path, name_hint, scan_usage
 from toolkit.specs.schema import SCHEMA_COMMENT, SCHEMA_FILE
+from toolkit.specs.step_models import NAME_RE
 
 
 class DraftError(ToolkitError):

@@ -25,9 +25,11 @@ from toolkit.commands.templating import yaml_scalar
 from toolkit.core.errors import ToolkitError, did_you_mean
 from toolkit.core.fsutil import atomic_write_text
 from toolkit.core.settings import Settings, load_settings
-from toolkit.specs.models import NAME_RE, Pipeline, discover_specs, load_spec
+from toolkit.specs.load import discover_specs, load_spec
+from toolkit.specs.models import Pipeline
 from toolkit.specs.notebook_params import load_cells
 from toolkit.specs.notebook_source import to_percent_text
+from toolkit.specs.step_models import NAME_RE
 
 NOTEBOOKS_DIR = "notebooks"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -55,7 +55,7 @@ from toolkit.reports.summary import (
     RunReport,
     StepReport,
 )
-from toolkit.specs.models import load_spec
+from toolkit.specs.load import load_spec
 from toolkit.tracking.run_tracking import RunTracking, tracking_disabled
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

@@ -17,15 +17,9 @@ from typing import Any
 import yaml
 
 from toolkit.core.errors import NotebookError, SpecError, UsageError, did_you_mean
-from toolkit.specs.models import (
-    ExternalInput,
-    GatesSpec,
-    ModelSpec,
-    Pipeline,
-    ReleaseSpec,
-    SecretParam,
-)
+from toolkit.specs.models import GatesSpec, ModelSpec, Pipeline, ReleaseSpec
 from toolkit.specs.notebook_params import NotebookParams, read_params
+from toolkit.specs.step_models import ExternalInput, SecretParam
 
 DATA_DIR = "data"
 

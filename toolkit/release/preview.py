@@ -24,7 +24,8 @@ from typing import Any, Literal
 from toolkit.core.errors import SpecError, ToolkitError, did_you_mean
 from toolkit.core.settings import Settings, find_root, load_settings
 from toolkit.gates.evaluation import GateResult, evaluate_gate, parse_checks
-from toolkit.specs.models import Pipeline, discover_specs, load_spec
+from toolkit.specs.load import discover_specs, load_spec
+from toolkit.specs.models import Pipeline
 
 Status = Literal["pass", "fail", "error", "missing", "at run time"]
 _AUTO: Any = object()  # "look the champion up in the registry"

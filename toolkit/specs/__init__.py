@@ -1,3 +1,4 @@
-"""Pipeline specs: the pydantic models, bounded YAML loading, and the parameters cell
-of a notebook read without a kernel.
+"""Pipeline specs: the pydantic models (pipeline and step level), bounded YAML loading with
+errors naming file and field, the JSON Schema, and the parameters cell of a notebook read
+without a kernel.
 """
