@@ -15,7 +15,6 @@ library: it must stay cheap to import inside every kernel.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -91,48 +90,9 @@ class Recorded:
 
     def _repr_html_(self) -> str:
         """Metrics (latest value, count, range and a sparkline), then params and outputs."""
-        mode = "pipeline run" if in_pipeline() else "interactive (kept in memory)"
-        series: dict[str, list[float]] = {}
-        for e in self.events:
-            if e["kind"] == "metric":
-                series.setdefault(e["key"], []).append(e["value"])
-        params = [e for e in self.events if e["kind"] == "param"]
-        outputs = [e for e in self.events if e["kind"] == "output"]
-        counts = f"{len(series)} metric(s), {len(params)} param(s), {len(outputs)} output(s)"
-        parts = [
-            f"<div class='tk-step'><style>{_CSS}</style>"
-            f"<div class='tk-head'><strong>toolkit.step</strong> &middot; {mode} &middot; "
-            f"{counts}</div>"
-        ]
-        if not self.events:
-            parts.append(
-                "<p class='tk-dim'>nothing recorded yet: call <code>step.log_metric(key, "
-                "value)</code></p>"
-            )
-        if series:
-            rows = "".join(
-                f"<tr data-metric='{html.escape(key, quote=True)}'>"
-                f"<td><code>{html.escape(key)}</code></td><td class='tk-num'>{_fmt(vals[-1])}</td>"
-                f"<td class='tk-num'>{len(vals)}</td>"
-                f"<td class='tk-num'>{_range(vals)}</td><td>{_sparkline(vals)}</td></tr>"
-                for key, vals in series.items()
-            )
-            parts.append(
-                "<table><thead><tr><th>metric</th><th>latest</th><th>values</th><th>range</th>"
-                f"<th>trend</th></tr></thead><tbody>{rows}</tbody></table>"
-            )
-        for title, items, field in (("param", params, "value"), ("output", outputs, "path")):
-            if items:
-                rows = "".join(
-                    f"<tr><td><code>{html.escape(str(e.get('key') or e.get('name')))}</code></td>"
-                    f"<td>{html.escape(str(e.get(field)))}</td></tr>"
-                    for e in items
-                )
-                parts.append(
-                    f"<table><thead><tr><th>{title}</th><th>{field}</th></tr></thead>"
-                    f"<tbody>{rows}</tbody></table>"
-                )
-        return "".join(parts) + "</div>"
+        from toolkit.reports.step_repr import render_recorded  # lazy: Jinja2, only to display
+
+        return render_recorded(self.events, in_pipeline=in_pipeline())
 
     def __repr__(self) -> str:
         lines = [
@@ -140,43 +100,6 @@ class Recorded:
             for e in self.events
         ]
         return "\n".join(lines) or "(nothing recorded)"
-
-
-_CSS = (
-    ".tk-step{font-family:system-ui,sans-serif;font-size:13px;color:#1f2328}"
-    ".tk-step .tk-head{margin:0 0 6px}.tk-step .tk-dim{color:#59636e;margin:0}"
-    ".tk-step table{border-collapse:collapse;margin:0 0 8px}"
-    ".tk-step th,.tk-step td{border:1px solid #d1d9e0;padding:2px 8px;text-align:left}"
-    ".tk-step th{background:#f6f8fa}.tk-step td.tk-num{text-align:right;"
-    "font-variant-numeric:tabular-nums}"
-)
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.6g}"
-
-
-def _range(values: list[float]) -> str:
-    return "" if len(values) < 2 else f"{_fmt(min(values))} to {_fmt(max(values))}"
-
-
-def _sparkline(values: list[float], width: int = 80, height: int = 16) -> str:
-    """An inline SVG line of the values in logging order (nothing for a single value)."""
-    finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < 2:
-        return ""
-    low, high = min(finite), max(finite)
-    span = (high - low) or 1.0
-    step_x = width / (len(finite) - 1)
-    points = " ".join(
-        f"{i * step_x:.1f},{height - 1 - (v - low) / span * (height - 2):.1f}"
-        for i, v in enumerate(finite)
-    )
-    return (
-        f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}' role='img' "
-        f"aria-label='trend'><polyline fill='none' stroke='#0969da' stroke-width='1.5' "
-        f"points='{points}'/></svg>"
-    )
 
 
 def recorded() -> Recorded:

@@ -6,7 +6,6 @@ imports Great Expectations: this module only needs the standard library.
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -236,95 +235,12 @@ class ContractResult:
             full_page: wrap the fragment in an ``<html>`` document; False gives the fragment
                 alone, for embedding (JupyterLab, other reports).
         """
-        fragment = _render_fragment(self)
-        if not full_page:
-            return fragment
-        title = html.escape(self.headline())
-        return (
-            "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{title}</title></head><body>\n{fragment}\n</body></html>\n"
-        )
+        from toolkit.reports.contract_page import render_contract  # lazy: Jinja2
+
+        return render_contract(self, full_page=full_page)
 
     def _repr_html_(self) -> str:
         return self.to_html(full_page=False)
-
-
-_CSS = """
-.tk-contract{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:14px;
- color:#1f2328;max-width:1200px}
-.tk-contract h2{font-size:18px;margin:0 0 4px}
-.tk-contract .tk-meta{color:#59636e;margin:0 0 10px}
-.tk-contract .tk-badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;
- font-weight:600;font-size:12px;vertical-align:middle;margin-left:8px}
-.tk-contract .tk-passed{background:#1a7f37}.tk-contract .tk-failed{background:#cf222e}
-.tk-contract .tk-warning{background:#9a6700}
-.tk-contract table{border-collapse:collapse;width:100%}
-.tk-contract th,.tk-contract td{border:1px solid #d1d9e0;padding:4px 8px;text-align:left;
- vertical-align:top}
-.tk-contract th{background:#f6f8fa}
-.tk-contract tr.tk-row-failed td{background:#ffebe9}
-.tk-contract tr.tk-row-warning td{background:#fff8c5}
-.tk-contract code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
-.tk-contract .tk-kw{color:#59636e;font-size:12px}
-.tk-contract .tk-err{color:#cf222e;font-weight:600}
-"""
-
-
-def _cell(text: str) -> str:
-    return f"<td>{html.escape(text)}</td>"
-
-
-def _render_row(o: ExpectationOutcome) -> str:
-    if o.success:
-        row_class, status = "", "passed"
-    else:
-        row_class = (
-            " class='tk-row-failed'" if o.severity == "critical" else " class='tk-row-warning'"
-        )
-        status = "FAILED"
-    kwargs = o.describe_kwargs()
-    expectation = f"<code>{html.escape(o.expectation_type)}</code>"
-    if kwargs:
-        expectation += f"<div class='tk-kw'>{html.escape(kwargs)}</div>"
-    if o.notes:
-        expectation += f"<div class='tk-kw'>{html.escape(o.notes)}</div>"
-    observed = "" if o.observed_value is None else short(o.observed_value)
-    if o.details:
-        observed = f"{observed} {short(o.details)}".strip()
-    unexpected = ""
-    if o.unexpected_count is not None:
-        unexpected = f"{o.unexpected_count} ({_percent(o.unexpected_percent)})"
-    if o.error:
-        evidence = f"<td class='tk-err'>{html.escape(o.error)}</td>"
-    else:
-        evidence = _cell(", ".join(short(v, 40) for v in o.examples))
-    return (
-        f"<tr{row_class}><td>{o.index}</td><td>{expectation}</td>{_cell(o.column or '')}"
-        f"{_cell(o.severity)}{_cell(status)}{_cell(observed)}{_cell(unexpected)}{evidence}</tr>"
-    )
-
-
-def _render_fragment(result: ContractResult) -> str:
-    stats = result.statistics
-    passed, evaluated = stats["successful_expectations"], stats["evaluated_expectations"]
-    facts = [f"{passed} of {evaluated} expectations passed"]
-    if result.data_name:
-        facts.insert(0, f"data: {result.data_name}")
-    if result.row_count is not None:
-        facts.append(f"{result.row_count:,} rows")
-    if result.validated_at:
-        facts.append(f"validated {result.validated_at}")
-    label = {"passed": "PASSED", "failed": "FAILED", "warning": "FAILED (warnings only)"}
-    rows = "\n".join(_render_row(o) for o in result.outcomes)
-    return (
-        f"<div class='tk-contract'><style>{_CSS}</style>\n"
-        f"<h2>Contract <code>{html.escape(result.suite_name)}</code>"
-        f"<span class='tk-badge tk-{result.status}'>{label[result.status]}</span></h2>\n"
-        f"<p class='tk-meta'>{html.escape(' · '.join(facts))}</p>\n"
-        "<table><thead><tr><th>#</th><th>expectation</th><th>column</th><th>severity</th>"
-        "<th>status</th><th>observed</th><th>unexpected</th><th>examples / error</th></tr>"
-        f"</thead><tbody>\n{rows}\n</tbody></table></div>"
-    )
 
 
 # ----------------------------------------------------------------------------- from GX results

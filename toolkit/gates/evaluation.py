@@ -19,7 +19,6 @@ although ``0.97 - 0.01`` is 0.9599999999999999 in floating point.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import operator
@@ -249,25 +248,9 @@ class GateReport:
 
     def _repr_html_(self) -> str:
         """A small pass/fail table, for previewing gates in a notebook."""
-        rows = []
-        for r in self.results:
-            colour, mark = (
-                ("#1a7f37", "&#10004; pass") if r.passed else ("#cf222e", "&#10008; fail")
-            )
-            cells = [r.expression, r.kind, _fmt(r.value), _fmt(r.threshold), r.note]
-            tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells[:-1])
-            rows.append(
-                f"<tr>{tds}<td style='color:{colour};font-weight:bold'>{mark}</td>"
-                f"<td>{html.escape(cells[-1])}</td></tr>"
-            )
-        head = "".join(
-            f"<th>{h}</th>" for h in ("gate", "kind", "value", "threshold", "result", "note")
-        )
-        verdict = "all gates passed" if self.passed else f"{len(self.failed)} gate(s) failed"
-        return (
-            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
-            f"<caption style='caption-side:bottom'>{verdict}</caption></table>"
-        )
+        from toolkit.reports.gate_pages import render_gate_report  # lazy: Jinja2
+
+        return render_gate_report(self)
 
     def raise_for_failure(self) -> None:
         """Raise if a gate failed: :class:`RegistryError` when a gate could not be evaluated

@@ -15,7 +15,6 @@ only if the project's tracking store exists (MLflow is imported then, ~1 s).
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,60 +96,13 @@ class GatePreview:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        body = "".join(_html_row(row) for row in self.rows) or (
-            "<tr><td colspan='6'>this pipeline has no gates</td></tr>"
-        )
-        badge = "tk-pass" if self.passed else "tk-fail"
-        model = f" · model <code>{html.escape(self.model)}</code>" if self.model else ""
-        return (
-            f"<div class='tk-gates'><style>{_CSS}</style>"
-            f"<h3>Gate preview: <code>{html.escape(self.pipeline)}</code>{model}"
-            f"<span class='tk-badge {badge}'>{html.escape(self.verdict())}</span></h3>"
-            f"<p class='tk-meta'>{html.escape(self.champion_note)}</p>"
-            "<table><thead><tr><th>gate</th><th>kind</th><th>value</th><th>threshold</th>"
-            f"<th>result</th><th>note</th></tr></thead><tbody>{body}</tbody></table></div>"
-        )
+        from toolkit.reports.gate_pages import render_gate_preview  # lazy: Jinja2
 
-
-_CSS = """
-.tk-gates{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:13px;
- color:#1f2328}
-.tk-gates h3{font-size:15px;margin:0 0 4px}.tk-gates .tk-meta{color:#59636e;margin:0 0 8px}
-.tk-gates table{border-collapse:collapse}
-.tk-gates th,.tk-gates td{border:1px solid #d1d9e0;padding:3px 8px;text-align:left}
-.tk-gates th{background:#f6f8fa}
-.tk-gates .tk-badge{display:inline-block;padding:1px 9px;border-radius:9px;color:#fff;
- font-size:12px;margin-left:8px;vertical-align:middle}
-.tk-gates .tk-pass{background:#1a7f37}.tk-gates .tk-fail{background:#cf222e}
-.tk-gates td.tk-s-pass{color:#1a7f37;font-weight:600}
-.tk-gates td.tk-s-fail,.tk-gates td.tk-s-error,.tk-gates td.tk-s-missing{color:#cf222e;
- font-weight:600}
-.tk-gates td.tk-s-later{color:#59636e}
-"""
-
-_MARKS = {
-    "pass": ("tk-s-pass", "&#10004; would pass"),
-    "fail": ("tk-s-fail", "&#10008; would fail"),
-    "error": ("tk-s-error", "&#10008; cannot evaluate"),
-    "missing": ("tk-s-missing", "&#10008; metric missing"),
-    "at run time": ("tk-s-later", "checked at run time"),
-}
+        return render_gate_preview(self)
 
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
-
-
-def _html_row(row: PreviewRow) -> str:
-    r = row.result
-    css, mark = _MARKS[row.status]
-    cells = [f"<code>{html.escape(r.expression)}</code>", html.escape(r.kind)]
-    cells += [html.escape(_fmt(r.value)), html.escape(_fmt(r.threshold))]
-    tds = "".join(f"<td>{c}</td>" for c in cells)
-    return (
-        f"<tr data-gate='{html.escape(r.expression, quote=True)}' data-status='{row.status}'>"
-        f"{tds}<td class='{css}'>{mark}</td><td>{html.escape(r.note)}</td></tr>"
-    )
 
 
 # ----------------------------------------------------------------------------- building
