@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from toolkit.core import lineage
+from toolkit.core.lineage import datafiles
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -183,7 +184,7 @@ def test_fingerprint_csv_rows_schema_and_stable_hash(tmp_path: Path) -> None:
 def test_fingerprint_csv_promotes_dtypes_across_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(lineage, "CSV_CHUNK_ROWS", 2)
+    monkeypatch.setattr(datafiles, "CSV_CHUNK_ROWS", 2)
     path = tmp_path / "late_nan.csv"
     path.write_text("a,b\n1,x\n2,y\n3,z\n,w\n")  # the NaN only shows up in the second chunk
     facts = lineage.fingerprint(path)

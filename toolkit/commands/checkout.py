@@ -12,7 +12,6 @@ run recorded and, when inside the repository, linked into the worktree at the sa
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -23,23 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import UsageError
-from toolkit.core.lineage import fingerprint
+from toolkit.core.git import run_git
+from toolkit.core.lineage.datafiles import fingerprint
 
+# Adding a worktree writes every file of the commit: far longer than a look-up may take.
 _GIT_TIMEOUT_S = 120.0
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
     try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=repo,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-        )
+        done = run_git(list(args), repo, timeout=_GIT_TIMEOUT_S)
     except (OSError, subprocess.SubprocessError) as exc:
         raise UsageError(f"cannot run git in {repo}: {exc}") from exc
     if check and done.returncode != 0:

@@ -6,47 +6,15 @@ imports Great Expectations: this module only needs the standard library.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
+from toolkit.core.jsonable import jsonable
 from toolkit.reports.text import short
 
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 #: Examples kept per failing expectation: enough to recognise the problem, small on 1M rows.
 MAX_EXAMPLES = 5
-
-
-def jsonable(value: Any) -> Any:
-    """Return ``value`` as plain JSON data: NaN/NaT/NA become None, numpy scalars become Python.
-
-    GX results carry numpy scalars, pandas timestamps and NaN; ``json.dumps`` would either fail
-    or write ``NaN``, which is not JSON.
-    """
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [jsonable(v) for v in value]
-        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
-    # pandas.NA and NaT are singletons whose truth value is ambiguous; match them by type name
-    # so this module need not import pandas.
-    if type(value).__name__ in {"NAType", "NaTType"}:
-        return None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return jsonable(float(value))
-    if hasattr(value, "tolist"):  # numpy scalar or array
-        return jsonable(value.tolist())
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
 
 
 def _percent(value: float | None) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import math
 import os
 import signal
 import subprocess
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from toolkit.core.errors import SpecError, UsageError
+from toolkit.core.jsonable import jsonable
 
 #: Linux refuses an environment string over 128 KiB; past this the env copy is shortened.
 _ENV_LIMIT = 100_000
@@ -156,17 +156,6 @@ def deliver(payload: Mapping[str, Any], hooks: Sequence[AlertHook]) -> list[Hook
             )
             outcomes.append(HookOutcome(hook.label, kind, False, f"{type(exc).__name__}: {exc}"))
     return outcomes
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with NaN and infinities as None: strict JSON, which every receiver parses."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def _is_loopback(host: str) -> bool:

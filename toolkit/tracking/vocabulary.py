@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from toolkit.core.jsonable import jsonable
+
 # Tag names: part of the interface (searches and `toolkit runs` depend on them).
 TAG_RUN_ID = "toolkit.run_id"
 TAG_PIPELINE = "toolkit.pipeline"
@@ -152,13 +154,3 @@ class RunDetail(RunSummary):
 
     artifact_uri: str | None = None
     steps: tuple[StepDetail, ...] = ()
-
-
-def jsonable(data: Any) -> Any:
-    if isinstance(data, datetime):
-        return data.isoformat()
-    if isinstance(data, dict):
-        return {k: jsonable(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [jsonable(v) for v in data]
-    return data
