@@ -11,7 +11,7 @@ from typing import Any
 from toolkit.reports.jinja import render
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -19,7 +19,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _delta(value: Any) -> str:
+def fmt_delta(value: Any) -> str:
     return "" if value is None else f" ({value:+.6g})"
 
 
@@ -29,39 +29,50 @@ def render_text(diff: dict[str, Any]) -> str:
     lines = [f"diff {a} -> {b}" + ("" if diff["changed"] else ": no differences")]
     lines += [f"  note: {n}" for n in diff["notes"]]
     ca, cb = diff["commit"]
-    lines.append(f"  commit: {_fmt(ca)[:12]}" + ("" if ca == cb else f" -> {_fmt(cb)[:12]}"))
+    lines.append(
+        f"  commit: {fmt_value(ca)[:12]}" + ("" if ca == cb else f" -> {fmt_value(cb)[:12]}")
+    )
     sections = [
         (
             "parameters",
-            [f"{p['key']}: {_fmt(p['a'])} -> {_fmt(p['b'])}" for p in diff["parameters"]],
+            [f"{p['key']}: {fmt_value(p['a'])} -> {fmt_value(p['b'])}" for p in diff["parameters"]],
         ),
-        ("steps", [f"{s['step']}: {_fmt(s['a'])} -> {_fmt(s['b'])}" for s in diff["steps"]]),
+        (
+            "steps",
+            [f"{s['step']}: {fmt_value(s['a'])} -> {fmt_value(s['b'])}" for s in diff["steps"]],
+        ),
         (
             "metrics",
             [
-                f"{m['step']}.{m['key']}: {_fmt(m['a'])} -> {_fmt(m['b'])}{_delta(m['delta'])}"
+                f"{m['step']}.{m['key']}: {fmt_value(m['a'])} -> {fmt_value(m['b'])}{fmt_delta(m['delta'])}"
                 for m in diff["metrics"]
                 if m["a"] != m["b"]
             ],
         ),
-        ("gates", [f"{g['gate']}: {_fmt(g['a'])} -> {_fmt(g['b'])}" for g in diff["gates"]]),
+        (
+            "gates",
+            [f"{g['gate']}: {fmt_value(g['a'])} -> {fmt_value(g['b'])}" for g in diff["gates"]],
+        ),
         (
             "contracts",
             [
-                f"{c['step']}.{c['target']}: {_fmt(c['a'])} -> {_fmt(c['b'])}"
+                f"{c['step']}.{c['target']}: {fmt_value(c['a'])} -> {fmt_value(c['b'])}"
                 for c in diff["contracts"]
             ],
         ),
         (
             "outputs",
             [
-                f"{o['step']}.{o['output']} {o['field']}: {_fmt(o['a'])[:40]} -> {_fmt(o['b'])[:40]}"
+                f"{o['step']}.{o['output']} {o['field']}: {fmt_value(o['a'])[:40]} -> {fmt_value(o['b'])[:40]}"
                 for o in diff["outputs"]
             ],
         ),
         (
             "environment",
-            [f"{e['item']}: {_fmt(e['a'])} -> {_fmt(e['b'])}" for e in diff["environment"]],
+            [
+                f"{e['item']}: {fmt_value(e['a'])} -> {fmt_value(e['b'])}"
+                for e in diff["environment"]
+            ],
         ),
     ]
     for title, rows in sections:
@@ -88,6 +99,6 @@ def render_html(diff: dict[str, Any], *, title: str | None = None, standalone: b
         template,
         d=diff,
         title=title or f"diff {diff['a']} -> {diff['b']}",
-        fmt=_fmt,
-        delta=_delta,
+        fmt=fmt_value,
+        delta=fmt_delta,
     )
