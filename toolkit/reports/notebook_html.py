@@ -14,14 +14,9 @@ from pathlib import Path
 
 from toolkit.core.fsutil import atomic_write_text
 
-# A child of the lab template whose only job is to drop the blocks that reference CDNs.
-_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-"""
+# nbconvert's lab template minus its CDN scripts: a template file of ours, loaded by nbconvert.
 _OFFLINE_NAME = "toolkit_offline.html.j2"
+_OFFLINE_DIR = Path(__file__).parent / "nbconvert"
 
 
 def render_html(
@@ -39,7 +34,7 @@ def render_html(
     the whole report.
     """
     import nbformat  # lazy: nbconvert + its jinja/mistune/bleach stack costs ~0.3 s
-    from jinja2 import DictLoader
+    from jinja2 import FileSystemLoader
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
@@ -51,7 +46,7 @@ def render_html(
         "embed_images": True,
     }
     if offline:
-        options["extra_loaders"] = [DictLoader({_OFFLINE_NAME: _OFFLINE_TEMPLATE})]
+        options["extra_loaders"] = [FileSystemLoader(str(_OFFLINE_DIR))]
         options["template_file"] = _OFFLINE_NAME
     exporter = HTMLExporter(**options)
     body, _resources = exporter.from_notebook_node(
