@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import math
 from pathlib import Path
@@ -293,6 +295,18 @@ def test_report_is_self_contained_and_escaped(reference: ReferenceProfile) -> No
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
     assert 'href="javascript' not in page
     assert page.index(">sensor<") < page.index(">age<")  # most drifted first
+
+
+def test_result_keeps_the_bins_and_the_page_is_drawn_from_them(reference: ReferenceProfile) -> None:
+    rng = np.random.default_rng(23)
+    batch = pd.concat([_frame(rng, 2_000), _outputs(rng, 2_000)], axis=1)
+    result = _monitor(batch, reference, charts=2)
+    roles = [h.role for h in result.charts]
+    assert roles.count("feature") == 2 and "prediction" in roles
+    assert all(abs(sum(h.reference) - 1) < 1e-6 for h in result.charts if h.kind != "continuous")
+    assert "charts" not in result.to_dict() and "html" not in result.to_dict()
+    assert result.html.count("<figure>") == len(result.charts)
+    assert "<figure>" not in replace(result, charts=()).html
 
 
 def test_finite_sorted_drops_nan_and_inf() -> None:

@@ -280,3 +280,18 @@ def test_write_survives_a_rendering_bug(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(module, "render_run_report", boom)
     assert write_run_report(make_run(tmp_path), root=tmp_path) is None
+
+
+def test_champion_diff_and_reproduction_sections_keep_the_run_title(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    diff = {"a": "r1", "b": run.name, "changed": True, "notes": [], "commit": ["a1", "b2"]}
+    diff |= {k: [] for k in ("parameters", "steps", "metrics", "gates", "contracts", "outputs")}
+    diff |= {"environment": [], "notebooks": [], "with_outputs": False, "title": "vs <v2>"}
+    (run / "diff_vs_champion.json").write_text(json.dumps(diff))
+    (run / "reproduction.json").write_text(json.dumps({"headline": "same <b>", "notes": ["n"]}))
+    page = render_run_report(run)
+    title = re.search(r"<title>(.*?)</title>", page).group(1)  # type: ignore[union-attr]
+    assert run.name in title and "v2" not in title  # the diff's title names its section only
+    assert '<section id="changes"><h2>What changed: vs &lt;v2&gt;</h2>' in page
+    assert '<div class="rundiff">' in page and '<section id="reproduction">' in page
+    assert "same &lt;b&gt;" in page and '<a href="#reproduction">' in page
