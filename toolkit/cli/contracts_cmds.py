@@ -64,7 +64,7 @@ def usage_of(suite: str, specs: list[Path]) -> list[str]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from toolkit.contracts.suites import list_suites
-    from toolkit.specs.models import discover_specs
+    from toolkit.specs.load import discover_specs
 
     settings = _settings()
     specs = discover_specs(settings.root / "pipelines")
