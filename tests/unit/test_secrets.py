@@ -168,3 +168,16 @@ def test_scrub_notebook_removes_secrets_from_every_cell_and_output(tmp_path: Pat
         "api_key": REDACTED,
         "rows": 10,
     }
+
+
+def test_secret_patterns_must_be_a_list(tmp_path: Path) -> None:
+    from toolkit.core.errors import ToolkitError
+    from toolkit.core.settings import load_settings
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.toolkit]\nsecret_patterns = ["*pin*"]\n', encoding="utf-8")
+    assert load_settings(tmp_path).secret_patterns == ("*pin*",)
+    # A bare string would have become one-letter patterns that redact nothing.
+    pyproject.write_text('[tool.toolkit]\nsecret_patterns = "*pin*"\n', encoding="utf-8")
+    with pytest.raises(ToolkitError, match="secret_patterns must be a list"):
+        load_settings(tmp_path)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from toolkit.core.errors import ExitCode
 
+if TYPE_CHECKING:
+    from toolkit.core.settings import Settings
 
-def _settings():  # type: ignore[no-untyped-def]
+
+def _settings() -> Settings:
     from toolkit.core.settings import load_settings
 
     return load_settings()
@@ -62,13 +66,22 @@ def usage_of(suite: str, specs: list[Path]) -> list[str]:
     return uses
 
 
+class SuiteRow(TypedDict):
+    """One line of ``contracts list`` (and one object of its ``--json``)."""
+
+    suite: str
+    expectations: int
+    path: str
+    used_by: list[str]
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from toolkit.contracts.suites import list_suites
     from toolkit.specs.load import discover_specs
 
     settings = _settings()
     specs = discover_specs(settings.root / "pipelines")
-    rows = [
+    rows: list[SuiteRow] = [
         {
             "suite": s.name,
             "expectations": len(s),
@@ -88,7 +101,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     contracts = sub.add_parser("contracts", help="data contracts (Great Expectations suites)")
     csub = contracts.add_subparsers(dest="contracts_command", metavar="ACTION", required=True)
     check = csub.add_parser("check", help="validate a CSV or Parquet file; exit 3 if it fails")

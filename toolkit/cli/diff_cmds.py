@@ -19,7 +19,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = sub.add_parser(
         "diff",
         help="what changed between two runs: parameters, commit, metrics, gates, contracts, "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 
 def cmd_export_airflow(args: argparse.Namespace) -> int:
@@ -19,7 +18,7 @@ def cmd_export_airflow(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = sub.add_parser("export", help="export a pipeline for another scheduler")
     targets = export.add_subparsers(dest="target", metavar="TARGET", required=True)
     airflow = targets.add_parser(

@@ -34,7 +34,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init = sub.add_parser(
         "init",
         help="start a project: pyproject.toml, folders, an example pipeline, the Jupyter kernel",

@@ -41,7 +41,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     monitor = sub.add_parser("monitor", help="compare a batch with the model's training reference")
     monitor.add_argument("model")
     monitor.add_argument(

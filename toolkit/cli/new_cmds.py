@@ -42,7 +42,7 @@ def cmd_new_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     new = sub.add_parser(
         "new", help="scaffold project pieces: a notebook step, a pipeline from notebooks"
     )

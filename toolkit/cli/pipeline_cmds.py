@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.cli.progress import ProgressPrinter
 from toolkit.core.errors import ExitCode, ToolkitError
+
+if TYPE_CHECKING:
+    from toolkit.execute import RunRequest
 
 
 def json_error(exit_code: int, message: str) -> None:
@@ -68,7 +72,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return int(report.exit_code)
 
 
-def _run_shared(args: argparse.Namespace, request: object, printer: object) -> int:
+def _run_shared(
+    args: argparse.Namespace, request: RunRequest, printer: ProgressPrinter | None
+) -> int:
     """``--step NAME`` / ``--finish``: one task of a run shared by several processes."""
     from dataclasses import replace
 
@@ -78,10 +84,10 @@ def _run_shared(args: argparse.Namespace, request: object, printer: object) -> i
     if args.step and args.finish:
         raise ToolkitError("--step and --finish are separate tasks: pass one of them")
     if args.finish:
-        report = finish_run(request, printer)  # type: ignore[arg-type]
+        report = finish_run(request, printer)
         print(to_json(report) if args.json else to_text(report))
         return int(report.exit_code)
-    report = run_one_step(request, args.step, printer)  # type: ignore[arg-type]
+    report = run_one_step(request, args.step, printer)
     print(to_json(report) if args.json else to_text(report))
     step = report.step(args.step)
     return int(replace(report, steps=(step,), status=step.status, gates=None).exit_code)

@@ -189,7 +189,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     review = sub.add_parser("review", help="review candidate model versions")
     rsub = review.add_subparsers(dest="review_command", metavar="ACTION", required=True)
     lst = rsub.add_parser("list", help="candidates waiting for review, next to the champion")

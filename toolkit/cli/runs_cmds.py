@@ -7,10 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from toolkit.tracking.client import Tracker
 
 
-def _tracker():  # type: ignore[no-untyped-def]
+def _tracker() -> Tracker:
     from toolkit.core.settings import load_settings
     from toolkit.tracking.client import Tracker
 
@@ -197,7 +200,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     runs = sub.add_parser("runs", help="tracked pipeline runs")
     rsub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     lst = rsub.add_parser("list", help="recent pipeline runs, newest first")

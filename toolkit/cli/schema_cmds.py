@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -19,7 +18,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     schema = sub.add_parser(
         "schema",
         help="print or write the JSON Schema of a pipeline spec (for editors and validators)",

@@ -15,7 +15,7 @@ from pathlib import Path
 from toolkit.core.errors import ToolkitError, did_you_mean
 from toolkit.plan.build import build_plan
 from toolkit.specs.load import load_spec
-from toolkit.specs.models import Pipeline
+from toolkit.specs.models import ExternalInput, Output, Pipeline
 from toolkit.specs.notebook_params import overwritten, read_params
 
 
@@ -56,7 +56,9 @@ def _check_contracts(spec: Pipeline) -> list[Problem]:
     expectations_dir = settings.expectations_dir
     problems = []
     for step in spec.steps:
-        attached = [("inputs", k, v) for k, v in step.inputs.items() if not isinstance(v, str)]
+        attached: list[tuple[str, str, ExternalInput | Output]] = [
+            ("inputs", k, v) for k, v in step.inputs.items() if not isinstance(v, str)
+        ]
         attached += [("outputs", k, v) for k, v in step.output_specs().items()]
         for direction, key, item in attached:
             if item.contract is None:

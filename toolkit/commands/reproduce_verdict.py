@@ -195,10 +195,10 @@ def judge(
             verdict = _compare_value(value, got, rtol, atol)
             comparisons.append(Comparison(name, "metric", key, value, got, verdict))
         for key, digest in sorted(old.fingerprints.items()):
-            got = fresh.fingerprints.get(key)
-            verdict = IDENTICAL if got == digest else DIFFERING
+            got_digest = fresh.fingerprints.get(key)
+            verdict = IDENTICAL if got_digest == digest else DIFFERING
             comparisons.append(
-                Comparison(name, "fingerprint", key, digest[:12], (got or "-")[:12], verdict)
+                Comparison(name, "fingerprint", key, digest[:12], (got_digest or "-")[:12], verdict)
             )
     for gate, passed in original.gates.items():
         got = new.gates.get(gate)

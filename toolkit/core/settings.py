@@ -90,6 +90,9 @@ def load_settings(start: Path | None = None) -> Settings:
         # A relative sqlite path would follow the process cwd; pin it to the project.
         uri = _sqlite_uri((root / uri.removeprefix("sqlite:///")).resolve())
     patterns = table.get("secret_patterns", DEFAULT_SECRET_PATTERNS)
+    if not isinstance(patterns, list | tuple):
+        # A bare string would iterate as one-letter patterns that match no real name.
+        raise ToolkitError(f"{root / 'pyproject.toml'}: secret_patterns must be a list of patterns")
     known = {"runs_dir", "expectations_dir", "artifacts_dir", "tracking_uri", "kernel"}
     return Settings(
         root=root,
@@ -98,6 +101,6 @@ def load_settings(start: Path | None = None) -> Settings:
         tracking_uri=str(uri),
         artifacts_dir=artifacts_dir,
         kernel=os.environ.get("TOOLKIT_KERNEL") or str(table.get("kernel", "python3")),
-        secret_patterns=tuple(str(p) for p in patterns),  # type: ignore[union-attr]
+        secret_patterns=tuple(str(p) for p in patterns),
         extra={k: v for k, v in table.items() if k not in known | {"secret_patterns"}},
     )

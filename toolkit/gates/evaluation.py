@@ -25,6 +25,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Literal, NoReturn
 
 from toolkit.core.errors import GateFailed, RegistryError, SpecError
@@ -317,43 +318,37 @@ def evaluate_gate(
     champion_version: str | None = None,
 ) -> GateResult:
     """Evaluate one parsed gate (see :func:`evaluate_gates`)."""
-    base = {"name": gate.name, "expression": gate.text, "kind": gate.kind}
+    result = partial(GateResult, name=gate.name, expression=gate.text, kind=gate.kind)
     if gate.kind == "contracts":
         if contracts_ok is None:
-            return GateResult(**base, passed=False, note="the run validated no contracts")
+            return result(passed=False, note="the run validated no contracts")
         note = "every contract passed" if contracts_ok else "a contract failed or warned"
-        return GateResult(**base, passed=contracts_ok, note=note)
+        return result(passed=contracts_ok, note=note)
     assert gate.metric is not None and gate.op is not None and gate.rhs is not None
     source = f"step {step!r}" if step else "the step"
     logged = f"{source} logged: {', '.join(sorted(metrics)) or 'no metrics'}"
     if gate.metric not in metrics:
         note = f"metric {gate.metric!r} was never logged; {logged}"
-        return GateResult(**base, op=gate.op, passed=False, note=note, error=True)
+        return result(op=gate.op, passed=False, note=note, error=True)
     value = float(metrics[gate.metric])
     if gate.kind == "champion" and champion is None:
-        return GateResult(**base, op=gate.op, value=value, passed=True, note="no champion yet")
+        return result(op=gate.op, value=value, passed=True, note="no champion yet")
     try:
         threshold = _eval(gate.rhs, metrics, champion or {}, logged)
     except _Undefined as why:
         if why.error:
-            return GateResult(
-                **base, op=gate.op, value=value, passed=False, note=why.note, error=True
-            )
+            return result(op=gate.op, value=value, passed=False, note=why.note, error=True)
         who = f"champion v{champion_version}" if champion_version else "the champion"
         note = why.note.replace("champion", who, 1)
-        return GateResult(**base, op=gate.op, value=value, passed=True, note=note)
+        return result(op=gate.op, value=value, passed=True, note=note)
     if math.isnan(value) or math.isnan(threshold):
         note = "value is NaN" if math.isnan(value) else "threshold is NaN"
-        return GateResult(
-            **base, op=gate.op, value=value, threshold=threshold, passed=False, note=note
-        )
+        return result(op=gate.op, value=value, threshold=threshold, passed=False, note=note)
     passed = _compare(value, gate.op, threshold)
     note = (
         f"vs champion v{champion_version}" if gate.kind == "champion" and champion_version else ""
     )
-    return GateResult(
-        **base, op=gate.op, value=value, threshold=threshold, passed=passed, note=note
-    )
+    return result(op=gate.op, value=value, threshold=threshold, passed=passed, note=note)
 
 
 def evaluate_gates(

@@ -164,10 +164,10 @@ class InputContract:
             if np.isnan(low).any():
                 bad |= np.isnan(matrix[:, plan["not_null"]]).any(axis=1)
                 low, high = np.fmin.reduce(matrix, axis=0), np.fmax.reduce(matrix, axis=0)
-            for k in np.flatnonzero(low < plan["lo"]):  # NaN compares False: nulls pass bounds
-                bad |= matrix[:, k] < plan["lo"][k]
-            for k in np.flatnonzero(high > plan["hi"]):
-                bad |= matrix[:, k] > plan["hi"][k]
+            for j in np.flatnonzero(low < plan["lo"]):  # NaN compares False: nulls pass bounds
+                bad |= matrix[:, j] < plan["lo"][j]
+            for j in np.flatnonzero(high > plan["hi"]):
+                bad |= matrix[:, j] > plan["hi"][j]
         for k, rule in plan["sets"]:
             bad |= _set_failures(rule, matrix[:, k]) & ~np.isnan(matrix[:, k])
         # The bits as received (-0.0 and 0.0 differ: canonicalising would cost a copy).
@@ -294,7 +294,7 @@ def _text_column(rule: ColumnRule, column: pd.Series | np.ndarray) -> tuple[np.n
     null = column.isna().to_numpy() if isinstance(column, pd.Series) else pd.isna(values)
     failed = null & rule.not_null
     if rule.kind == STRING:
-        is_str = ~null if arrow is not None else np.fromiter(map(_is_str, values), bool, len(null))
+        is_str = ~null if values is None else np.fromiter(map(_is_str, values), np.bool_, len(null))
         failed |= ~is_str & ~null
         if rule.regex is not None and arrow is not None:
             import pyarrow.compute as pc
@@ -305,13 +305,13 @@ def _text_column(rule: ColumnRule, column: pd.Series | np.ndarray) -> tuple[np.n
                 )
             except Exception:  # pyarrow.ArrowInvalid: a pattern RE2 does not support
                 values, arrow = np.asarray(column, dtype=object), None
-        if rule.regex is not None and arrow is None:
+        if rule.regex is not None and values is not None:  # not on the Arrow path
             search = re.compile(rule.regex).search
             hits = (s and search(v) is not None for s, v in zip(is_str, values, strict=True))
-            failed |= is_str & ~np.fromiter(hits, bool, len(null))
+            failed |= is_str & ~np.fromiter(hits, np.bool_, len(null))
     if rule.value_set or rule.forbidden:
         failed |= _set_failures(rule, column if values is None else values) & ~null
-    return failed, (_hash_arrow(arrow, null) if arrow is not None else _hash_objects(values))
+    return failed, (_hash_objects(values) if values is not None else _hash_arrow(arrow, null))
 
 
 def _hash_objects(values: np.ndarray) -> np.ndarray:
@@ -351,7 +351,7 @@ def _hash_arrow(strings: Any, null: np.ndarray) -> np.ndarray:
     return hashes
 
 
-def _at(values: Any, i: int) -> Any:
+def _at(values: Any, i: int | np.integer) -> Any:
     return values.iloc[i] if isinstance(values, pd.Series) else values[i]
 
 

@@ -231,9 +231,10 @@ def load_rules(
             hint = did_you_mean(column, columns) or "use a column of the input contract"
             raise fail(f"unknown column {column!r} in condition {text!r}", location, hint)
         try:
-            value: float | str = float(raw)
-            if not math.isfinite(value):
+            number = float(raw)
+            if not math.isfinite(number):
                 raise ValueError(raw)
+            value: float | str = number
         except ValueError:
             if op not in ("==", "!="):
                 raise fail(f"{op} needs a number, not {raw!r}", location) from None
