@@ -15,8 +15,9 @@ from pathlib import Path
 from toolkit.core.errors import ToolkitError, did_you_mean
 from toolkit.plan.build import build_plan
 from toolkit.specs.load import load_spec
-from toolkit.specs.models import ExternalInput, Output, Pipeline
+from toolkit.specs.models import Pipeline
 from toolkit.specs.notebook_params import overwritten, read_params
+from toolkit.specs.step_models import ExternalInput, Output
 
 
 @dataclass(frozen=True)
