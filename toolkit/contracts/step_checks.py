@@ -7,7 +7,7 @@ never deleted, so the offending file stays in the run folder for inspection.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def _row_count_expectation(step: PlannedStep, input_name: str) -> dict[str, Any]
 def check(
     step: PlannedStep,
     direction: str,
-    attachments: dict[str, PlannedInput] | dict[str, PlannedOutput],
+    attachments: Mapping[str, PlannedInput] | Mapping[str, PlannedOutput],
     expectations_dir: Path,
     out_dir: Path,
 ) -> list[dict[str, Any]]:
