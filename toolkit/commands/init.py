@@ -155,6 +155,12 @@ def has_toolkit_table(data: dict[str, object] | None) -> bool:
     return isinstance(tool, dict) and "toolkit" in tool
 
 
+def _toolkit_table(data: dict[str, object] | None) -> dict[str, object] | None:
+    tool = data.get("tool") if data else None
+    table = tool.get("toolkit") if isinstance(tool, dict) else None
+    return table if isinstance(table, dict) else None
+
+
 def installed_source() -> tuple[str | None, bool]:
     """Where this environment installed nbgate from (a local wheel or folder), if known.
 
@@ -353,13 +359,12 @@ def install_project_kernel(directory: Path, *, user: bool | None = None) -> Init
     """
     root = directory.expanduser().absolute()
     data = _read_pyproject(root / "pyproject.toml")
-    if not has_toolkit_table(data):
+    table = _toolkit_table(data)
+    if data is None or table is None:
         raise InitError(
             f"{root} holds no toolkit project (no [tool.toolkit] in pyproject.toml)",
             hint=f"create one with: toolkit init {_shell_path(root)}",
         )
-    assert data is not None
-    table = data["tool"]["toolkit"]  # type: ignore[index]
     name = str(os.environ.get("TOOLKIT_KERNEL") or table.get("kernel", "python3"))
     project_table = data.get("project")
     project = str(project_table.get("name", root.name)) if isinstance(project_table, dict) else ""
