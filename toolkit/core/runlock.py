@@ -15,15 +15,14 @@ while any of them runs, and the other way round. Each of those steps also holds 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
-import socket
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from toolkit.core.errors import LockedError
+from toolkit.core.locks import file_lock, holder_record
+from toolkit.core.locks import is_locked as file_is_locked
 
 
 def pid_alive(pid: object) -> bool:
@@ -41,15 +40,19 @@ def pid_alive(pid: object) -> bool:
 
 def is_locked(lock_dir: Path, pipeline: str) -> bool:
     """True while some process holds the pipeline's lock (shared or exclusive)."""
-    path = lock_dir / f"{pipeline}.lock"
-    if not path.exists():
-        return False
-    with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        return False  # closing the handle releases the probe
+    return file_is_locked(lock_dir / f"{pipeline}.lock")
+
+
+def _already_running(pipeline: str) -> Callable[[dict[str, Any]], BaseException]:
+    def busy(info: dict[str, Any]) -> LockedError:
+        return LockedError(
+            f"pipeline {pipeline!r} is already running in this project "
+            f"(run {info.get('run_id', '?')}, pid {info.get('pid', '?')} on "
+            f"{info.get('host', '?')}, since {info.get('since', '?')})",
+            hint="wait for it to finish; a lock left by a killed run is released automatically",
+        )
+
+    return busy
 
 
 @contextlib.contextmanager
@@ -62,55 +65,14 @@ def pipeline_lock(
     Yields the record of an earlier exclusive holder that died without letting go (its
     ``run_id``, ``pid``, ``host``), or None.
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / f"{pipeline}.lock"
-    handle = path.open("a+")
-    try:
-        try:
-            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-            fcntl.flock(handle.fileno(), mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "{}"
-            try:
-                info = json.loads(holder)
-            except ValueError:
-                info = {}
-            raise LockedError(
-                f"pipeline {pipeline!r} is already running in this project "
-                f"(run {info.get('run_id', '?')}, pid {info.get('pid', '?')} on "
-                f"{info.get('host', '?')}, since {info.get('since', '?')})",
-                hint="wait for it to finish; a lock left by a killed run is released automatically",
-            ) from None
-        handle.seek(0)
-        stale = None
-        if not shared:
-            try:
-                stale = json.loads(handle.read().strip() or "null")
-            except ValueError:
-                stale = None
-            if not isinstance(stale, dict) or stale.get("shared"):
-                stale = None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(
-            json.dumps(
-                {
-                    "run_id": run_id,
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "shared": shared,
-                }
-            )
-        )
-        handle.flush()
+    with file_lock(path, shared=shared, timeout=0, busy=_already_running(pipeline)) as held:
+        stale = None if shared else held.read_record()
+        if not isinstance(stale, dict) or stale.get("shared"):
+            stale = None
+        held.write_record(holder_record(run_id, shared=shared))
         try:
             yield stale
         finally:
             if not shared:
-                handle.seek(0)
-                handle.truncate()  # let go properly: no trace of a dead holder
-                handle.flush()
-    finally:
-        handle.close()  # closing the descriptor releases the flock
+                held.clear_record()  # let go properly: no trace of a dead holder

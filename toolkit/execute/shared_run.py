@@ -11,16 +11,14 @@ the pipeline run. A step here makes one attempt: retrying is the scheduler's job
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import LockedError, UsageError, did_you_mean
 from toolkit.core.fsutil import atomic_write_json
+from toolkit.core.locks import file_lock
 from toolkit.core.runlock import pipeline_lock
 from toolkit.core.secrets import redact_params
 from toolkit.core.settings import Settings
@@ -53,15 +51,6 @@ def _prepare(request: RunRequest) -> tuple[Settings, Plan, str]:
     return settings, plan, run_id
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """A blocking exclusive ``flock``: short critical sections shared by a run's tasks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
-
-
 def run_one_step(request: RunRequest, step: str, emit: EventSink | None = None) -> RunReport:
     """Run ``step`` of the shared run ``request.run_id``; return the run's merged report."""
     settings, plan, run_id = _prepare(request)
@@ -75,7 +64,7 @@ def run_one_step(request: RunRequest, step: str, emit: EventSink | None = None) 
     ):
         run_dir = plan.run_dir
         (run_dir / "events").mkdir(parents=True, exist_ok=True)
-        with _file_lock(run_dir / ".summary.lock"):
+        with file_lock(run_dir / ".summary.lock"):
             if not (run_dir / "plan.json").exists():
                 atomic_write_json(run_dir / "plan.json", plan.to_dict())
         tracking = _tracking(settings, plan, request)
@@ -105,7 +94,7 @@ def finish_run(request: RunRequest, emit: EventSink | None = None) -> RunReport:
         try:
             if tracking and tracking.parent:
                 _end_orphaned_steps(tracking, settings, plan, run_id)
-            with _file_lock(plan.run_dir / ".summary.lock"):
+            with file_lock(plan.run_dir / ".summary.lock"):
                 data = json.loads(summary_path.read_text(encoding="utf-8"))
                 steps = tuple(
                     replace(s, status=SKIPPED, reason=s.reason or "never ran")
@@ -136,7 +125,7 @@ def _tracking(
         settings, plan, external_run_id=request.run_id, redactor=run_redactor(plan, settings)
     )
     record = plan.run_dir / PARENT_FILE
-    with _file_lock(plan.run_dir / ".mlflow.lock"):
+    with file_lock(plan.run_dir / ".mlflow.lock"):
         parent = record.read_text().strip() if record.exists() else None
         if not parent:
             with contextlib.suppress(UsageError):  # none yet
@@ -182,7 +171,7 @@ def _merge(
 ) -> RunReport:
     """Put one step's report into the run's summary, atomically and under the run's lock."""
     path = plan.run_dir / "summary.json"
-    with _file_lock(plan.run_dir / ".summary.lock"):
+    with file_lock(plan.run_dir / ".summary.lock"):
         data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         steps = [report if s.name == report.name else s for s in _steps(plan, data)]
         merged = _run_report(plan, settings, request, data, tuple(steps), final=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,6 +20,7 @@ from toolkit.core.errors import (
     TrackingError,
     did_you_mean,
 )
+from toolkit.core.locks import file_lock
 from toolkit.gates.evaluation import GateReport
 from toolkit.release.identity import MLFLOW_AUTH, Actor, Identity, system_identity
 from toolkit.release.vocabulary import (
@@ -33,8 +33,6 @@ from toolkit.release.vocabulary import (
     SETTLE_ROUNDS,
     TAG_GATES,
     TAG_METRICS_RUN_ID,
-    THREAD_LOCKS,
-    THREAD_LOCKS_GUARD,
     WRITE_ATTEMPTS,
     ModelVersionInfo,
     ReleaseEntry,
@@ -138,35 +136,13 @@ class RegistryStore:
         if not self.local_lock:
             yield
             return
-        import fcntl  # POSIX only; imported here so the module still imports elsewhere
-
         path = lock_path(self.tracking_uri, model)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with THREAD_LOCKS_GUARD:
-            thread_lock = THREAD_LOCKS.setdefault(str(path), threading.Lock())
         busy = LockedError(
             f"another release operation on model {model!r} held its lock for "
             f"{self.lock_timeout:g} s ({path})"
         )
-        deadline = time.monotonic() + self.lock_timeout
-        if not thread_lock.acquire(timeout=self.lock_timeout):
-            raise busy
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() > deadline:
-                            raise busy from None
-                        time.sleep(0.02)
-                yield
-            finally:
-                os.close(fd)  # releases the flock
-        finally:
-            thread_lock.release()
+        with file_lock(path, timeout=self.lock_timeout, busy=lambda holder: busy):
+            yield
 
     @staticmethod
     def _write(call: Any, *args: Any) -> None:
