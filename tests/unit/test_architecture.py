@@ -28,7 +28,6 @@ OVER_BUDGET = {
     "contracts/suites.py",
     "execute/cache.py",
     "execute/kernel.py",
-    "execute/orchestrator.py",
     "execute/step_exec.py",
     "guard/model.py",
     "plan/build.py",

@@ -8,7 +8,8 @@ from pathlib import Path
 from conftest import MakeProject
 
 from toolkit.execute.cache import notebook_source_hash, preview
-from toolkit.execute.orchestrator import RunRequest, _plan_record, prepare, step_cache
+from toolkit.execute.orchestrator import RunRequest, prepare, step_cache
+from toolkit.execute.run_record import plan_record
 
 SPEC = """
 name: keys
@@ -45,6 +46,6 @@ def test_a_never_run_step_is_planned_to_run_and_secrets_stay_masked(
     # The key never stores a secret in clear: only digests of the parameters.
     assert "s3cret-value" not in json.dumps(decisions["a"].parts)
     # plan.json masks names that look secret even when the spec doesn't declare them secret.
-    record = _plan_record(plan, settings)
+    record = plan_record(plan, settings)
     assert record["steps"][0]["parameters"]["db_password"] != "s3cret-value"
     assert record["steps"][0]["parameters"]["out"].endswith("a.txt")

@@ -74,6 +74,23 @@ def gate(
     return report, (release if release.ready and status == SUCCEEDED else None)
 
 
+def apply_release(
+    plan: Plan, settings: Settings, report: RunReport, tracking: RunTracking | None
+) -> RunReport:
+    """Gates and registration in one go (a shared run's ``--finish``); a problem there is
+    recorded in the report, never lost."""
+    try:
+        gates, registered = release_stage.gate_and_register(plan, settings, report.steps, tracking)
+    except ToolkitError as exc:
+        message = str(exc)
+        gates = {"passed": False, "error": message, "gates": [], "summary": [f"ERROR {message}"]}
+        registered = None
+    status = report.status
+    if gates is not None and not gates["passed"]:
+        status = FAILED
+    return replace(report, gates=gates, registered=registered, status=status)
+
+
 def release_error(report: RunReport, exc: ToolkitError) -> RunReport:
     message = str(exc)
     gates = {"passed": False, "error": message, "gates": [], "summary": [f"ERROR {message}"]}

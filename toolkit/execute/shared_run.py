@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -20,16 +19,14 @@ from toolkit.core.errors import LockedError, UsageError, did_you_mean
 from toolkit.core.fsutil import atomic_write_json
 from toolkit.core.locks import file_lock
 from toolkit.core.runlock import pipeline_lock
-from toolkit.core.secrets import redact_params
 from toolkit.core.settings import Settings
-from toolkit.execute.orchestrator import EventSink, RunRequest, apply_release, prepare, run_redactor
+from toolkit.execute.finish import apply_release
+from toolkit.execute.request import RunRequest, prepare, run_redactor
 from toolkit.execute.resume import step_report
-from toolkit.execute.step_exec import StepHooks, context_for, now_iso, run_step
+from toolkit.execute.run_record import build_report, plan_record, seconds_since
+from toolkit.execute.step_exec import EventSink, StepHooks, context_for, now_iso, run_step
 from toolkit.plan.build import Plan
 from toolkit.reports.summary import (
-    CACHED,
-    FAILED,
-    INTERRUPTED,
     SKIPPED,
     SUCCEEDED,
     RunReport,
@@ -66,7 +63,7 @@ def run_one_step(request: RunRequest, step: str, emit: EventSink | None = None) 
         (run_dir / "events").mkdir(parents=True, exist_ok=True)
         with file_lock(run_dir / ".summary.lock"):
             if not (run_dir / "plan.json").exists():
-                atomic_write_json(run_dir / "plan.json", plan.to_dict())
+                atomic_write_json(run_dir / "plan.json", plan_record(plan, settings))
         tracking = _tracking(settings, plan, request)
         if tracking and tracking.parent:
             # Holding this step's lock: a RUNNING run of it is an attempt whose process was
@@ -102,8 +99,8 @@ def finish_run(request: RunRequest, emit: EventSink | None = None) -> RunReport:
                     else s
                     for s in _steps(plan, data)
                 )
-                report = _run_report(plan, settings, request, data, steps, final=True)
-                report = replace(report, mlflow_run_id=tracking.parent if tracking else None)
+                parent = tracking.parent if tracking else None
+                report = _run_report(plan, settings, request, data, steps, parent, final=True)
                 if report.status == SUCCEEDED:
                     report = apply_release(plan, settings, report, tracking)
                 atomic_write_json(summary_path, report.to_dict())
@@ -174,8 +171,8 @@ def _merge(
     with file_lock(plan.run_dir / ".summary.lock"):
         data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         steps = [report if s.name == report.name else s for s in _steps(plan, data)]
-        merged = _run_report(plan, settings, request, data, tuple(steps), final=False)
-        merged = replace(merged, mlflow_run_id=parent or data.get("mlflow_run_id"))
+        parent = parent or data.get("mlflow_run_id")
+        merged = _run_report(plan, settings, request, data, tuple(steps), parent, final=False)
         atomic_write_json(path, merged.to_dict())
     return merged
 
@@ -186,43 +183,20 @@ def _run_report(
     request: RunRequest,
     data: dict[str, Any],
     steps: tuple[StepReport, ...],
+    parent: str | None,
     *,
     final: bool,
 ) -> RunReport:
-    statuses = {s.status for s in steps}
-    if INTERRUPTED in statuses:
-        status = INTERRUPTED
-    elif statuses & {FAILED, SKIPPED}:
-        status = FAILED
-    elif statuses <= {SUCCEEDED, CACHED}:
-        status = SUCCEEDED
-    else:
-        status = "running"
+    """The run so far (steps not reported yet are pending), or its end with ``final``."""
     started = [s.started_at for s in steps if s.started_at]
     started_at = data.get("started_at") or (min(started) if started else now_iso())
-    return RunReport(
-        run_id=plan.run_dir.name,
-        pipeline=plan.pipeline,
-        status=status,
-        run_dir=str(plan.run_dir),
-        spec=str(plan.spec_path),
+    return build_report(
+        plan,
+        settings,
+        request,
+        steps,
         started_at=started_at,
-        ended_at=now_iso(),
-        duration=round(sum(s.duration or 0.0 for s in steps), 3)
-        if not final
-        else _since(started_at),
-        steps=steps,
-        parameters=redact_params(
-            request.overrides, patterns=settings.secret_patterns, declared=plan.secret_params
-        ),
-        tracking_uri=settings.tracking_uri if request.track else None,
+        duration=seconds_since(started_at) if final else sum(s.duration or 0.0 for s in steps),
+        mlflow_run_id=parent,
+        tracked=request.track,
     )
-
-
-def _since(iso: str) -> float:
-    from datetime import datetime
-
-    try:
-        return round(time.time() - datetime.fromisoformat(iso).timestamp(), 3)
-    except ValueError:
-        return 0.0
