@@ -26,9 +26,6 @@ MAX_LINES = 400
 # fails for a module listed here that fits, so an entry can't outlive its split.
 OVER_BUDGET = {
     "contracts/suites.py",
-    "execute/cache.py",
-    "execute/kernel.py",
-    "execute/step_exec.py",
     "guard/model.py",
     "plan/build.py",
     "release/registry.py",

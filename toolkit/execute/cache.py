@@ -22,22 +22,21 @@ across filesystems) into the new run's folder, so every run folder stays complet
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
-from toolkit.core.fsutil import atomic_write_json, sha256_file
+from toolkit.core.fsutil import atomic_write_json
 from toolkit.execute.file_audit import still_same
+from toolkit.execute.hashing import FileHashes, digest, notebook_source_hash
 from toolkit.plan.build import Plan, PlannedStep
-from toolkit.reports.summary import CACHED, SUCCEEDED, RunReport, StepReport
-from toolkit.specs.notebook_source import read_notebook
+from toolkit.reports.summary import CACHED, StepReport
 
 CACHE_FORMAT = 1
 ALL = "*"
@@ -58,57 +57,6 @@ class Decision:
         return self.entry is not None
 
 
-def _digest(data: object) -> str:
-    blob = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def notebook_source_hash(path: Path) -> str:
-    """Hash of what a notebook does: cell types, sources and tags; not outputs, counts or cell
-    ids (a percent ``.py`` gets random ids on every read)."""
-    nb = read_notebook(path)
-    cells = []
-    for cell in nb.get("cells", []):
-        source = cell.get("source", "")
-        cells.append(
-            [
-                cell.get("cell_type"),
-                "".join(source) if isinstance(source, list) else source,
-                sorted(cell.get("metadata", {}).get("tags", [])),
-            ]
-        )
-    return _digest(cells)
-
-
-class _Hashes:
-    """sha256 of files, memoised per (path, size, mtime, inode) for the life of the process."""
-
-    def __init__(self) -> None:
-        self._memo: dict[tuple[str, int, int, int], str] = {}
-
-    def of(self, path: Path) -> str | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        stamp = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
-        if stamp not in self._memo:
-            self._memo[stamp] = sha256_file(path)
-        return self._memo[stamp]
-
-    def matches(self, path: Path, recorded: Mapping[str, Any]) -> bool:
-        """True when ``path`` still holds the bytes an entry recorded."""
-        try:
-            st = path.stat()
-        except OSError:
-            return False
-        if st.st_size != recorded.get("size"):
-            return False
-        if (st.st_mtime_ns, st.st_ino) == (recorded.get("mtime_ns"), recorded.get("ino")):
-            return True  # untouched since it was hashed (git's index makes the same bet)
-        return self.of(path) == recorded.get("sha256")
-
-
 class StepCache:
     """Looks up and records step executions of one pipeline in one project."""
 
@@ -126,7 +74,7 @@ class StepCache:
         self.kernel = kernel
         self.expectations_dir = expectations_dir
         self.force = force
-        self.hashes = _Hashes()
+        self.hashes = FileHashes()
 
     # -- keys ----------------------------------------------------------------------------------
     def parts(self, step: PlannedStep, input_hashes: Mapping[str, str | None]) -> dict[str, Any]:
@@ -143,8 +91,8 @@ class StepCache:
             "toolkit": __version__,
             "kernel": step.kernel or self.kernel,
             "notebook": notebook_source_hash(step.notebook),
-            "parameters": _digest(plain),
-            "env": _digest(dict(step.env)),
+            "parameters": digest(plain),
+            "env": digest(dict(step.env)),
             "cwd": str(step.cwd) if step.cwd else None,
             "param_files": self._param_files(step, plain),
             "inputs": dict(sorted(input_hashes.items())),
@@ -173,7 +121,7 @@ class StepCache:
             else:
                 input_hashes[key] = self.hashes.of(item.path)
         parts = self.parts(step, input_hashes)
-        key = _digest(parts)
+        key = digest(parts)
         if not step.cache:
             return Decision(step.name, key, parts, reason="caching is off for this step")
         if ALL in self.force or step.name in self.force:
@@ -215,8 +163,8 @@ class StepCache:
                 "(it could not be hashed): the step runs every time"
             )
         files_before = before.get("param_files", {})
-        for path, digest in parts.get("param_files", {}).items():
-            if path in files_before and files_before[path] != digest:
+        for path, hashed in parts.get("param_files", {}).items():
+            if path in files_before and files_before[path] != hashed:
                 return f"reads {self.show(path)}, which changed"
         for label, name in (
             ("notebook", "notebook"),
@@ -232,8 +180,8 @@ class StepCache:
             if before.get(name) != parts.get(name):
                 return f"{label} changed"
         inputs_before = before.get("inputs", {})
-        for key, digest in parts.get("inputs", {}).items():
-            if inputs_before.get(key) != digest:
+        for key, hashed in parts.get("inputs", {}).items():
+            if inputs_before.get(key) != hashed:
                 return f"input {key!r} changed"
         return "no matching earlier run"
 
@@ -349,7 +297,7 @@ class StepCache:
         """
         if any(d.key is None for d in decisions.values()):
             return None
-        return _digest(
+        return digest(
             {
                 "context": dict(context),
                 "steps": {name: d.key for name, d in sorted(decisions.items())},
@@ -403,75 +351,3 @@ def preview(cache: StepCache, plan: Plan) -> dict[str, Decision]:
         if decision.entry is not None:
             hashes[step.name] = {k: v["sha256"] for k, v in decision.entry["outputs"].items()}
     return decisions
-
-
-class CacheSession:
-    """The cache as one run sees it: a decision as each step becomes ready, a record as it ends."""
-
-    def __init__(self, cache: StepCache, plan: Plan, context: Mapping[str, Any]) -> None:
-        self.cache = cache
-        self.plan = plan
-        self.context = context
-        self.hashes: dict[str, dict[str, str]] = {}
-        self.decisions: dict[str, Decision] = {}
-        self.expected: dict[str, Decision] = {}
-
-    def preview(self) -> dict[str, Decision]:
-        """What the run expects to reuse, decided before anything runs."""
-        self.expected = preview(self.cache, self.plan)
-        return self.expected
-
-    def expect_hit(self, step: str) -> bool:
-        decision = self.expected.get(step)
-        return decision is not None and decision.hit
-
-    def ready(self, step: PlannedStep) -> StepReport | None:
-        """A cached report when the step can be reused (its outputs are then in place)."""
-        decision = self.cache.decide(step, self.hashes)
-        self.decisions[step.name] = decision
-        if decision.entry is None:
-            return None
-        try:
-            report = self.cache.reuse(step, decision, self.plan.run_dir)
-        except OSError:  # an output vanished between the check and the link: just run it
-            self.decisions[step.name] = replace(decision, entry=None, reason="cache entry broken")
-            return None
-        self.hashes[step.name] = {k: v["sha256"] for k, v in decision.entry["outputs"].items()}
-        return report
-
-    def adopt(self, step: PlannedStep) -> None:
-        """A step kept by ``--resume``: its outputs feed the keys of the steps after it."""
-        self.decisions[step.name] = self.cache.decide(step, self.hashes)
-        self.hashes[step.name] = {
-            k: self.cache.hashes.of(v.path) or "" for k, v in step.outputs.items()
-        }
-
-    def succeeded(self, step: PlannedStep, report: StepReport) -> None:
-        decision = self.decisions.get(step.name) or self.cache.decide(step, self.hashes)
-        self.decisions[step.name] = decision
-        # An output moved away after the step: the steps after it will say so.
-        with contextlib.suppress(OSError):
-            self.hashes[step.name] = self.cache.store(
-                step, decision, report, self.plan.run_dir.name
-            )
-
-    def run_key(self) -> str | None:
-        if set(self.decisions) != set(self.plan.names):
-            return None
-        return self.cache.run_key(self.plan, self.decisions, self.context)
-
-    def up_to_date(self) -> dict[str, Any] | None:
-        """The earlier run with exactly these step keys, if every step is a cache hit."""
-        decisions = self.preview()
-        if not decisions or not all(d.hit for d in decisions.values()):
-            return None
-        key = self.cache.run_key(self.plan, decisions, self.context)
-        return self.cache.previous_run(key) if key else None
-
-    def remember(self, report: RunReport) -> None:
-        """Record a clean run's release outcome, so an unchanged re-run can point at it."""
-        key = self.run_key()
-        if key and report.exit_code == 0 and report.status == SUCCEEDED:
-            self.cache.record_run(
-                key, report.run_id, {"gates": report.gates, "registered": report.registered}
-            )

@@ -27,7 +27,8 @@ from typing import Any
 from toolkit import __version__
 from toolkit.core.errors import UsageError
 from toolkit.core.settings import Settings
-from toolkit.execute.step_exec import Event, StepContext, StepHooks, now_iso, read_events, run_step
+from toolkit.execute.step_context import Event, StepContext, StepHooks, now_iso, read_events
+from toolkit.execute.step_exec import run_step
 from toolkit.plan.build import Plan, PlannedStep
 from toolkit.reports.summary import FAILED, INTERRUPTED, StepReport
 from toolkit.tracking.step_runs import close_orphans

@@ -15,7 +15,8 @@ from typing import Protocol
 
 from toolkit.core.errors import UsageError, did_you_mean
 from toolkit.core.settings import Settings
-from toolkit.execute.step_exec import StepContext, StepHooks, run_step
+from toolkit.execute.step_context import StepContext, StepHooks
+from toolkit.execute.step_exec import run_step
 from toolkit.plan.build import Plan, PlannedStep
 from toolkit.reports.summary import StepReport
 

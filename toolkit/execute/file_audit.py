@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit.core.fsutil import sha256_file
 
 if TYPE_CHECKING:
-    from toolkit.execute.step_exec import StepContext
+    from toolkit.execute.step_context import StepContext
     from toolkit.plan.build import PlannedStep
 
 # Folders of a run the toolkit itself writes, and the kernel may touch through the toolkit.
@@ -82,7 +82,7 @@ def still_same(path: Path, recorded: dict[str, Any] | None, matches: Any) -> boo
 
 
 def file_audit(step: PlannedStep, ctx: StepContext, outputs: set[str]) -> FileAudit:
-    from toolkit.execute.step_exec import audit_path
+    from toolkit.execute.step_context import audit_path
 
     reads, writes = read_audit(audit_path(ctx.run_dir, step.name))
     declared = {os.path.realpath(p) for p in outputs}

@@ -16,10 +16,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from toolkit.core.errors import StepFailed
 from toolkit.core.lineage import JUPYTER_IMPORT_LOCK
+from toolkit.execute.kernel_control import (
+    END_MLFLOW_RUN,
+    process_alive,
+    run_silent,
+    set_env_code,
+    shutdown_in_background,
+)
 from toolkit.specs.notebook_source import for_execution
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -66,7 +73,7 @@ def _import_engines() -> None:
         import papermill  # noqa: F401
 
 
-def _kernel_manager_class(
+def kernel_manager_class(
     env: Mapping[str, str], handle: KernelHandle, stderr: Path | None = None
 ) -> type:
     _import_engines()
@@ -105,8 +112,6 @@ def _kernel_manager_class(
     return StepKernelManager
 
 
-_SHUTDOWNS: list[threading.Thread] = []
-
 # Started in every step kernel (a file path, so any Python kernel can run it, toolkit installed
 # there or not): records the files the notebook reads and writes; see toolkit/execute/kernel_audit.py.
 AUDIT_SCRIPT = Path(__file__).with_name("kernel_audit.py")
@@ -118,167 +123,10 @@ def kernel_arguments() -> list[str]:
     return ["--HistoryManager.hist_file=:memory:", f"--IPKernelApp.exec_lines={boot}"]
 
 
-# Run in a pre-warmed kernel after its notebook: end the notebook's MLflow run now, so that
-# the kernel's exit (MLflow ends the active run FINISHED at exit) cannot overwrite the status
-# the orchestrator sets afterwards.
-END_MLFLOW_RUN = (
-    "import sys as __s\n"
-    "if 'mlflow' in __s.modules and __s.modules['mlflow'].active_run() is not None:\n"
-    "    __s.modules['mlflow'].end_run()\n"
-    "del __s\n"
-)
+class WarmSource(Protocol):
+    """A kernel started ahead of its step (:class:`toolkit.execute.warm.WarmKernel`)."""
 
-
-def set_env_code(env: Mapping[str, str]) -> str:
-    """Code that sets environment variables in a kernel that is already running."""
-    return f"__import__('os').environ.update({dict(env)!r})\n"
-
-
-async def _run_silent(km: Any, code: str, timeout: float = 60) -> None:
-    kc = km.client()
-    kc.start_channels()
-    try:
-        await kc.wait_for_ready(timeout=timeout)
-        msg_id = kc.execute(code, silent=True, store_history=False)
-        while True:
-            reply = await kc.get_shell_msg(timeout=timeout)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return
-    finally:
-        kc.stop_channels()
-        with contextlib.suppress(ValueError):
-            km.clients.remove(kc)
-
-
-def run_silent(km: Any, code: str) -> None:
-    """Execute ``code`` in a running kernel without touching its notebook (best effort)."""
-    import asyncio
-
-    with contextlib.suppress(Exception):
-        asyncio.run(_run_silent(km, code))
-
-
-class WarmKernel:
-    """A kernel started before its step runs, with the step's environment and working folder,
-    that has already run ``preload`` (the notebook's imports), so they leave the critical path.
-
-    Each warm kernel serves exactly one execution, then is shut down: no state can leak from
-    one step into another. A preload that fails is ignored; the notebook's own cells will raise
-    the same error where the user expects it.
-    """
-
-    def __init__(
-        self,
-        kernel: str,
-        cwd: Path,
-        env: Mapping[str, str],
-        preload: str,
-        startup: float = 60,
-        stderr: Path | None = None,
-    ) -> None:
-        self.handle = KernelHandle()
-        self._stderr = stderr
-        self._km: Any = None
-        self._ready = threading.Event()
-        self._taken = False
-        self._lock = threading.Lock()
-        self._args = (kernel, cwd, dict(env), preload, startup)
-        threading.Thread(target=self._start, name="toolkit-warm", daemon=True).start()
-
-    def _start(self) -> None:
-        import asyncio
-
-        try:
-            asyncio.run(self._astart(*self._args))
-        except Exception:
-            self._shutdown_now()  # a kernel that can't start warm will start the normal way
-        finally:
-            self._ready.set()
-
-    async def _astart(
-        self, kernel: str, cwd: Path, env: dict[str, str], preload: str, startup: float
-    ) -> None:
-        km = _kernel_manager_class(env, self.handle, self._stderr)(kernel_name=kernel)
-        with self._lock:
-            self._km = km
-        await km.start_kernel(cwd=str(cwd), extra_arguments=kernel_arguments())
-        kc = km.client()
-        kc.start_channels()
-        try:
-            await kc.wait_for_ready(timeout=startup)
-            if preload:
-                msg_id = kc.execute(preload, silent=True, store_history=False)
-                while True:
-                    reply = await kc.get_shell_msg(timeout=startup)
-                    if reply["parent_header"].get("msg_id") == msg_id:
-                        break
-        finally:
-            kc.stop_channels()
-            km.clients.clear()
-
-    def wait_ready(self, timeout: float = 120) -> bool:
-        return self._ready.wait(timeout)
-
-    def take(self, timeout: float = 120) -> Any | None:
-        """The ready kernel's manager, for one execution; None if it failed to start."""
-        if not self._ready.wait(timeout):
-            self.discard()
-            return None
-        with self._lock:
-            km, self._taken = self._km, True
-        alive = km is not None and km.has_kernel and self.handle.reason is None
-        return km if alive and _process_alive(km) else None
-
-    def discard(self) -> None:
-        """Shut the kernel down in the background (it was not needed after all)."""
-        with self._lock:
-            self._taken = True
-        _in_background(self._shutdown_after_start)
-
-    def _shutdown_after_start(self) -> None:
-        self._ready.wait(120)
-        self._shutdown_now()
-
-    def _shutdown_now(self) -> None:
-        with self._lock:
-            km = self._km
-        if km is not None:
-            # It never ran a cell of the user's, only imports: nothing to flush, so no need
-            # for the graceful handshake (0.5 s with pandas loaded).
-            _stop_kernel(km, now=True)
-
-
-def _process_alive(km: Any) -> bool:
-    process = getattr(getattr(km, "provisioner", None), "process", None)
-    return process is not None and process.poll() is None
-
-
-def _stop_kernel(km: Any, now: bool = False) -> None:
-    import asyncio
-
-    for kc in getattr(km, "clients", []):
-        with contextlib.suppress(Exception):
-            kc.stop_channels()
-    with contextlib.suppress(Exception):
-        asyncio.run(km.shutdown_kernel(now=now))
-
-
-def _in_background(target: Callable[[], None]) -> None:
-    thread = threading.Thread(target=target, name="toolkit-kernel-stop", daemon=True)
-    thread.start()
-    _SHUTDOWNS.append(thread)
-
-
-def shutdown_in_background(km: Any) -> None:
-    """Close a kernel's clients and shut it down gracefully, off the caller's critical path."""
-    _in_background(lambda: _stop_kernel(km))
-
-
-def wait_for_shutdowns(timeout: float = 15) -> None:
-    """Wait for background kernel shutdowns, so a run leaves no kernel behind."""
-    deadline = time.monotonic() + timeout
-    while _SHUTDOWNS:
-        _SHUTDOWNS.pop().join(max(0.0, deadline - time.monotonic()))
+    def take(self) -> Any | None: ...
 
 
 def _clean(lines: Any) -> str:
@@ -353,7 +201,7 @@ class _CellWatch:
 
 
 def execute(
-    request: ExecutionRequest, handle: KernelHandle | None = None, warm: WarmKernel | None = None
+    request: ExecutionRequest, handle: KernelHandle | None = None, warm: WarmSource | None = None
 ) -> Path:
     """Execute a notebook; return the executed notebook's path.
 
@@ -400,7 +248,7 @@ def execute(
             stderr_file=_Stream("stderr", request.output_sink) if request.output_sink else None,
             execution_timeout=request.timeout,
             extra_arguments=kernel_arguments()[1:],  # nbclient adds its own history setting
-            kernel_manager_class=_kernel_manager_class(
+            kernel_manager_class=kernel_manager_class(
                 {**request.env, **request.late_env}, handle, request.kernel_log
             ),
             on_cell_execute=watch.on_cell_execute,
@@ -453,7 +301,7 @@ def execute(
         if timer is not None:
             timer.cancel()
         if km is not None:
-            if "MLFLOW_RUN_ID" in request.late_env and _process_alive(km):
+            if "MLFLOW_RUN_ID" in request.late_env and process_alive(km):
                 run_silent(km, END_MLFLOW_RUN)
             shutdown_in_background(km)
         if partial.exists():

@@ -24,14 +24,14 @@ from toolkit.core.interrupts import sigterm_interrupts
 from toolkit.core.runlock import pipeline_lock
 from toolkit.core.settings import Settings
 from toolkit.execute import finish, recovery, release_stage
-from toolkit.execute.cache import CacheSession
+from toolkit.execute.cache_session import CacheSession
 from toolkit.execute.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.execute.request import RunRequest, prepare, run_redactor, step_cache
 from toolkit.execute.resume import reusable_steps
 from toolkit.execute.run_diff import record_champion_diff
 from toolkit.execute.run_record import build_report, plan_record
 from toolkit.execute.scheduler import Execution, run_steps
-from toolkit.execute.step_exec import Event, EventSink, now_iso
+from toolkit.execute.step_context import Event, EventSink, now_iso
 from toolkit.plan.build import Plan
 from toolkit.reports.summary import FAILED, INTERRUPTED, SKIPPED, RunReport, StepReport
 from toolkit.tracking.run_tracking import RunTracking, tracking_disabled

@@ -26,7 +26,7 @@ from toolkit.core.errors import ToolkitError
 from toolkit.core.fsutil import atomic_write_json
 from toolkit.core.runlock import is_locked, pid_alive
 from toolkit.core.settings import Settings
-from toolkit.execute.step_exec import Event, EventSink, now_iso
+from toolkit.execute.step_context import Event, EventSink, now_iso
 from toolkit.reports.summary import INTERRUPTED, RunReport, StepReport
 from toolkit.tracking.run_tracking import tracking_disabled
 

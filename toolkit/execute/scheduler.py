@@ -14,10 +14,10 @@ from dataclasses import replace
 from graphlib import TopologicalSorter
 
 from toolkit.core.settings import Settings
-from toolkit.execute.cache import CacheSession
+from toolkit.execute.cache_session import CacheSession
 from toolkit.execute.executors import StepExecutor
 from toolkit.execute.request import RunRequest
-from toolkit.execute.step_exec import Event, EventSink, StepHooks, context_for, step_env
+from toolkit.execute.step_context import Event, EventSink, StepHooks, context_for, step_env
 from toolkit.execute.warm import KernelPool
 from toolkit.plan.build import Plan, PlannedStep
 from toolkit.reports.summary import CACHED, SKIPPED, SUCCEEDED, StepReport

@@ -24,7 +24,8 @@ from toolkit.execute.finish import apply_release
 from toolkit.execute.request import RunRequest, prepare, run_redactor
 from toolkit.execute.resume import step_report
 from toolkit.execute.run_record import build_report, plan_record, seconds_since
-from toolkit.execute.step_exec import EventSink, StepHooks, context_for, now_iso, run_step
+from toolkit.execute.step_context import EventSink, StepHooks, context_for, now_iso
+from toolkit.execute.step_exec import run_step
 from toolkit.plan.build import Plan
 from toolkit.reports.summary import (
     SKIPPED,

@@ -11,121 +11,35 @@ closes its own MLflow run (that is what happens on a worker).
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from toolkit.contracts import step_checks as contract_checks
 from toolkit.contracts.step_checks import ContractFailed
 from toolkit.core.errors import StepFailed, ToolkitError
-from toolkit.core.secrets import Redactor, scrub_notebook_in_place, secret_values
-from toolkit.core.settings import Settings
+from toolkit.core.secrets import Redactor, scrub_notebook_in_place
 from toolkit.execute.file_audit import file_audit
-from toolkit.execute.kernel import ExecutionRequest, KernelHandle, WarmKernel, execute
-from toolkit.plan.build import Plan, PlannedStep
+from toolkit.execute.kernel import ExecutionRequest, KernelHandle, execute
+from toolkit.execute.step_context import (
+    Event,
+    StepContext,
+    StepHooks,
+    StepTracking,
+    append_event,
+    kernel_log,
+    now_iso,
+    read_events,
+    step_env,
+)
+from toolkit.plan.build import PlannedStep
 from toolkit.reports.summary import FAILED, INTERRUPTED, SUCCEEDED, StepReport
 from toolkit.specs.notebook_params import mentions_module
 from toolkit.tracking.step_runs import TAG_WORKER, StepRuns
 
-
-@dataclass(frozen=True)
-class Event:
-    """A progress event for displays: ``run_started``, ``step_started``, ``step_finished``..."""
-
-    kind: str
-    step: str | None = None
-    status: str | None = None
-    message: str = ""
-
-
-EventSink = Callable[[Event], None]
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True)
-class StepContext:
-    """What a step needs besides its plan entry. Picklable: it travels to Dask workers."""
-
-    settings: Settings
-    pipeline: str
-    run_dir: Path
-    redact_values: frozenset[str] = frozenset()
-    stream_output: bool = False
-    parent_run_id: str | None = None  # without hooks: open the step's MLflow run under it
-    worker: str | None = None  # where the step runs (a Dask worker's address)
-    audit_roots: tuple[str, ...] = ()  # folders whose files the kernel's file audit records
-
-
-def context_for(plan: Plan, settings: Settings, *, stream_output: bool = False) -> StepContext:
-    values = set(plan.secret_values)
-    for step in plan.steps:
-        values |= secret_values(
-            step.parameters, patterns=settings.secret_patterns, declared=step.secret_params
-        )
-    return StepContext(
-        settings=settings,
-        pipeline=plan.pipeline,
-        run_dir=plan.run_dir,
-        redact_values=frozenset(values),
-        stream_output=stream_output,
-        audit_roots=audit_roots(plan, settings),
-    )
-
-
-class StepTracking(Protocol):
-    def step_started_async(
-        self, step: PlannedStep, events_path: Path, tags: Mapping[str, object] | None = None
-    ) -> Future[str]: ...
-
-    def step_finished(self, step: PlannedStep, report: StepReport) -> None: ...
-
-    def notebook_env(self, step: PlannedStep) -> dict[str, str]: ...
-
-    def logged_metrics(self, step: PlannedStep) -> dict[str, float]: ...
-
-
-class KernelSource(Protocol):
-    def take(self, step: str) -> WarmKernel | None: ...
-
-
-class StepHooks:
-    """The orchestrator-only side of running steps: events, kernel kills, shared tracking."""
-
-    def __init__(self, emit: EventSink | None = None, tracking: StepTracking | None = None) -> None:
-        self.emit: EventSink = emit or (lambda event: None)
-        self.tracking = tracking
-        self.kernels: KernelSource | None = None  # pre-warmed kernels (local executor only)
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._handles: dict[str, KernelHandle] = {}
-
-    def attach(self, step: str, handle: KernelHandle) -> None:
-        with self._lock:
-            if self.stopping.is_set():
-                raise StepFailed(step, "interrupted", kind="interrupted")
-            self._handles[step] = handle
-
-    def detach(self, step: str) -> None:
-        with self._lock:
-            self._handles.pop(step, None)
-
-    def stop(self) -> None:
-        """Kill every running kernel; steps then end as interrupted and start no retry."""
-        self.stopping.set()
-        with self._lock:
-            for handle in self._handles.values():
-                handle.kill("interrupted")
+__all__ = ["error_dict", "read_events", "run_step"]
 
 
 class _OwnTracking:
@@ -171,50 +85,6 @@ class _OwnTracking:
             self.steps.close(step, "FAILED", "the step ended without a report")
 
 
-def audit_roots(plan: Plan, settings: Settings) -> tuple[str, ...]:
-    """The project, and every folder a declared external input comes from."""
-    roots = {str(settings.root)}
-    for step in plan.steps:
-        roots |= {str(i.path.parent) for i in step.inputs.values() if i.producer is None}
-        if step.cwd is not None:
-            roots.add(str(step.cwd))
-    return tuple(sorted(roots))
-
-
-KERNEL_LOG_ENV = "TOOLKIT_KERNEL_LOG"
-
-
-def _kernel_log(step: PlannedStep, ctx: StepContext) -> Path | None:
-    path = step_env(step, ctx).get(KERNEL_LOG_ENV)
-    return Path(path) if path else None
-
-
-def audit_path(run_dir: Path, step: str) -> Path:
-    return run_dir / "events" / f"{step}.files.jsonl"
-
-
-def step_env(step: PlannedStep, ctx: StepContext) -> dict[str, str]:
-    return {
-        **step.env,  # the user's; the toolkit's own variables below win
-        "TOOLKIT_AUDIT_FILE": str(audit_path(ctx.run_dir, step.name)),
-        "TOOLKIT_AUDIT_ROOTS": os.pathsep.join(ctx.audit_roots),
-        "TOOLKIT_EVENTS_FILE": str(ctx.run_dir / "events" / f"{step.name}.jsonl"),
-        # The kernel's own stderr (its start-up and shutdown log lines) goes here, off the
-        # terminal, unless the user asked to see cell output as it happens.
-        **(
-            {}
-            if ctx.stream_output
-            else {KERNEL_LOG_ENV: str(ctx.run_dir / "logs" / f"{step.name}.kernel.log")}
-        ),
-        "TOOLKIT_RUN_ID": ctx.run_dir.name,
-        "TOOLKIT_RUN_DIR": str(ctx.run_dir),
-        "TOOLKIT_STEP": step.name,
-        "TOOLKIT_PIPELINE": ctx.pipeline,
-        # Notebooks that load models or log on their own use the project's backend too.
-        "MLFLOW_TRACKING_URI": ctx.settings.tracking_uri,
-    }
-
-
 def run_step(step: PlannedStep, ctx: StepContext, hooks: StepHooks | None = None) -> StepReport:
     """Execute one step and report how it went; step failures are reported, never raised."""
     hooks = hooks or StepHooks()
@@ -242,7 +112,7 @@ def _run_step(
     events_path = ctx.run_dir / "events" / f"{step.name}.jsonl"
     events_path.parent.mkdir(parents=True, exist_ok=True)
     if ctx.worker:
-        _append_event(events_path, {"kind": "worker", "address": ctx.worker})
+        append_event(events_path, {"kind": "worker", "address": ctx.worker})
     opening = tracking.step_started_async(step, events_path) if tracking else None
     # A notebook that logs to MLflow itself must log into its step's run: it waits for the run
     # to be open (the others start their kernel at once) and gets its id in the kernel's env.
@@ -356,7 +226,7 @@ def _attempt(
                 timeout=step.timeout,
                 env=step_env(step, ctx),
                 late_env=late_env,
-                kernel_log=_kernel_log(step, ctx),
+                kernel_log=kernel_log(step, ctx),
                 output_sink=_output_sink(step, ctx, hooks, redactor),
             ),
             handle,
@@ -402,21 +272,3 @@ def error_dict(exc: StepFailed) -> dict[str, Any]:
         if value is not None:
             data[key] = value
     return data
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a killed kernel
-    return events
-
-
-def _append_event(path: Path, event: dict[str, Any]) -> None:
-    event = {**event, "host": socket.gethostname(), "pid": os.getpid(), "ts": time.time()}
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(event) + "\n")

@@ -13,11 +13,97 @@ import ast
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from toolkit.execute.kernel import WarmKernel, wait_for_shutdowns
+from toolkit.execute.kernel import KernelHandle, kernel_arguments, kernel_manager_class
+from toolkit.execute.kernel_control import (
+    execute_silently,
+    in_background,
+    process_alive,
+    stop_kernel,
+    wait_for_shutdowns,
+)
 from toolkit.plan.build import PlannedStep
 from toolkit.specs.notebook_params import PARAMETERS_TAG, code_cells
 from toolkit.specs.notebook_source import read_notebook
+
+
+class WarmKernel:
+    """A kernel started before its step runs, with the step's environment and working folder,
+    that has already run ``preload`` (the notebook's imports), so they leave the critical path.
+
+    Each warm kernel serves exactly one execution, then is shut down: no state can leak from
+    one step into another. A preload that fails is ignored; the notebook's own cells will raise
+    the same error where the user expects it.
+    """
+
+    def __init__(
+        self,
+        kernel: str,
+        cwd: Path,
+        env: Mapping[str, str],
+        preload: str,
+        startup: float = 60,
+        stderr: Path | None = None,
+    ) -> None:
+        self.handle = KernelHandle()
+        self._stderr = stderr
+        self._km: Any = None
+        self._ready = threading.Event()
+        self._taken = False
+        self._lock = threading.Lock()
+        self._args = (kernel, cwd, dict(env), preload, startup)
+        threading.Thread(target=self._start, name="toolkit-warm", daemon=True).start()
+
+    def _start(self) -> None:
+        import asyncio
+
+        try:
+            asyncio.run(self._astart(*self._args))
+        except Exception:
+            self._shutdown_now()  # a kernel that can't start warm will start the normal way
+        finally:
+            self._ready.set()
+
+    async def _astart(
+        self, kernel: str, cwd: Path, env: dict[str, str], preload: str, startup: float
+    ) -> None:
+        km = kernel_manager_class(env, self.handle, self._stderr)(kernel_name=kernel)
+        with self._lock:
+            self._km = km
+        await km.start_kernel(cwd=str(cwd), extra_arguments=kernel_arguments())
+        await execute_silently(km, preload, timeout=startup)
+
+    def wait_ready(self, timeout: float = 120) -> bool:
+        return self._ready.wait(timeout)
+
+    def take(self, timeout: float = 120) -> Any | None:
+        """The ready kernel's manager, for one execution; None if it failed to start."""
+        if not self._ready.wait(timeout):
+            self.discard()
+            return None
+        with self._lock:
+            km, self._taken = self._km, True
+        alive = km is not None and km.has_kernel and self.handle.reason is None
+        return km if alive and process_alive(km) else None
+
+    def discard(self) -> None:
+        """Shut the kernel down in the background (it was not needed after all)."""
+        with self._lock:
+            self._taken = True
+        in_background(self._shutdown_after_start)
+
+    def _shutdown_after_start(self) -> None:
+        self._ready.wait(120)
+        self._shutdown_now()
+
+    def _shutdown_now(self) -> None:
+        with self._lock:
+            km = self._km
+        if km is not None:
+            # It never ran a cell of the user's, only imports: nothing to flush, so no need
+            # for the graceful handshake (0.5 s with pandas loaded).
+            stop_kernel(km, now=True)
 
 
 def preload_code(step: PlannedStep) -> str:

@@ -1,0 +1,63 @@
+"""Content hashes for the step cache: of JSON-able data, of what a notebook does, of files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from toolkit.core.fsutil import sha256_file
+from toolkit.specs.notebook_source import read_notebook
+
+
+def digest(data: object) -> str:
+    blob = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def notebook_source_hash(path: Path) -> str:
+    """Hash of what a notebook does: cell types, sources and tags; not outputs, counts or cell
+    ids (a percent ``.py`` gets random ids on every read)."""
+    nb = read_notebook(path)
+    cells = []
+    for cell in nb.get("cells", []):
+        source = cell.get("source", "")
+        cells.append(
+            [
+                cell.get("cell_type"),
+                "".join(source) if isinstance(source, list) else source,
+                sorted(cell.get("metadata", {}).get("tags", [])),
+            ]
+        )
+    return digest(cells)
+
+
+class FileHashes:
+    """sha256 of files, memoised per (path, size, mtime, inode) for the life of the process."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[str, int, int, int], str] = {}
+
+    def of(self, path: Path) -> str | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        stamp = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        if stamp not in self._memo:
+            self._memo[stamp] = sha256_file(path)
+        return self._memo[stamp]
+
+    def matches(self, path: Path, recorded: Mapping[str, Any]) -> bool:
+        """True when ``path`` still holds the bytes an entry recorded."""
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        if st.st_size != recorded.get("size"):
+            return False
+        if (st.st_mtime_ns, st.st_ino) == (recorded.get("mtime_ns"), recorded.get("ino")):
+            return True  # untouched since it was hashed (git's index makes the same bet)
+        return self.of(path) == recorded.get("sha256")
