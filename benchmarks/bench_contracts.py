@@ -1,4 +1,4 @@
-"""Contract validation cost: ``toolkit.contracts.suites.validate`` vs the same checks in plain pandas.
+"""Contract validation cost: ``toolkit.contracts.validate`` vs the same checks in plain pandas.
 
 A 1,000,000-row x 10-column frame (fixed seed) and a suite of 10 typical expectations (row
 count, column set, not-null, between, in-set, unique, mean, dtype). Target: validate() within
@@ -102,7 +102,7 @@ def _median_time(fn: Any, repeat: int) -> tuple[float, Any]:
 def run(rows: int = 1_000_000, repeat: int = 3) -> dict[str, Any]:
     """Time validate() and the plain-pandas equivalent; medians in seconds, plus their ratio."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from toolkit.contracts import suites as contracts
+    from toolkit import contracts
 
     df = _frame(rows)
     columns = [str(c) for c in df.columns]
@@ -152,7 +152,7 @@ def main(argv: list[str]) -> int:
         f"{f['expectations']} expectations, median of {repeat}"
     )
     lines = [
-        ("toolkit.contracts.suites.validate", f"{f['validate_s'] * 1000:9.1f} ms"),
+        ("toolkit.contracts.validate", f"{f['validate_s'] * 1000:9.1f} ms"),
         ("same checks in plain pandas", f"{f['pandas_s'] * 1000:9.1f} ms"),
         ("ratio (target <= 5x)", f"{f['ratio']:9.2f} x"),
         ("validate on 1,000 rows (fixed)", f"{f['validate_1k_rows_s'] * 1000:9.1f} ms"),

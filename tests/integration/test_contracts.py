@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.contracts import suites as contracts
+from toolkit import contracts
 from toolkit.contracts.draft import draft_suite, write_draft
+from toolkit.contracts.gx_adapter import current_context
 from toolkit.core.errors import ContractError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
@@ -432,7 +433,7 @@ def test_validate_does_not_keep_the_frame_alive(orders: contracts.Suite) -> None
 
 def test_no_data_docs_site_in_tmpdir(orders: contracts.Suite) -> None:
     contracts.validate(_orders_frame(), orders)
-    context = contracts._GX_STATE["context"]
+    context = current_context()
     assert context.get_site_names() == []
 
 

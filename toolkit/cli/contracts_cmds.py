@@ -20,7 +20,7 @@ def _settings() -> Settings:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from toolkit.contracts.suites import check_file, write_result
+    from toolkit.contracts.api import check_file, write_result
 
     settings = _settings()
     result = check_file(args.suite, Path(args.data_file), settings.expectations_dir)

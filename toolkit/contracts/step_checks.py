@@ -55,7 +55,7 @@ def needs_gx(plan: Plan, skip: Callable[[str], bool]) -> bool:
 
 def warm_up() -> None:
     """Import GX and build its context (seconds) before the first contract check needs it."""
-    from toolkit.contracts.suites import warm_up as build_context
+    from toolkit.contracts.gx_adapter import warm_up as build_context
 
     build_context()
 
@@ -96,7 +96,8 @@ def check(
             failure or its data cannot be read.
         ContractError: the suite itself is missing or invalid (a usage error, exit 2).
     """
-    from toolkit.contracts.suites import load_suite, validate, write_result
+    from toolkit.contracts.api import validate, write_result
+    from toolkit.contracts.suites import load_suite
     from toolkit.core.tables import read_table
 
     entries: list[dict[str, Any]] = []

@@ -1,0 +1,202 @@
+"""The Great Expectations adapter: the only toolkit module that imports ``great_expectations``.
+
+It checks one expectation against GX's registry and constructor, and validates a DataFrame
+against a list of expectations in one ephemeral GX context per process. GX is imported inside
+functions only: the import costs ~2 s and ``toolkit --help`` must stay fast. What a suite file
+may contain is :mod:`toolkit.contracts.suites`; what a result holds is
+:mod:`toolkit.contracts.result`.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.contracts.result import MAX_EXAMPLES
+from toolkit.core.errors import ContractError, did_you_mean
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_INDEX_KEY = "toolkit_index"  # our meta tag that maps GX results back to suite order
+# BASIC, not SUMMARY/COMPLETE: SUMMARY builds the full list of failing row indices (and a query
+# string naming every one) before truncating, ~1 s and tens of MB per failing expectation on
+# 1M rows. BASIC still gives counts, percents and a bounded example list. We ask for more
+# examples than we keep so that repeated values still leave a few distinct ones.
+_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 4 * MAX_EXAMPLES}
+
+
+@functools.cache
+def gx_version() -> str:
+    """The installed GX version, read from package metadata (importing GX costs seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("great_expectations")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def check_expectation(path: Path, where: str, etype: str, normalised: dict[str, Any]) -> None:
+    """Raise naming file, index, type and field unless GX accepts this expectation.
+
+    GX's own constructor silently drops an unknown type (it only logs), so the type is checked
+    against the registry first and then the kwargs are validated by building the GX object.
+
+    Raises:
+        ContractError: an unknown type (with a did-you-mean) or invalid kwargs.
+    """
+    import_gx()
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+    from great_expectations.expectations.registry import (
+        list_registered_expectation_implementations,
+    )
+
+    known = list_registered_expectation_implementations()
+    if etype not in known:
+        raise ContractError(
+            f"{path}: {where}: unknown expectation type {etype!r}",
+            hint=did_you_mean(etype, known) or "see the GX expectation gallery for valid types",
+        )
+    try:
+        ExpectationConfiguration(**normalised).to_domain_obj()
+    except Exception as exc:  # GX raises pydantic, GX and plain Python errors alike here
+        raise ContractError(f"{path}: {where}: {_describe_kwargs_error(exc)}") from exc
+
+
+def _describe_kwargs_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return f"invalid expectation: {exc}"
+    by_field: dict[str, str] = {}
+    for err in errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+        # A union-typed field (min_value: float | date | dict...) reports one error per member;
+        # the first is the useful one.
+        by_field.setdefault(f"field 'kwargs.{loc}'" if loc else "kwargs", err.get("msg", ""))
+    return "; ".join(f"{where}: {msg}" for where, msg in by_field.items())
+
+
+_GX_LOCK = threading.Lock()
+_GX_STATE: dict[str, Any] = {}
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def import_gx() -> None:
+    """Import GX completely, once. Its expectation registry fills up during the import, so a
+    thread must never look at it while another thread is still importing (one lock for both)."""
+    with _IMPORT_LOCK:
+        import great_expectations  # noqa: F401
+
+
+def warm_up() -> None:
+    """Import GX and build the context now (seconds), e.g. on a thread while kernels start."""
+    import_gx()
+    with _GX_LOCK:
+        _gx_batch_definition()
+
+
+def _gx_batch_definition() -> Any:
+    """Build the process-wide ephemeral context on first use. Call with ``_GX_LOCK`` held."""
+    if "batch_definition" in _GX_STATE:
+        return _GX_STATE["batch_definition"]
+    import_gx()
+    import great_expectations as gx
+
+    _tune_gx()
+    context = gx.get_context(mode="ephemeral")  # mode= or GX walks up looking for a project
+    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    # The default Data Docs site points into a fresh $TMPDIR folder; we render our own HTML,
+    # so remove it and nothing can ever be built there.
+    for site in list(context.get_site_names()):
+        context.delete_data_docs_site(site)
+    batch_definition = (
+        context.data_sources.add_pandas("toolkit")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    _GX_STATE.update(context=context, batch_definition=batch_definition)
+    return batch_definition
+
+
+def _tune_gx() -> None:
+    """Remove two costs GX 1.24 pays on every pandas validation that we do not need.
+
+    Measured on 1M rows x 10 columns (see benchmarks/bench_contracts.py):
+
+    * Every batch load hashes the whole frame (``hash_pandas_object``, ~0.1 s) to put a
+      ``pandas_data_fingerprint`` in batch markers. We never read it, so hashing is switched
+      off by setting the size threshold under which GX hashes to 0. (Process-wide: a notebook
+      using GX directly after this also gets no fingerprint.)
+    * column mean/sum/stdev scan every value in a Python loop for ``decimal.Decimal`` (~0.4 s
+      per expectation). A numpy array whose dtype is not ``object`` cannot hold a Decimal, so
+      we answer False for those without the scan; object arrays keep GX's own check.
+    """
+    import great_expectations.util as gx_util
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    if hasattr(pandas_execution_engine, "HASH_THRESHOLD"):
+        pandas_execution_engine.HASH_THRESHOLD = 0
+    original = getattr(gx_util, "does_ndarray_contain_decimal_dtype", None)
+    if original is None or getattr(original, "_toolkit_fast", False):
+        return
+
+    def does_ndarray_contain_decimal_dtype(data: Any) -> bool:
+        dtype = getattr(data, "dtype", None)
+        if dtype is not None and dtype.kind != "O":
+            return False
+        return bool(original(data))
+
+    does_ndarray_contain_decimal_dtype._toolkit_fast = True  # type: ignore[attr-defined]
+    gx_util.does_ndarray_contain_decimal_dtype = does_ndarray_contain_decimal_dtype
+
+
+def _release_batches(batch_definition: Any) -> None:
+    """Drop GX's reference to the last validated frame.
+
+    GX keeps it until the next validation, so a 1M-row frame would stay alive for as long as a
+    notebook kernel or the runner lives.
+    """
+    manager = batch_definition.data_asset.datasource.get_execution_engine().batch_manager
+    manager.reset_batch_cache()
+    manager.batch_data_cache.clear()
+
+
+def current_context() -> Any:
+    """The process-wide ephemeral GX context, or None before the first validation."""
+    return _GX_STATE.get("context")
+
+
+def run_validation(
+    name: str, expectations: Sequence[dict[str, Any]], df: pd.DataFrame
+) -> dict[int, Any]:
+    """Validate ``df`` against ``expectations`` in one GX validation; GX's result per index.
+
+    Safe to call from several threads: GX's pandas engine keeps the current batch in shared
+    state, so validations are serialised on one lock (they are GIL-bound anyway).
+    """
+    if not expectations:
+        return {}
+    import_gx()
+    import great_expectations as gx
+
+    configs = [
+        {**e, "meta": {**(e.get("meta") or {}), _INDEX_KEY: i}} for i, e in enumerate(expectations)
+    ]
+    with _GX_LOCK:
+        batch_definition = _gx_batch_definition()
+        gx_suite = gx.ExpectationSuite(name=name, expectations=configs)
+        try:
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+            run = batch.validate(gx_suite, result_format=_RESULT_FORMAT)
+        finally:
+            _release_batches(batch_definition)
+    # Results come back grouped by column, not in suite order: map them by our meta tag.
+    return {int(res.expectation_config.meta[_INDEX_KEY]): res for res in run.results}
