@@ -7,7 +7,8 @@ import pytest
 from conftest import MakeProject
 
 from toolkit.core.errors import NotebookError, SpecError, UsageError
-from toolkit.plan.build import build_plan, parse_overrides
+from toolkit.plan.build import build_plan
+from toolkit.plan.parameters import parse_overrides
 from toolkit.specs.load import load_spec
 
 CHAIN = """

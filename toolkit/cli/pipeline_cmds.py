@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from toolkit.execute import RunRequest, run_pipeline
-    from toolkit.plan.build import parse_overrides
+    from toolkit.plan.parameters import parse_overrides
     from toolkit.reports.summary import to_json, to_text
 
     request = RunRequest(
@@ -97,7 +97,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from toolkit.execute import RunRequest, prepare
     from toolkit.execute.cache import preview
     from toolkit.execute.orchestrator import step_cache
-    from toolkit.plan.build import parse_overrides
+    from toolkit.plan.parameters import parse_overrides
 
     request = RunRequest(
         spec_path=Path(args.pipeline),

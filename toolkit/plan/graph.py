@@ -1,0 +1,92 @@
+"""The DAG of a plan: which step's output each input is, and an order to run the steps in.
+
+Steps free to go in any order keep the spec's order: readers expect it.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from toolkit.core.errors import SpecError, did_you_mean
+from toolkit.plan.planned import PlannedInput
+from toolkit.specs.models import Pipeline
+from toolkit.specs.step_models import ExternalInput
+
+
+def resolve_inputs(
+    spec: Pipeline, data_dir: Path, overrides: dict[str, Any]
+) -> tuple[dict[str, set[str]], dict[str, dict[str, PlannedInput]]]:
+    """Each step's upstream steps, and its inputs as paths.
+
+    ``-p KEY=FILE`` (or ``STEP.KEY=FILE``) swaps a file entering the pipeline; a ``STEP.KEY``
+    used that way is removed from ``overrides``, which then holds parameters only.
+
+    Raises:
+        SpecError: an input that no step produces.
+    """
+    names = spec.step_names
+    graph: dict[str, set[str]] = {}
+    resolved_inputs: dict[str, dict[str, PlannedInput]] = {}
+    for i, step in enumerate(spec.steps):
+        graph[step.name] = set()
+        resolved_inputs[step.name] = {}
+        for key, ref in step.inputs.items():
+            where = f"steps[{i}]({step.name}).inputs.{key}"
+            if isinstance(ref, ExternalInput):
+                # -p KEY=FILE (or STEP.KEY=FILE) swaps a file entering the pipeline.
+                swapped = overrides.pop(f"{step.name}.{key}", overrides.get(key))
+                path = Path(str(swapped)).expanduser().resolve() if swapped else ref.path
+                resolved_inputs[step.name][key] = PlannedInput(
+                    path=path, contract=ref.contract, on_fail=ref.on_fail
+                )
+                continue
+            producer, _, output = ref.partition(".")
+            all_refs = [f"{s.name}.{o}" for s in spec.steps for o in s.outputs]
+            if producer not in names or output not in spec.step(producer).outputs:
+                hint = did_you_mean(ref, all_refs)
+                if hint is None and ("/" in ref or not output):
+                    hint = "for a file entering the pipeline, write {path: FILE}"
+                raise SpecError(
+                    f"input {ref!r} is not produced by any step "
+                    f"(known outputs: {', '.join(all_refs) or 'none'})",
+                    path=spec.source,
+                    location=where,
+                    hint=hint,
+                )
+            out = spec.step(producer).output_specs()[output]
+            graph[step.name].add(producer)
+            resolved_inputs[step.name][key] = PlannedInput(
+                path=data_dir / out.path, producer=producer, output=output
+            )
+    return graph, resolved_inputs
+
+
+def order_steps(graph: Mapping[str, set[str]], spec: Pipeline) -> list[str]:
+    """The steps in an order that runs every producer first; spec order among the free ones.
+
+    Raises:
+        SpecError: the steps form a cycle.
+    """
+    sorter = graphlib.TopologicalSorter(graph)
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = exc.args[1]
+        raise SpecError(
+            "the steps form a cycle: " + " -> ".join(cycle),
+            path=spec.source,
+            hint="a step cannot consume, directly or not, an output of itself",
+        ) from exc
+    position = {name: i for i, name in enumerate(spec.step_names)}
+    ready = sorted(order, key=lambda n: position[n])
+    done: list[str] = []
+    while ready:
+        for name in ready:
+            if graph[name] <= set(done):
+                done.append(name)
+                ready.remove(name)
+                break
+    return done

@@ -1,0 +1,105 @@
+"""Parameters of a plan: ``-p`` overrides parsed and checked against the notebooks, secret
+values read from the environment, and one step's parameters merged in order of precedence:
+pipeline defaults < step parameters < ``-p`` overrides (resolved paths come last, in the plan).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from toolkit.core.errors import SpecError, UsageError, did_you_mean
+from toolkit.specs.models import Pipeline
+from toolkit.specs.notebook_params import NotebookParams
+from toolkit.specs.step_models import SecretParam
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` strings; values are YAML scalars (``3`` is an int, ``a`` a string)."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"-p expects KEY=VALUE, got {pair!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        result[key.strip()] = value
+    return result
+
+
+def resolve_secret(name: str, value: Any) -> Any:
+    """A parameter's value: a secret's is read from its environment variable, else given."""
+    if not isinstance(value, SecretParam):
+        return value
+    if value.env:
+        if value.env in os.environ:
+            return os.environ[value.env]
+        if value.value is None:
+            raise UsageError(
+                f"secret parameter {name!r} reads environment variable {value.env!r}, "
+                "which is not set",
+                hint=f"export {value.env}=... before running",
+            )
+    return value.value
+
+
+def check_overrides(
+    overrides: Mapping[str, Any],
+    spec: Pipeline,
+    params_of: Mapping[str, NotebookParams],
+    declared_anywhere: set[str],
+) -> None:
+    """Refuse an override naming no step (``step.key``) or no declared parameter (``key``)."""
+    for key in overrides:
+        target, dot, param = key.rpartition(".")
+        if dot:
+            if target not in params_of:
+                raise UsageError(
+                    f"-p {key}: no step named {target!r}",
+                    hint=did_you_mean(target, spec.step_names),
+                )
+            if not params_of[target].accepts(param):
+                raise UsageError(
+                    f"-p {key}: step {target!r} has no parameter {param!r}",
+                    hint=did_you_mean(param, params_of[target].names),
+                )
+        elif key not in declared_anywhere:
+            raise UsageError(
+                f"-p {key}: no notebook in pipeline {spec.name!r} declares a parameter {key!r}",
+                hint=did_you_mean(key, declared_anywhere),
+            )
+
+
+def step_parameters(
+    spec: Pipeline, name: str, params: NotebookParams, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Step ``name``'s parameters before paths: pipeline defaults the notebook declares, then
+    the step's own, then ``-p`` overrides (``key`` for every step declaring it, ``step.key``).
+
+    Raises:
+        SpecError: a step parameter the notebook's ``parameters`` cell does not declare.
+    """
+    step = spec.step(name)
+    declared = params.names
+    merged: dict[str, Any] = {
+        k: resolve_secret(k, v) for k, v in spec.parameters.items() if k in declared
+    }
+    for key, value in step.parameters.items():
+        if not params.accepts(key):
+            raise SpecError(
+                f"parameter {key!r} is not in the parameters cell of {step.notebook.name}",
+                path=spec.source,
+                location=f"steps({name}).parameters.{key}",
+                hint=did_you_mean(key, declared),
+            )
+        merged[key] = resolve_secret(key, value)
+    for key, value in overrides.items():
+        target, dot, param = key.rpartition(".")
+        if (dot and target == name and params.accepts(param)) or (not dot and key in declared):
+            merged[param if dot else key] = value
+    return merged
