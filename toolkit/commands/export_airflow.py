@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.execute.orchestrator import RunRequest, prepare
-from toolkit.plan.build import Plan
+from toolkit.plan.planned import Plan
 
 TIMEOUT_MARGIN_S = 120  # kernel start and MLflow bookkeeping around the notebook's own timeout
 FINISH_TASK = "finish"

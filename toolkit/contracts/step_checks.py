@@ -14,7 +14,7 @@ from typing import Any
 
 from toolkit.core.errors import ContractError, StepFailed
 from toolkit.core.tables import table_format
-from toolkit.plan.build import Plan, PlannedInput, PlannedOutput, PlannedStep
+from toolkit.plan.planned import Plan, PlannedInput, PlannedOutput, PlannedStep
 
 
 def load_suites(plan: Plan, expectations_dir: Path, cache_dir: Path | None = None) -> None:

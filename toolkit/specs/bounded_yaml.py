@@ -13,8 +13,7 @@ import yaml
 
 from toolkit.core.errors import SpecError
 
-# Limits of a spec file, so that a hostile or broken one fails at once instead of exhausting
-# memory later (a "billion laughs" file expands nine aliases of ten into 10**9 nodes).
+# Limits of a spec file: far above any real spec, far below what exhausts memory or time.
 MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_ALIASES = 100
 MAX_SPEC_DEPTH = 50

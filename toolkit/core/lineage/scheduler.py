@@ -8,7 +8,6 @@ import os
 import sys
 
 # Scheduler detection, most specific first. Each entry: (name, marker variable, variables kept).
-# Only whitelisted names are read: the environment also holds credentials.
 _SCHEDULERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "airflow",
