@@ -25,9 +25,7 @@ MAX_LINES = 400
 # Modules still over the budget while they are being split. The list may only shrink: the test
 # fails for a module listed here that fits, so an entry can't outlive its split.
 OVER_BUDGET = {
-    "contracts/suites.py",
     "guard/model.py",
-    "plan/build.py",
     "release/registry.py",
     "tracking/client.py",
 }
