@@ -128,14 +128,6 @@ def lab_command() -> list[str]:
     pytest.fail("cannot read the `make lab` command from the Makefile (make -n lab)")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def processes_mentioning(text: str) -> list[int]:
     """PIDs whose command line contains ``text`` (Linux /proc), to catch leaked kernels."""
     found = []

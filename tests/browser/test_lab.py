@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from _browser import (
     chromium,
-    free_port,
     lab_command,
     processes_mentioning,
     require_chromium,
 )
 from conftest import copy_example
+from support.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -7,15 +7,10 @@ One guarded model is logged to a SQLite MLflow store and served once for the who
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,10 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.data import breast_cancer_raw
+from support.servers import healthy, model_server
 
 from toolkit.core.errors import ContractError
 from toolkit.guard.batch import read_batch
@@ -50,8 +46,9 @@ def add_features(df: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def raw() -> pd.DataFrame:
-    df = load_breast_cancer(as_frame=True).frame.rename(columns=lambda c: c.replace(" ", "_"))
-    df.insert(0, "patient_id", [f"P{i:04d}" for i in range(len(df))])
+    # the label stays numeric here (``target``): this guard is built without the example's rules
+    df = breast_cancer_raw()
+    df["target"] = (df.pop("diagnosis") == "benign").astype(int)
     return df
 
 
@@ -103,55 +100,12 @@ def logged(guard: GuardedModel, tmp_path_factory: pytest.TempPathFactory) -> tup
     return uri, "models:/faults/1"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _ping(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-            return response.status
-    except (urllib.error.URLError, OSError):
-        return None
-
-
 @pytest.fixture(scope="module")
 def server(logged: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow models serve`` of the registered guard on loopback; its base URL."""
     uri, model_uri = logged
-    folder, port = tmp_path_factory.mktemp("serve"), _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # uvicorn
-    command = ["models", "serve", "-m", model_uri, "--env-manager", "local"]
-    command += ["-h", "127.0.0.1", "-p", str(port), "-w", "1"]
-    log_path = folder / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", *command],
-            cwd=folder,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: killpg reaches the workers
-        )
-    try:
-        deadline = time.monotonic() + 300  # minutes on a loaded 2-core machine
-        while _ping(url) != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"serve did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.25)
+    with model_server(model_uri, uri, tmp_path_factory.mktemp("serve")) as url:
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def _post(url: str, body: bytes) -> tuple[int, Any]:
@@ -309,7 +263,7 @@ def test_http_malformed_payload_is_a_client_error(
     status, payload = _post(server, body)
     assert 400 <= status < 500, (status, payload)
     assert isinstance(payload, str) and payload.strip()
-    assert _ping(server) == 200
+    assert healthy(server, "/ping")
     _decisions(*_post(server, json.dumps({"dataframe_records": _records(raw, [0])}).encode()), 1)
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MakeProject, _free_port
+from conftest import MakeProject
+from support.servers import free_port, stop_group
 
 from toolkit.cli.main import main
 from toolkit.execute import RunRequest, run_pipeline
@@ -48,23 +47,13 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address of a scheduler with two ``--nthreads 1`` workers, all on 127.0.0.1."""
     from distributed import Client
 
     logs = tmp_path_factory.mktemp("dask")
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     common = ["--no-dashboard"]
     procs = [
         _spawn(
@@ -104,7 +93,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_group(proc)
 
 
 def _use_server(monkeypatch: pytest.MonkeyPatch, mlflow_server: tuple[str, Path]) -> str:
@@ -207,7 +196,7 @@ def test_unreachable_scheduler_fails_fast_with_exit_2(
 ) -> None:
     monkeypatch.setenv("TOOLKIT_DASK_TIMEOUT", "2")
     spec = make_project(BRANCHES, notebooks=("sleeps", "ok"))
-    nowhere = f"tcp://127.0.0.1:{_free_port()}"
+    nowhere = f"tcp://127.0.0.1:{free_port()}"
     t0 = time.monotonic()
     code = main(["run", str(spec), "--executor", "dask", "--scheduler", nowhere, "--quiet"])
     assert code == 2

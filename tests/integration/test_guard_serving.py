@@ -7,14 +7,10 @@ strictly from ``expectations/`` (so this imports Great Expectations once, at bui
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,10 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.data import add_example_features, breast_cancer_raw
+from support.servers import model_server
 
 from toolkit.contracts.draft import draft_suite
 from toolkit.guard.batch import read_batch
@@ -58,20 +55,12 @@ print(json.dumps({"paths": out["path"].tolist(), "toolkit": [m for m in sys.modu
 """
 
 
-def add_features(df: pd.DataFrame) -> pd.DataFrame:
-    """The example's derived features, run inside the logged model."""
-    df["compactness_ratio"] = df["mean_perimeter"] ** 2 / df["mean_area"]
-    df["log_mean_area"] = np.log(df["mean_area"])
-    return df
+add_features = add_example_features  # run inside the logged model
 
 
 @pytest.fixture(scope="module")
 def raw() -> pd.DataFrame:
-    bunch = load_breast_cancer(as_frame=True)
-    df = bunch.frame.rename(columns=lambda c: c.replace(" ", "_"))
-    df["diagnosis"] = df.pop("target").map(dict(enumerate(bunch.target_names)))
-    df.insert(0, "patient_id", [f"P{i:04d}" for i in range(len(df))])
-    return df
+    return breast_cancer_raw()
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +109,8 @@ def logged(guard: GuardedModel, store: tuple[str, Path]) -> str:
         tracking_uri=uri,
         run_id=run.info.run_id,
         registered_model_name=MODEL_NAME,
-        code_modules=[sys.modules[__name__]],
+        # by value: the server can import neither this test module nor tests/support
+        code_modules=[sys.modules[__name__], sys.modules[add_example_features.__module__]],
     )
     client.set_terminated(run.info.run_id)
     versions = client.search_model_versions(f"name='{MODEL_NAME}'")
@@ -269,63 +259,11 @@ def test_a_model_saved_by_earlier_code_loads_and_answers_as_it_did(
     assert decided["reason"].iloc[5] == "mean_area: 'abc' is a str, expected a number"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status
-    except (urllib.error.URLError, OSError):
-        return None
-
-
 @pytest.mark.slow
 def test_mlflow_models_serve_gives_guarded_decisions(
     logged: str, store: tuple[str, Path], requests: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store[0], "MLFLOW_DISABLE_TELEMETRY": "true"}
-    # The scoring server execs `uvicorn` by name: the venv's bin must be on PATH, as when the
-    # venv is activated (pytest may be started as .venv/bin/pytest without activating it).
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    log_path = tmp_path / "serve.log"
-    command = [
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        f"models:/{MODEL_NAME}@champion",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-w",
-        "1",
-    ]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *command],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # own process group: killpg reaches the workers
-    try:
-        deadline = time.monotonic() + 300  # minutes on a loaded 2-core machine
-        while _get(f"{url}/ping") != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"mlflow models serve did not come up (rc={proc.poll()}):\n{log_path.read_text(errors='replace')[-3000:]}"
-                )
-            time.sleep(0.25)
+    with model_server(f"models:/{MODEL_NAME}@champion", store[0], tmp_path) as url:
         batch = requests["valid"][:2] + requests["invalid"] + requests["unsure"][:2]
         batch[0]["sent_by"] = "client-7"  # an unknown field: the guard ignores it, with a note
         body = json.dumps({"dataframe_records": batch}).encode()
@@ -341,11 +279,3 @@ def test_mlflow_models_serve_gives_guarded_decisions(
         _check_decisions(out, ["model"] * 2 + ["rejected"] * 3 + ["fallback"] * 2)
         assert out["reason"].iloc[3] == "worst_area: 'a lot' is a str, expected a number"
         assert (out["notes"] == "ignored unknown columns: sent_by").all()
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # already gone if it failed to start
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)

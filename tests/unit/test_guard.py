@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.data import add_example_features, breast_cancer_raw
 
 from toolkit.core.errors import ContractError, SpecError
 from toolkit.guard.build import build_guarded_model, compile_expectations, load_guard_config
@@ -46,21 +46,13 @@ default: {label: benign, reason: no suspicious measurement}
 """
 
 
-def add_features(df: pd.DataFrame) -> pd.DataFrame:
-    """The example's features notebook, as a function."""
-    df["compactness_ratio"] = df["mean_perimeter"] ** 2 / df["mean_area"]
-    df["log_mean_area"] = np.log(df["mean_area"])
-    return df
+add_features = add_example_features
 
 
 @pytest.fixture(scope="module")
 def raw() -> pd.DataFrame:
     """Raw records as the example's ingest notebook writes them (snake_case, patient_id)."""
-    bunch = load_breast_cancer(as_frame=True)
-    df = bunch.frame.rename(columns=lambda c: c.replace(" ", "_"))
-    df["diagnosis"] = df.pop("target").map(dict(enumerate(bunch.target_names)))
-    df.insert(0, "patient_id", [f"P{i:04d}" for i in range(len(df))])
-    return df
+    return breast_cancer_raw()
 
 
 @pytest.fixture(scope="module")
