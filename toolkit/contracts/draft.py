@@ -126,7 +126,10 @@ def _category_expectation(name: str, series: pd.Series) -> dict[str, Any] | None
 def _null_expectation(name: str, series: pd.Series) -> dict[str, Any] | None:
     nulls = int(series.isna().sum())
     rows = len(series)
-    expectation = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": name}}
+    expectation: dict[str, Any] = {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": name},
+    }
     if nulls == 0:
         return expectation
     rate = nulls / rows

@@ -200,8 +200,8 @@ def read_params(path: Path) -> NotebookParams:
         return NotebookParams(path=path, defaults=defaults, cell_index=index, kernel=kernel)
     guarded: dict[str, Any] = {}
     for _, source, _ in cells:
-        tree = _parse(source)
-        for node in tree.body if tree else ():
+        parsed = _parse(source)
+        for node in parsed.body if parsed else ():
             for key, value in guarded_defaults(node, source).items():
                 guarded.setdefault(key, value)
     return NotebookParams(path=path, defaults=guarded, cell_index=None, kernel=kernel, open=True)

@@ -30,7 +30,9 @@ def installed_packages() -> dict[str, str]:
 
     found: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name") if dist.metadata else None
+        # The typed PackageMetadata has no .get; a missing Name still reads as None.
+        meta = dist.metadata
+        name = meta["Name"] if meta and "Name" in meta else None
         if name:
             # PEP 503 normalisation so `Foo_Bar` and `foo-bar` are one entry; first one wins,
             # which matches the import system's sys.path order.
