@@ -43,10 +43,14 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the sibling modules, also when run.py is loaded from a path
     sys.path.insert(0, str(HERE))
 
+import curves_report  # noqa: E402
 import pipeline_report  # noqa: E402
 from _common import DASH, REPO, Row, fmt_ms, fmt_s, fmt_x, pct  # noqa: E402
 
 DEFAULT_OUT = HERE / "RESULTS.md"
+# Every area's last full measurement, so `--only AREA` rewrites RESULTS.md without dropping the
+# areas it did not run (they are carried over, with the date they were measured).
+LAST_FIGURES = HERE / "results.json"
 LIBRARIES = ("pandas", "numpy", "great-expectations", "mlflow", "papermill", "scikit-learn")
 
 
@@ -328,6 +332,39 @@ AREAS: dict[str, Area] = {
             extra=pipeline_report.segment_table,
             context=pipeline_report.context,
         ),
+        Area(
+            "scale",
+            "Cost curve: plan and no-change re-run time as pipelines grow (10-200 trivial steps)",
+            "bench_scale",
+            # 3 repetitions: each is 3 plans and 3 re-runs (~1 min on 2 quiet cores); the one
+            # cold run of 200 trivial steps that fills the cache costs more than all of them.
+            {"sizes": (10, 50, 200), "repeat": 3},
+            {"sizes": (2, 4), "repeat": 1},
+            curves_report.scale_rows,
+            curves_report.scale_where,
+            extra=lambda d: curves_report.plot_links("scale"),
+        ),
+        Area(
+            "store",
+            "Cost curve: runs list and releases against a store of 10,000 runs",
+            "bench_store",
+            {"runs": 10_000, "versions": 500, "repeat": 5},
+            {"runs": 50, "versions": 5, "repeat": 1},
+            curves_report.store_rows,
+            curves_report.store_where,
+            extra=lambda d: curves_report.plot_links("store"),
+        ),
+        Area(
+            "fingerprint",
+            "Cost curve: fingerprinting throughput vs cat",
+            "bench_fingerprint",
+            # 1 GB, not 2: the files are written to the temporary folder of a shared disk.
+            {"sizes_mb": (10, 100, 1000), "repeat": 5},
+            {"sizes_mb": (1, 2), "repeat": 1},
+            curves_report.fingerprint_rows,
+            curves_report.fingerprint_where,
+            extra=lambda d: curves_report.plot_links("fingerprint"),
+        ),
     )
 }
 
@@ -345,6 +382,7 @@ class AreaResult:
     note: str = ""
     elapsed_s: float = 0.0
     load: tuple[float, float] = (0.0, 0.0)
+    measured_at: str = ""  # set on an area carried over from an earlier run
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -355,6 +393,57 @@ class AreaResult:
             "elapsed_s": self.elapsed_s,
             "load": list(self.load),
         }
+
+
+def carry_over(results: list[AreaResult], started: datetime) -> list[AreaResult]:
+    """``results`` and, in ``AREAS`` order, every other area's last measurement; saves them."""
+    try:
+        last = json.loads(LAST_FIGURES.read_text())
+    except (OSError, ValueError):
+        last = {}
+    stamp = f"{started:%Y-%m-%d %H:%M} UTC"
+    for r in results:
+        if r.status == "ok":
+            last[r.name] = {**r.to_dict(), "load": list(r.load), "measured_at": stamp}
+    write_atomic(LAST_FIGURES, json.dumps(last, indent=1, default=str) + "\n")
+    ran = {r.name: r for r in results}
+    out = []
+    for name in AREAS:
+        if name in ran:
+            out.append(ran[name])
+        elif name not in last:  # measured before results.json existed: keep its text as it was
+            out += _carried_text(name)
+        else:
+            d = last[name]
+            out.append(
+                AreaResult(
+                    name,
+                    d["status"],
+                    d["data"],
+                    d["note"],
+                    d["elapsed_s"],
+                    tuple(d["load"]),
+                    d["measured_at"],
+                )
+            )
+    return out
+
+
+def _carried_text(name: str) -> list[AreaResult]:
+    """The area's section and target rows from the current results file, as they are."""
+    try:
+        text = DEFAULT_OUT.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    head = f"## {AREAS[name].title}\n"
+    if head not in text:
+        return []
+    section = text.split(head, 1)[1].split("\n## ", 1)[0].strip("\n").splitlines()
+    targets = [line for line in text.splitlines() if line.startswith(f"| {name} | ")]
+    lines = text.splitlines()
+    date = next((ln.split("|")[2].strip() for ln in lines if ln.startswith("| date |")), "?")
+    data = {"section": section, "targets": targets}
+    return [AreaResult(name, "carried", data, "carried over", measured_at=date)]
 
 
 def _progress(message: str) -> None:
@@ -586,6 +675,9 @@ def render_markdown(
         "|---|---|---:|---|---|",
     ]
     for result in results:
+        if result.status == "carried":
+            out += result.data["targets"]
+            continue
         if result.status != "ok":
             out.append(
                 f"| {result.name} | not measured: {result.status} | {DASH} | {DASH} | {DASH} |"
@@ -599,9 +691,16 @@ def render_markdown(
     for result in results:
         area = AREAS[result.name]
         out += ["", f"## {area.title}", ""]
+        if result.status == "carried":
+            out += [f"Carried over as written by the run of {result.measured_at}:", ""]
+            out += result.data["section"]
+            continue
+        carried = (
+            f"Carried over from the run of {result.measured_at}: " if result.measured_at else ""
+        )
         out.append(
-            f"`benchmarks/{area.module}.py`, measured in {result.elapsed_s:.0f} s, load average "
-            f"{result.load[0]:.2f} before and {result.load[1]:.2f} after."
+            f"{carried}`benchmarks/{area.module}.py`, measured in {result.elapsed_s:.0f} s, load "
+            f"average {result.load[0]:.2f} before and {result.load[1]:.2f} after."
         )
         out.append("")
         if result.status != "ok":
@@ -683,6 +782,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _progress(f"{name}: {result.status} in {result.elapsed_s:.0f} s")
         results.append(result)
     elapsed = time.perf_counter() - clock
+    if args.out == DEFAULT_OUT and not args.quick:
+        results = carry_over(results, started)
+        curves_report.write_plots({r.name: r.data for r in results if r.status == "ok"}, HERE)
     command = "benchmarks/run.py " + " ".join(
         (["--quick"] if args.quick else [])
         + ([f"--repeat {args.repeat}"] if args.repeat else [])

@@ -213,3 +213,36 @@ def test_pipeline_rows_and_missed_targets_are_explained(harness: ModuleType) -> 
     assert "`toolkit` 900 ms" in text
     assert "Cold tracked run:" not in text  # met targets get no note
     assert "| tracked, no pre-warm |" in text
+
+
+def test_only_carries_the_areas_it_did_not_run_over(
+    harness: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--only AREA` rewrites RESULTS.md: the other areas keep their last figures, dated."""
+    old = tmp_path / "RESULTS.md"
+    title = harness.AREAS["pipeline"].title
+    old.write_text(
+        "| date | 2026-01-01 00:00 UTC |\n\n## Targets\n\n"
+        "| pipeline | cold run | 23 s | ≤ 1x | **NO** |\n\n"
+        f"## {title}\n\nthe old pipeline table\n\n## Another\n\nnot this\n"
+    )
+    monkeypatch.setattr(harness, "DEFAULT_OUT", old)
+    monkeypatch.setattr(harness, "LAST_FIGURES", tmp_path / "results.json")
+    started = datetime(2026, 2, 3, 4, 5, tzinfo=UTC)
+    ran = harness.AreaResult("monitor", "ok", {"rows": 1}, elapsed_s=3, load=(1.0, 2.0))
+    results = harness.carry_over([ran], started)
+    assert [r.name for r in results] == ["monitor", "pipeline"]
+    text = harness.render_markdown(
+        results, {"cores": "2"}, started=started, elapsed_s=3, quick=False, command="run.py"
+    )
+    assert "| pipeline | cold run | 23 s | ≤ 1x | **NO** |" in text
+    assert "Carried over as written by the run of 2026-01-01 00:00 UTC:" in text
+    assert "the old pipeline table" in text and "not this" not in text
+    # A later run of another area carries this one's figures over from results.json.
+    later = harness.carry_over([], datetime(2026, 3, 1, tzinfo=UTC))
+    monitor = next(r for r in later if r.name == "monitor")
+    assert (monitor.status, monitor.data, monitor.measured_at) == (
+        "ok",
+        {"rows": 1},
+        "2026-02-03 04:05 UTC",
+    )
