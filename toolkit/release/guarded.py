@@ -1,8 +1,7 @@
 """Log a :class:`~toolkit.guard.GuardedModel` as an MLflow pyfunc model, and load it back.
 
-Part of the registry package, which with ``toolkit.tracking`` is the only code importing MLflow.
-Like the registry, it uses an explicit :class:`~mlflow.MlflowClient` and never MLflow's process-global fluent state
-(tracking URI, active run), which is unsafe next to parallel step threads.
+MLflow itself is called through :mod:`toolkit.release.mlflow_registry` (an explicit client, never
+MLflow's process-global fluent state, which is unsafe next to parallel step threads).
 
 How the guard becomes a pyfunc (MLflow 3.17):
 
@@ -26,15 +25,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
-from typing import Any
 from urllib.parse import urlparse
 
 from toolkit.guard.model import OUTPUT_COLUMNS, GuardedModel
+from toolkit.release import mlflow_registry
 
 _RUNTIME_PACKAGES = ("mlflow", "scikit-learn", "pandas", "numpy", "pyarrow", "cloudpickle")
 _NUMERIC_OUTPUTS = {"probability", "confidence", "latency_ms"}
@@ -64,15 +61,9 @@ def _quiet(logger: str) -> Iterator[None]:
 
 
 def warm_up() -> None:
-    """Do now, e.g. on a thread while steps run, what logging a model pays for the first time:
-    importing ``mlflow.pyfunc``, and MLflow's map of installed packages (~1.2 s: it lists every
-    installed file to check the model's requirements against the environment)."""
-    import mlflow.pyfunc  # noqa: F401
-
-    with contextlib.suppress(Exception):  # a private helper: if it moved, logging pays later
-        from mlflow.utils import requirements_utils
-
-        requirements_utils._init_packages_to_modules_map()
+    """Pay now, e.g. on a thread while steps run, the one-off costs of logging a model
+    (importing ``mlflow.pyfunc``, MLflow's map of installed packages: 1-2 s)."""
+    mlflow_registry.warm_up()
 
 
 def log_guarded_model(
@@ -91,51 +82,26 @@ def log_guarded_model(
     The model's metadata holds :meth:`GuardedModel.describe` under ``toolkit_guard``, and its
     input example is ``guarded.input_example`` (raw records).
     """
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow.pyfunc
-    from mlflow import MlflowClient
-    from mlflow.entities import LoggedModelOutput
-    from mlflow.models import Model
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    experiment_id = client.get_run(run_id).info.experiment_id if run_id else "0"  # "Default"
+    client = mlflow_registry.connect(tracking_uri)
     tags = {
         "toolkit.guard.version": guarded.version,
         "toolkit.guard.model_name": guarded.model_name,
     }
-    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags)
     # MLflow writes the metadata as YAML: JSON round-trip for plain lists and dicts.
     metadata = {"toolkit_guard": json.loads(json.dumps(guarded.describe(), default=str))}
-    meta = Model(
-        artifact_path=logged.artifact_location,
-        model_uuid=logged.model_id,
-        run_id=run_id,
-        model_id=logged.model_id,
-        metadata=metadata,
-    )
-    try:
-        if run_id:
-            client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
-        with (
-            tempfile.TemporaryDirectory(prefix="toolkit-guard-") as tmp,
-            _by_value(code_modules),
-            _quiet("mlflow.pyfunc"),
-        ):
-            local = os.path.join(tmp, "model")
-            mlflow.pyfunc.save_model(
-                local,
-                python_model=guarded,
-                mlflow_model=meta,
-                signature=_signature(guarded),
-                input_example=guarded.input_example,
-                pip_requirements=list(pip_requirements or default_pip_requirements()),
-            )
-            client.log_model_artifacts(logged.model_id, local)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            client.finalize_logged_model(logged.model_id, "FAILED")
-        raise
-    client.finalize_logged_model(logged.model_id, "READY")
+    with _by_value(code_modules), _quiet("mlflow.pyfunc"):
+        logged = mlflow_registry.log_pyfunc(
+            client,
+            guarded,
+            run_id=run_id,
+            name=name,
+            tags=tags,
+            metadata=metadata,
+            outputs=OUTPUT_COLUMNS,
+            numeric_outputs=_NUMERIC_OUTPUTS,
+            input_example=guarded.input_example,
+            pip_requirements=list(pip_requirements or default_pip_requirements()),
+        )
     if registered_model_name:
         try:
             client.create_registered_model(registered_model_name)
@@ -160,12 +126,7 @@ def load_guarded_model(model_uri: str, *, tracking_uri: str) -> GuardedModel:
     Calling it directly skips MLflow's per-value schema enforcement of ``Any`` columns (a Python
     loop over every cell, seconds per 100k rows) and keeps NaN rather than None.
     """
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow.artifacts
-    import mlflow.pyfunc
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = mlflow_registry.connect(tracking_uri)
     parsed = urlparse(model_uri)
     ref = (parsed.netloc + parsed.path).strip("/")
     location = model_uri
@@ -184,31 +145,9 @@ def load_guarded_model(model_uri: str, *, tracking_uri: str) -> GuardedModel:
     elif parsed.scheme == "runs":
         run_id, _, path = ref.partition("/")
         location = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + path
-    if urlparse(location).scheme in ("", "file"):  # a local store: nothing to download
-        wrapped = mlflow.pyfunc.load_model(location).unwrap_python_model()
-    else:
-        with tempfile.TemporaryDirectory(prefix="toolkit-guard-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri
-            )
-            wrapped = mlflow.pyfunc.load_model(local).unwrap_python_model()
+    wrapped = mlflow_registry.load_python_model(location, tracking_uri=tracking_uri)
     func = getattr(wrapped, "func", wrapped)  # MLflow wraps a callable twice
     return getattr(func, "__wrapped__", func)
-
-
-def _signature(guarded: GuardedModel) -> Any:
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, DataType, Schema
-
-    outputs = Schema(
-        [
-            ColSpec(
-                DataType.double if c in _NUMERIC_OUTPUTS else DataType.string, c, required=False
-            )
-            for c in OUTPUT_COLUMNS
-        ]
-    )
-    return ModelSignature(inputs=None, outputs=outputs)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 
 from toolkit.core.errors import PermissionRefused, TrackingError
+from toolkit.release import mlflow_registry
 
 OS_USER, MLFLOW_AUTH = "os-user", "mlflow-auth"
 CURRENT_USER_ENDPOINT = "/api/2.0/mlflow/users/current"
@@ -73,13 +74,8 @@ def os_identity() -> Identity:
 def server_identity(tracking_uri: str) -> Identity | None:
     """The authenticated user of an MLflow server, or None when the server has no
     authentication (the endpoint does not exist there)."""
-    from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request
-
     try:
-        response = http_request(
-            get_default_host_creds(tracking_uri), CURRENT_USER_ENDPOINT, "GET", max_retries=1
-        )
+        response = mlflow_registry.server_request(tracking_uri, CURRENT_USER_ENDPOINT)
     except Exception as exc:
         raise TrackingError(
             f"could not ask the MLflow server at {tracking_uri} who you are: "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,6 +21,7 @@ from toolkit.core.errors import (
 )
 from toolkit.core.locks import file_lock
 from toolkit.gates.evaluation import GateReport
+from toolkit.release import mlflow_registry
 from toolkit.release.identity import MLFLOW_AUTH, Actor, Identity, system_identity
 from toolkit.release.vocabulary import (
     CHAMPION,
@@ -64,15 +64,12 @@ class RegistryStore:
         local_lock: bool = True,
         admins: Iterable[str] = (),
     ) -> None:
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read on MLflow's first use
-        from mlflow import MlflowClient
-
         self.tracking_uri = tracking_uri
         self.lock_timeout = lock_timeout
         self.local_lock = local_lock
         self.admins = frozenset(admins)
         self._identity: Identity | None = None
-        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._client = mlflow_registry.connect(tracking_uri)
 
     # --- identity ----------------------------------------------------------------------------
 
