@@ -23,7 +23,7 @@ from toolkit.core.errors import TrackingError, UsageError
 from toolkit.core.secrets import REDACTED, Redactor, redact_params, scrub_notebook
 from toolkit.core.settings import DEFAULT_SECRET_PATTERNS
 from toolkit.reports.notebook_html import render_html
-from toolkit.tracking import client as tracking
+from toolkit.tracking import vocabulary as tracking
 from toolkit.tracking.client import Tracker
 from toolkit.tracking.forwarder import MetricsForwarder
 

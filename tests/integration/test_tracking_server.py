@@ -10,7 +10,7 @@ from conftest import MakeProject
 from mlflow import MlflowClient
 
 from toolkit.execute import RunRequest, run_pipeline
-from toolkit.tracking import client as tracking
+from toolkit.tracking import vocabulary as tracking
 from toolkit.tracking.client import Tracker
 from toolkit.tracking.forwarder import MetricsForwarder
 

@@ -26,7 +26,6 @@ MAX_LINES = 400
 # fails for a module listed here that fits, so an entry can't outlive its split.
 OVER_BUDGET = {
     "guard/model.py",
-    "tracking/client.py",
 }
 
 

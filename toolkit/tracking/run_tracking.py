@@ -24,10 +24,10 @@ from toolkit.core.secrets import Redactor, redact_params
 from toolkit.core.settings import Settings
 from toolkit.plan.build import Plan, PlannedStep
 from toolkit.reports.summary import CACHED, FAILED, INTERRUPTED, SUCCEEDED, RunReport, StepReport
-from toolkit.tracking.client import Tracker, lineage_tags
+from toolkit.tracking.client import Tracker
 from toolkit.tracking.forwarder import MetricsForwarder
 from toolkit.tracking.step_runs import StepRuns
-from toolkit.tracking.vocabulary import TAG_LOCK_HASH
+from toolkit.tracking.vocabulary import TAG_LOCK_HASH, lineage_tags
 
 log = logging.getLogger(__name__)
 STATUS = {SUCCEEDED: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
