@@ -24,9 +24,7 @@ PACKAGE = ROOT / "toolkit"
 MAX_LINES = 400
 # Modules still over the budget while they are being split. The list may only shrink: the test
 # fails for a module listed here that fits, so an entry can't outlive its split.
-OVER_BUDGET = {
-    "guard/model.py",
-}
+OVER_BUDGET: set[str] = set()
 
 
 def package_modules() -> list[Path]:

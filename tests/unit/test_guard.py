@@ -22,8 +22,9 @@ from support.data import add_example_features, breast_cancer_raw
 
 from toolkit.core.errors import ContractError, SpecError
 from toolkit.guard.build import build_guarded_model, compile_expectations, load_guard_config
+from toolkit.guard.decisions import OUTPUT_COLUMNS
 from toolkit.guard.input_contract import InputContract
-from toolkit.guard.model import OUTPUT_COLUMNS, GuardedModel
+from toolkit.guard.model import GuardedModel
 from toolkit.guard.policy import load_rules
 
 # sklearn warns when a model fitted on named columns gets numpy: that would mean the guard fed

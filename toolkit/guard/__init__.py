@@ -9,19 +9,19 @@ from toolkit.guard.build import (
     compile_suite,
     load_guard_config,
 )
-from toolkit.guard.input_contract import (
-    CheckResult,
-    ColumnRule,
-    InputContract,
-)
-from toolkit.guard.model import (
+from toolkit.guard.decisions import (
     FALLBACK,
     MODEL,
     OUTPUT_COLUMNS,
     PATHS,
     REJECTED,
-    GuardedModel,
 )
+from toolkit.guard.input_contract import (
+    CheckResult,
+    ColumnRule,
+    InputContract,
+)
+from toolkit.guard.model import GuardedModel
 from toolkit.guard.policy import (
     CallableFallback,
     ConfidencePolicy,

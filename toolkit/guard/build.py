@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.guard.decisions import FALLBACK, MODEL, OUTPUT_COLUMNS, PATHS, REJECTED
 from toolkit.guard.input_contract import (
     ANY,
     NUMERIC,
@@ -38,7 +39,7 @@ from toolkit.guard.input_contract import (
     InputContract,
     is_number,
 )
-from toolkit.guard.model import FALLBACK, MODEL, OUTPUT_COLUMNS, PATHS, REJECTED, GuardedModel
+from toolkit.guard.model import GuardedModel
 from toolkit.guard.policy import (
     CallableFallback,
     ConfidencePolicy,

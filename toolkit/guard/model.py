@@ -17,8 +17,6 @@ batch; ``benchmarks/bench_guard.py`` measures the cost against a bare ``predict_
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import hashlib
 import json
 import pickle
@@ -29,19 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.guard.decisions import SMALL, contributions_json, decision_table
 from toolkit.guard.explain import top_contributions
 from toolkit.guard.input_contract import CheckResult, InputContract
 from toolkit.guard.policy import ConfidencePolicy, Fallback, OutputContract
-
-MODEL, FALLBACK, REJECTED = "model", "fallback", "rejected"
-PATHS = (MODEL, FALLBACK, REJECTED)
-OUTPUT_COLUMNS = (
-    "prediction", "probability", "path", "reason", "model", "version",
-    "confidence", "latency_ms", "input_hash", "top_features", "notes",
-)  # fmt: skip
-_SMALL = 64  # rows up to which plain Python beats numpy/pyarrow set-up costs (measured)
-# "00".."ff" as 2-byte units: one lookup per hash byte (memory order is kept both ways).
-_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
+from toolkit.guard.sklearn_path import finite_inputs, linear_parts, numpy_twin
 
 
 class GuardedModel:
@@ -89,15 +79,16 @@ class GuardedModel:
         # sklearn checks a DataFrame's feature names on every call (~1 ms for one row, 5x the
         # arithmetic of scaler + linear model). Columns are selected by name here, so a twin
         # without recorded names is fed numpy instead, provided it agrees on a probe.
-        self._numpy_model = _numpy_twin(estimator, self.feature_names)
-        self._linear = _linear_parts(estimator, self._numpy_model or estimator)
+        self._numpy_model = numpy_twin(estimator, self.feature_names)
+        self._linear = linear_parts(estimator, self._numpy_model or estimator)
         self.version = ""  # describe() reads it while the fingerprint is computed
         self.version = version or self.fingerprint()
 
     def predict(
         self, data: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
     ) -> pd.DataFrame:
-        """Score raw records: one output row per input row, columns :data:`OUTPUT_COLUMNS`.
+        """Score raw records: one output row per input row, columns
+        :data:`toolkit.guard.decisions.OUTPUT_COLUMNS`.
 
         ``probability`` is the model's probability of the second class for a binary model (of
         the predicted class otherwise), kept on ``fallback`` rows; ``confidence`` is the highest
@@ -148,7 +139,7 @@ class GuardedModel:
             raise RuntimeError("a record was left without a decision")
         latency = np.full(n, (time.perf_counter() - start) * 1000.0)
         numbers = {"probability": probability, "confidence": confidence, "latency_ms": latency}
-        return _table(self, df.index, numbers, codes, path, reasons, check, tops)
+        return self._table(df.index, numbers, codes, path, reasons, check, tops)
 
     def _unanswered(self, df: pd.DataFrame, exc: Exception, start: float) -> pd.DataFrame:
         """Rejected decisions for records the guard failed on, with the error as the reason."""
@@ -160,7 +151,22 @@ class GuardedModel:
         nan, latency = np.full(n, np.nan), np.full(n, (time.perf_counter() - start) * 1000.0)
         numbers = {"probability": nan, "confidence": nan, "latency_ms": latency}
         codes, path = np.full(n, -1, np.intp), np.full(n, 2, np.int8)
-        return _table(self, df.index, numbers, codes, path, check.reasons, check, None)
+        return self._table(df.index, numbers, codes, path, check.reasons, check, None)
+
+    def _table(
+        self,
+        index: pd.Index,
+        numbers: dict[str, np.ndarray],
+        codes: np.ndarray,
+        path: np.ndarray,
+        reasons: np.ndarray,
+        check: CheckResult,
+        tops: tuple[np.ndarray, Any] | None,
+    ) -> pd.DataFrame:
+        return decision_table(
+            index, numbers, codes, path, reasons, check, tops,
+            labels=self.output.labels, model_name=self.model_name, version=self.version,
+        )  # fmt: skip
 
     def __call__(self, model_input: pd.DataFrame) -> pd.DataFrame:
         """The MLflow pyfunc entry point: :meth:`predict` with missing values as None.
@@ -216,7 +222,7 @@ class GuardedModel:
         names = self.feature_names
         if names is None:
             return frame, frame.to_numpy(np.float64)
-        if self._numpy_model is not None and len(frame) <= _SMALL:  # frame[names]: ~0.7 ms
+        if self._numpy_model is not None and len(frame) <= SMALL:  # frame[names]: ~0.7 ms
             where = {c: i for i, c in enumerate(frame.columns.tolist())}
             if missing := [c for c in names if c not in where]:
                 raise KeyError(f"features missing after preprocessing: {missing}")
@@ -250,7 +256,7 @@ class GuardedModel:
             return rows, np.empty((0, len(self._labels))), None
         runner = self._numpy_model if self._numpy_model is not None else self.estimator
         z = values if self._numpy_model is not None else x
-        with _finite_inputs():
+        with finite_inputs():
             if self._linear is None:
                 return rows, np.asarray(runner.predict_proba(z), dtype=np.float64), None
             steps, final, _, coef = self._linear
@@ -265,34 +271,9 @@ class GuardedModel:
         Signed: a positive value pushes towards the second class (binary) or the predicted one.
         """
         top, values = top_contributions(z, coef, chosen, min(self.top_k, z.shape[1]))
-        k = top.shape[1]
         keys = [json.dumps(name) for name in self._linear[2]]
-        quantised = np.rint(values * 1000.0).astype(np.int64)
-        low, high = int(quantised.min(initial=0)), int(quantised.max(initial=0))
-        if len(top) <= _SMALL or high - low > 4_000_000:  # few rows, or absurd values
-            pairs = zip(top.tolist(), quantised.tolist(), strict=True)
-            return [
-                "{" + ",".join(f"{keys[i]}:{q / 1000!r}" for i, q in zip(t, v, strict=True)) + "}"
-                for t, v in pairs
-            ]
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        # No Python loop over rows: the rounded values index a table of formatted numbers
-        # (made once per process for +-20.000, widened on demand), pyarrow joins the pieces.
-        offset, numbers = self.__dict__.get("_numbers", (0, None))
-        if numbers is None or low < offset or high >= offset + len(numbers):
-            offset, high = min(low, -20_000), max(high, 20_000)
-            numbers = pa.array([repr(q / 1000) for q in range(offset, high + 1)])
-            self._numbers = (offset, numbers)
-        pieces = []
-        for r in range(k):
-            names = pa.array([("{" if r == 0 else ",") + key + ":" for key in keys])
-            pieces += [
-                names.take(pa.array(top[:, r])),
-                numbers.take(pa.array(quantised[:, r] - offset)),
-            ]
-        return pc.binary_join_element_wise(*pieces, "}", "")
+        text, self._numbers = contributions_json(top, values, keys, self.__dict__.get("_numbers"))
+        return text
 
     def _fall_back(
         self,
@@ -325,16 +306,6 @@ class GuardedModel:
                 reasons[positions[k]] = f"{why}; fallback returned {label!r}, not an allowed label"
 
 
-def _finite_inputs() -> Any:
-    """scikit-learn's promise that inputs are finite: the rows were just checked, so its own
-    check (a pass over every value, per step) is skipped."""
-    try:
-        from sklearn import config_context
-    except ImportError:  # not a scikit-learn model
-        return contextlib.nullcontext()
-    return config_context(assume_finite=True)
-
-
 def _safe_repr(value: Any) -> str:
     try:
         return repr(value)
@@ -346,114 +317,3 @@ def _as_frame(data: Any) -> pd.DataFrame:
     if isinstance(data, Mapping) and all(np.ndim(v) == 0 for v in data.values()):
         return pd.DataFrame([data])  # one record
     return pd.DataFrame(data if isinstance(data, Mapping) else list(data))
-
-
-def _numpy_twin(estimator: Any, names: list[str] | None) -> Any | None:
-    """A shallow copy of ``estimator`` (fitted arrays shared) that takes numpy, or None.
-
-    Used only if it gives the original's probabilities on a probe, so that unusual pipelines
-    (e.g. a ColumnTransformer selecting columns by name) keep the DataFrame path.
-    """
-    if names is None:
-        return estimator
-
-    def strip(obj: Any) -> Any:
-        twin = copy.copy(obj)
-        vars(twin).pop("feature_names_in_", None)
-        if steps := getattr(obj, "steps", None):
-            twin.steps = [(steps[0][0], strip(steps[0][1])), *steps[1:]]
-        return twin
-
-    probe = np.linspace(-1.0, 2.0, 3 * len(names)).reshape(3, len(names))
-    try:
-        twin = strip(estimator)
-        expected = estimator.predict_proba(pd.DataFrame(probe, columns=names))
-        return (
-            twin if np.allclose(twin.predict_proba(probe), expected, rtol=0, atol=1e-12) else None
-        )
-    except Exception:  # any doubt: keep the DataFrame path
-        return None
-
-
-def _linear_parts(
-    estimator: Any, runner: Any
-) -> tuple[list[Any], Any, list[str], np.ndarray] | None:
-    """(transformer steps of ``runner``, its final linear model, the transformed feature names
-    from ``estimator``, 2-D coef), or None when the model is not explainable that way."""
-    steps = getattr(runner, "steps", None)
-    final = steps[-1][1] if steps else runner
-    coef = getattr(final, "coef_", None)
-    if coef is None or not hasattr(final, "predict_proba"):
-        return None
-    pre = [s for _, s in steps[:-1] if s not in (None, "passthrough")] if steps else []
-    try:
-        names = (
-            estimator[:-1].get_feature_names_out()
-            if pre
-            else getattr(estimator, "feature_names_in_", None)
-        )
-    except Exception:  # a transformer without names: predictions work, explanations cannot
-        return None
-    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    if names is None or len(names) != coef.shape[1]:
-        return None
-    return pre, final, [str(n) for n in names], coef
-
-
-def _table(
-    guard: GuardedModel,
-    index: pd.Index,
-    numbers: dict[str, np.ndarray],
-    codes: np.ndarray,
-    path: np.ndarray,
-    reasons: np.ndarray,
-    check: CheckResult,
-    tops: tuple[np.ndarray, Any] | None,
-) -> pd.DataFrame:
-    """The decision table. String columns are built as pyarrow arrays and wrapped as they are:
-    pandas' own str inference costs ~70 us a column even for one row."""
-    import pyarrow as pa
-    from pandas.arrays import ArrowStringArray
-
-    n = len(index)
-    octets = check.hashes.astype(">u8").view(np.uint8).reshape(n, 8)
-    digits = _HEX_PAIRS[octets]  # two hex digits per byte, straight into an Arrow buffer
-    offsets = pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int32))
-    text = {
-        "prediction": _labelled(pa, codes, guard.output.labels),
-        "path": _labelled(pa, path, PATHS),
-        "reason": _scatter(pa, reasons[path != 0].tolist(), np.flatnonzero(path != 0), n),
-        "model": pa.repeat(guard.model_name, n),
-        "version": pa.repeat(guard.version, n),
-        "input_hash": pa.StringArray.from_buffers(n, offsets, pa.py_buffer(digits)),
-        "top_features": pa.nulls(n, pa.string())
-        if tops is None
-        else _scatter(pa, tops[1], tops[0], n),
-        "notes": pa.repeat(check.notes[0] if check.notes else None, n),
-    }
-    dtype = pd.StringDtype("pyarrow", na_value=np.nan)
-    columns = {
-        k: ArrowStringArray(v if v.type == pa.string() else v.cast(pa.string()), dtype=dtype)
-        for k, v in text.items()
-    }
-    return pd.DataFrame(
-        {c: columns.get(c, numbers.get(c)) for c in OUTPUT_COLUMNS}, index=index, copy=False
-    )
-
-
-def _labelled(pa: Any, codes: np.ndarray, labels: Sequence[str]) -> Any:
-    """Labels from codes (negative: null): a dictionary decode, or a list for small batches,
-    where building the dictionary array costs more (~75 us)."""
-    if len(codes) > _SMALL:
-        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(labels))
-    return pa.array([labels[c] if c >= 0 else None for c in codes.tolist()], pa.string())
-
-
-def _scatter(pa: Any, values: Any, rows: np.ndarray, n: int) -> Any:
-    """A pyarrow string array of length ``n``: ``values`` at ``rows``, null elsewhere."""
-    if len(rows) == n:
-        return values if isinstance(values, pa.Array) else pa.array(values, pa.string())
-    where = np.full(n, -1)
-    where[rows] = np.arange(len(rows))
-    dense = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
-    return dense.take(pa.array(where, mask=where < 0))

@@ -30,7 +30,8 @@ from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
 from urllib.parse import urlparse
 
-from toolkit.guard.model import OUTPUT_COLUMNS, GuardedModel
+from toolkit.guard.decisions import OUTPUT_COLUMNS
+from toolkit.guard.model import GuardedModel
 from toolkit.release import mlflow_registry
 
 _RUNTIME_PACKAGES = ("mlflow", "scikit-learn", "pandas", "numpy", "pyarrow", "cloudpickle")

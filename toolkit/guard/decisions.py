@@ -1,0 +1,129 @@
+"""The guard's output as columns: the decision table and the explanations' JSON, built as
+pyarrow string arrays without a Python loop over rows (pandas' own string inference costs
+~70 us a column even for one row). Pickled by value with the rest of :mod:`toolkit.guard`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.guard.input_contract import CheckResult
+
+MODEL, FALLBACK, REJECTED = "model", "fallback", "rejected"
+PATHS = (MODEL, FALLBACK, REJECTED)
+OUTPUT_COLUMNS = (
+    "prediction", "probability", "path", "reason", "model", "version",
+    "confidence", "latency_ms", "input_hash", "top_features", "notes",
+)  # fmt: skip
+SMALL = 64  # rows up to which plain Python beats numpy/pyarrow set-up costs (measured)
+# "00".."ff" as 2-byte units: one lookup per hash byte (memory order is kept both ways).
+HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
+NumberCache = tuple[int, Any]  # (first value x 1000, pyarrow array of formatted numbers)
+
+
+def decision_table(
+    index: pd.Index,
+    numbers: dict[str, np.ndarray],
+    codes: np.ndarray,
+    path: np.ndarray,
+    reasons: np.ndarray,
+    check: CheckResult,
+    tops: tuple[np.ndarray, Any] | None,
+    *,
+    labels: Sequence[str],
+    model_name: str,
+    version: str,
+) -> pd.DataFrame:
+    """The decision table, columns :data:`OUTPUT_COLUMNS`: ``numbers`` as they are, labels
+    from ``codes`` (indices into ``labels``) and ``path`` (into :data:`PATHS`), ``reasons``
+    where the path is not the model's, the hashes of ``check``, and ``tops`` (rows, their
+    explanations). String columns are built as pyarrow arrays and wrapped as they are:
+    pandas' own str inference costs ~70 us a column even for one row."""
+    import pyarrow as pa
+    from pandas.arrays import ArrowStringArray
+
+    n = len(index)
+    octets = check.hashes.astype(">u8").view(np.uint8).reshape(n, 8)
+    digits = HEX_PAIRS[octets]  # two hex digits per byte, straight into an Arrow buffer
+    offsets = pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int32))
+    text = {
+        "prediction": _labelled(pa, codes, labels),
+        "path": _labelled(pa, path, PATHS),
+        "reason": _scatter(pa, reasons[path != 0].tolist(), np.flatnonzero(path != 0), n),
+        "model": pa.repeat(model_name, n),
+        "version": pa.repeat(version, n),
+        "input_hash": pa.StringArray.from_buffers(n, offsets, pa.py_buffer(digits)),
+        "top_features": pa.nulls(n, pa.string())
+        if tops is None
+        else _scatter(pa, tops[1], tops[0], n),
+        "notes": pa.repeat(check.notes[0] if check.notes else None, n),
+    }
+    dtype = pd.StringDtype("pyarrow", na_value=np.nan)
+    columns = {
+        k: ArrowStringArray(v if v.type == pa.string() else v.cast(pa.string()), dtype=dtype)
+        for k, v in text.items()
+    }
+    return pd.DataFrame(
+        {c: columns.get(c, numbers.get(c)) for c in OUTPUT_COLUMNS}, index=index, copy=False
+    )
+
+
+def _labelled(pa: Any, codes: np.ndarray, labels: Sequence[str]) -> Any:
+    """Labels from codes (negative: null): a dictionary decode, or a list for small batches,
+    where building the dictionary array costs more (~75 us)."""
+    if len(codes) > SMALL:
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(labels))
+    return pa.array([labels[c] if c >= 0 else None for c in codes.tolist()], pa.string())
+
+
+def _scatter(pa: Any, values: Any, rows: np.ndarray, n: int) -> Any:
+    """A pyarrow string array of length ``n``: ``values`` at ``rows``, null elsewhere."""
+    if len(rows) == n:
+        return values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+    where = np.full(n, -1)
+    where[rows] = np.arange(len(rows))
+    dense = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+    return dense.take(pa.array(where, mask=where < 0))
+
+
+def contributions_json(
+    top: np.ndarray, values: np.ndarray, keys: Sequence[str], cache: NumberCache | None
+) -> tuple[Any, NumberCache | None]:
+    """Each row's top contributions as a JSON object ``{"feature": value, ...}`` (values
+    rounded to 3 decimals), and the cache of formatted numbers to pass to the next call.
+
+    ``top`` and ``values`` come from :func:`toolkit.guard.explain.top_contributions`, ``keys``
+    are the features' names already JSON-encoded. A list of str for a few rows, else a pyarrow
+    string array.
+    """
+    k = top.shape[1]
+    quantised = np.rint(values * 1000.0).astype(np.int64)
+    low, high = int(quantised.min(initial=0)), int(quantised.max(initial=0))
+    if len(top) <= SMALL or high - low > 4_000_000:  # few rows, or absurd values
+        pairs = zip(top.tolist(), quantised.tolist(), strict=True)
+        texts = [
+            "{" + ",".join(f"{keys[i]}:{q / 1000!r}" for i, q in zip(t, v, strict=True)) + "}"
+            for t, v in pairs
+        ]
+        return texts, cache
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # No Python loop over rows: the rounded values index a table of formatted numbers
+    # (made once per process for +-20.000, widened on demand), pyarrow joins the pieces.
+    offset, numbers = cache or (0, None)
+    if numbers is None or low < offset or high >= offset + len(numbers):
+        offset, high = min(low, -20_000), max(high, 20_000)
+        numbers = pa.array([repr(q / 1000) for q in range(offset, high + 1)])
+    pieces = []
+    for r in range(k):
+        names = pa.array([("{" if r == 0 else ",") + key + ":" for key in keys])
+        pieces += [
+            names.take(pa.array(top[:, r])),
+            numbers.take(pa.array(quantised[:, r] - offset)),
+        ]
+    return pc.binary_join_element_wise(*pieces, "}", ""), (offset, numbers)

@@ -1,0 +1,78 @@
+"""The scikit-learn fast path of the guard: feed numpy instead of DataFrames where the answer is
+the same, step through a linear pipeline by hand so that its contributions can be explained,
+and skip scikit-learn's finite check on rows the guard has just checked.
+
+Imports scikit-learn only inside :func:`finite_inputs`; pickled by value with the rest of
+:mod:`toolkit.guard` into logged models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def finite_inputs() -> Any:
+    """scikit-learn's promise that inputs are finite: the rows were just checked, so its own
+    check (a pass over every value, per step) is skipped."""
+    try:
+        from sklearn import config_context
+    except ImportError:  # not a scikit-learn model
+        return contextlib.nullcontext()
+    return config_context(assume_finite=True)
+
+
+def numpy_twin(estimator: Any, names: list[str] | None) -> Any | None:
+    """A shallow copy of ``estimator`` (fitted arrays shared) that takes numpy, or None.
+
+    Used only if it gives the original's probabilities on a probe, so that unusual pipelines
+    (e.g. a ColumnTransformer selecting columns by name) keep the DataFrame path.
+    """
+    if names is None:
+        return estimator
+
+    def strip(obj: Any) -> Any:
+        twin = copy.copy(obj)
+        vars(twin).pop("feature_names_in_", None)
+        if steps := getattr(obj, "steps", None):
+            twin.steps = [(steps[0][0], strip(steps[0][1])), *steps[1:]]
+        return twin
+
+    probe = np.linspace(-1.0, 2.0, 3 * len(names)).reshape(3, len(names))
+    try:
+        twin = strip(estimator)
+        expected = estimator.predict_proba(pd.DataFrame(probe, columns=names))
+        return (
+            twin if np.allclose(twin.predict_proba(probe), expected, rtol=0, atol=1e-12) else None
+        )
+    except Exception:  # any doubt: keep the DataFrame path
+        return None
+
+
+def linear_parts(
+    estimator: Any, runner: Any
+) -> tuple[list[Any], Any, list[str], np.ndarray] | None:
+    """(transformer steps of ``runner``, its final linear model, the transformed feature names
+    from ``estimator``, 2-D coef), or None when the model is not explainable that way."""
+    steps = getattr(runner, "steps", None)
+    final = steps[-1][1] if steps else runner
+    coef = getattr(final, "coef_", None)
+    if coef is None or not hasattr(final, "predict_proba"):
+        return None
+    pre = [s for _, s in steps[:-1] if s not in (None, "passthrough")] if steps else []
+    try:
+        names = (
+            estimator[:-1].get_feature_names_out()
+            if pre
+            else getattr(estimator, "feature_names_in_", None)
+        )
+    except Exception:  # a transformer without names: predictions work, explanations cannot
+        return None
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    if names is None or len(names) != coef.shape[1]:
+        return None
+    return pre, final, [str(n) for n in names], coef
