@@ -5,7 +5,9 @@ Steps run in parallel threads of one process, so nothing here uses MLflow's flue
 parallel steps would log into each other. Instead one :class:`~mlflow.MlflowClient` is shared
 and every call names its run id explicitly.
 
-MLflow is imported lazily (~1 s) so that ``toolkit --help`` and the in-notebook API stay fast.
+The one module of ``toolkit.tracking`` that imports MLflow, inside functions (~1 s) so that
+``toolkit --help`` and the in-notebook API stay fast. Reading runs back is in
+:mod:`toolkit.tracking.run_queries`, which :class:`Tracker` inherits.
 """
 
 from __future__ import annotations
