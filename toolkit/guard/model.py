@@ -131,7 +131,7 @@ class GuardedModel:
                 to_fallback.append((rows[broken], "output contract: probabilities outside [0, 1]"))
                 to_fallback.append((rows[unsure], self.policy.reason))
                 if contrib is not None and self.top_k:
-                    tops = (rows, self._explain(*contrib, chosen))
+                    tops = (rows, self._explain(*contrib, chosen=chosen))
         for positions, why in to_fallback:
             if positions.size:
                 self._fall_back(check.frame.iloc[positions], positions, why, path, codes, reasons)
@@ -245,7 +245,8 @@ class GuardedModel:
         x, values = self.features(frame)
         finite = np.isfinite(values).all(axis=1)
         if not finite.all():  # e.g. log(0): the contract let it through, the model cannot score it
-            names = np.array(self.feature_names or [str(c) for c in x.columns], dtype=object)
+            columns = self.feature_names or [str(c) for c in getattr(x, "columns", ())]
+            names = np.array(columns, dtype=np.object_)
             for k in np.flatnonzero(~finite):
                 bad = ", ".join(names[~np.isfinite(values[k])])
                 reasons[rows[k]] = f"features not finite after preprocessing: {bad}"
@@ -259,19 +260,22 @@ class GuardedModel:
         with finite_inputs():
             if self._linear is None:
                 return rows, np.asarray(runner.predict_proba(z), dtype=np.float64), None
-            steps, final, _, coef = self._linear
+            steps, final, features, coef = self._linear
             for step in steps:  # Pipeline.transform adds ~0.2 ms of routing checks per call
                 z = step.transform(z)
             z = np.asarray(z, dtype=np.float64)
-            return rows, np.asarray(final.predict_proba(z), dtype=np.float64), (z, coef)
+            proba = np.asarray(final.predict_proba(z), dtype=np.float64)
+            return rows, proba, (z, coef, features)
 
-    def _explain(self, z: np.ndarray, coef: np.ndarray, chosen: np.ndarray) -> Any:
+    def _explain(
+        self, z: np.ndarray, coef: np.ndarray, features: list[str], *, chosen: np.ndarray
+    ) -> Any:
         """Top-k contributions (coefficient x transformed value) per row, as JSON objects.
 
         Signed: a positive value pushes towards the second class (binary) or the predicted one.
         """
         top, values = top_contributions(z, coef, chosen, min(self.top_k, z.shape[1]))
-        keys = [json.dumps(name) for name in self._linear[2]]
+        keys = [json.dumps(name) for name in features]
         text, self._numbers = contributions_json(top, values, keys, self.__dict__.get("_numbers"))
         return text
 

@@ -127,6 +127,8 @@ class Registry(Registration):
                     if any(r.decision == "rejected" for r in info.reviews):
                         continue
                     blocker, named = self._blockers(mv)
+                    approvals: tuple[str, ...]
+                    problems: tuple[str, ...]
                     if effective is None:
                         approved = (r.reviewer for r in info.reviews if r.decision == "approved")
                         approvals, problems = tuple(approved), (no_policy or "",)

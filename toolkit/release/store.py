@@ -234,7 +234,13 @@ class RegistryStore:
         """Add one history entry under a fresh key: never overwrites (append-only)."""
         seqs = [int(m.group(1)) for k in self._model(name).tags or {} if (m := ENTRY_KEY.match(k))]
         key = f"{RELEASE_PREFIX}{max(seqs, default=0) + 1:08d}-{uuid.uuid4().hex[:8]}"
-        value = {"action": action, "from": frm, "to": to, "by": by.name[:200], "at": now_iso()}
+        value: dict[str, object] = {
+            "action": action,
+            "from": frm,
+            "to": to,
+            "by": by.name[:200],
+            "at": now_iso(),
+        }
         value |= {**by.record(), **extra}
         value["reason"] = str(value.get("reason") or "")[:MAX_TEXT]
         self._write(self._client.set_registered_model_tag, name, key, json.dumps(value))

@@ -200,10 +200,12 @@ def diff_runs(a: RunSide, b: RunSide, *, outputs: bool = False) -> RunDiff:
             fa, fb = sa.fingerprints.get(key) or {}, sb.fingerprints.get(key) or {}
             for fact in FINGERPRINT_FIELDS:
                 if fa.get(fact) != fb.get(fact):
-                    va, vb = fa.get(fact), fb.get(fact)
+                    fact_a, fact_b = fa.get(fact), fb.get(fact)
                     if fact == "schema":
-                        va, vb = _schema_change(va or {}, vb or {})
-                    prints.append({"step": name, "output": key, "field": fact, "a": va, "b": vb})
+                        fact_a, fact_b = _schema_change(fact_a or {}, fact_b or {})
+                    prints.append(
+                        {"step": name, "output": key, "field": fact, "a": fact_a, "b": fact_b}
+                    )
         notebooks.append(notebook_diff(name, sa.notebook, sb.notebook, outputs))
     gates = [
         {"gate": g, "a": ga, "b": gb}

@@ -127,7 +127,7 @@ class RunTracking:
             tags[TAG_LOCK_HASH] = lock["sha256"]
         if self.owner_process:
             tags[TAG_HOST] = socket.gethostname()
-            tags[TAG_PID] = os.getpid()
+            tags[TAG_PID] = str(os.getpid())
         self._parent = self.tracker.start_pipeline(
             plan.pipeline,
             run_name=plan.run_dir.name,
