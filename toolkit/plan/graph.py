@@ -27,7 +27,7 @@ def resolve_inputs(
     Raises:
         SpecError: an input that no step produces.
     """
-    names = spec.step_names
+    by_name = {s.name: s for s in spec.steps}  # looked up per input: a scan was O(steps^2)
     graph: dict[str, set[str]] = {}
     resolved_inputs: dict[str, dict[str, PlannedInput]] = {}
     for i, step in enumerate(spec.steps):
@@ -44,8 +44,8 @@ def resolve_inputs(
                 )
                 continue
             producer, _, output = ref.partition(".")
-            all_refs = [f"{s.name}.{o}" for s in spec.steps for o in s.outputs]
-            if producer not in names or output not in spec.step(producer).outputs:
+            if producer not in by_name or output not in by_name[producer].outputs:
+                all_refs = [f"{s.name}.{o}" for s in spec.steps for o in s.outputs]
                 hint = did_you_mean(ref, all_refs)
                 if hint is None and ("/" in ref or not output):
                     hint = "for a file entering the pipeline, write {path: FILE}"
@@ -56,7 +56,7 @@ def resolve_inputs(
                     location=where,
                     hint=hint,
                 )
-            out = spec.step(producer).output_specs()[output]
+            out = by_name[producer].output_specs()[output]
             graph[step.name].add(producer)
             resolved_inputs[step.name][key] = PlannedInput(
                 path=data_dir / out.path, producer=producer, output=output
