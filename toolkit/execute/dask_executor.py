@@ -176,7 +176,7 @@ class DaskExecutor:
                     step, started_at, t0, "no_workers", f"no Dask worker left for {grace:g}s"
                 )
         if future.status == "finished":
-            return future.result()  # type: ignore[no-any-return]
+            return future.result()
         if future.status == "cancelled":
             return _failed(step, started_at, t0, "interrupted", "cancelled", INTERRUPTED)
         exc = future.exception()

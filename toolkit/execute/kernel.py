@@ -79,7 +79,7 @@ def kernel_manager_class(
     _import_engines()
     from jupyter_client.manager import AsyncKernelManager
 
-    class StepKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    class StepKernelManager(AsyncKernelManager):
         """A kernel manager that gives the kernel this step's environment, quietly."""
 
         def __init__(self, **kwargs: Any) -> None:

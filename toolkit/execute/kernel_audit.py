@@ -17,6 +17,11 @@ are skipped. A failure inside the hook is swallowed: it would otherwise surface 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def install() -> None:
     import contextlib
@@ -61,12 +66,13 @@ def install() -> None:
 
     def wrap_pyarrow() -> None:
         # pyarrow reads Parquet in C++: no open event. Wrap its entry points once imported.
-        parquet = sys.modules.get("pyarrow.parquet")
+        # Looked up, not imported (the notebook may never load it); pyarrow has no types.
+        parquet: Any = sys.modules.get("pyarrow.parquet")
         if parquet is None or not hasattr(parquet, "read_table"):
             return
 
-        def traced(func):  # type: ignore[no-untyped-def]
-            def wrapper(source, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def traced(func):
+            def wrapper(source, *args, **kwargs):
                 if isinstance(source, str | bytes | os.PathLike):
                     record("read", source)
                 return func(source, *args, **kwargs)
@@ -80,7 +86,7 @@ def install() -> None:
             parquet.read_pandas = traced(parquet.read_pandas)
         write_table = parquet.write_table
 
-        def traced_write(table, where, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def traced_write(table, where, *args, **kwargs):
             if isinstance(where, str | bytes | os.PathLike):
                 record("write", where)
             return write_table(table, where, *args, **kwargs)
@@ -88,14 +94,14 @@ def install() -> None:
         parquet.write_table = traced_write
         init = parquet.ParquetFile.__init__
 
-        def file_init(self, source, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def file_init(self, source, *args, **kwargs):
             if isinstance(source, str | bytes | os.PathLike):
                 record("read", source)
             init(self, source, *args, **kwargs)
 
         parquet.ParquetFile.__init__ = file_init
 
-    def hook(event: str, args: tuple) -> None:  # type: ignore[type-arg]
+    def hook(event: str, args: tuple[Any, ...]) -> None:
         if state["busy"]:
             return
         state["busy"] = True
@@ -119,10 +125,10 @@ def install() -> None:
         # step's run instead of opening a new one. MLflow reads MLFLOW_RUN_ID only once (it
         # deletes it), so an autologged fit would otherwise end the step run and leave the
         # next log_metric to open a stray run. Nested runs stay children of the step run.
-        fluent = sys.modules["mlflow.tracking.fluent"]
+        fluent: Any = sys.modules["mlflow.tracking.fluent"]  # MLflow's types are not followed
         original = fluent.start_run
 
-        def start_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def start_run(*args, **kwargs):
             step_run = os.environ.get("TOOLKIT_MLFLOW_RUN_ID")
             free = not args and kwargs.get("run_id") is None and not kwargs.get("nested")
             if step_run and free and not kwargs.get("parent_run_id") and not fluent.active_run():
@@ -139,7 +145,7 @@ def install() -> None:
     class WrapAfterImport:
         """A meta path finder that instruments a few modules the moment they have loaded."""
 
-        def find_spec(self, name, path=None, target=None):  # type: ignore[no-untyped-def]
+        def find_spec(self, name, path=None, target=None):
             if name not in after_load:
                 return None
             for finder in sys.meta_path:
@@ -153,12 +159,12 @@ def install() -> None:
             exec_module = spec.loader.exec_module
             instrument = after_load.pop(name)
 
-            def exec_and_wrap(module):  # type: ignore[no-untyped-def]
+            def exec_and_wrap(module):
                 exec_module(module)
                 with contextlib.suppress(Exception):  # never break the user's import
                     instrument()
 
-            spec.loader.exec_module = exec_and_wrap
+            spec.loader.exec_module = exec_and_wrap  # type: ignore[method-assign]
             return spec
 
     sys.meta_path.insert(0, WrapAfterImport())

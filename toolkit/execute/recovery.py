@@ -64,7 +64,7 @@ def _shared(run_dir: Path) -> bool:
 
 def dead_folders(settings: Settings) -> list[Interrupted]:
     """Run folders without a summary whose pipeline nobody is running now."""
-    found = []
+    found: list[Interrupted] = []
     locks = settings.cache_dir / "locks"
     if not settings.runs_dir.is_dir():
         return found

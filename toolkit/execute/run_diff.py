@@ -47,15 +47,16 @@ def record_champion_diff(settings: Settings, report: RunReport) -> None:
     Never raises: the run is over and registered; a missing diff is logged, not fatal.
     """
     registered = report.registered or {}
-    if not registered or not report.mlflow_run_id:
+    run_id = report.mlflow_run_id
+    if not registered or not run_id:
         return
     try:
-        _record(settings, report, str(registered["name"]), str(registered["version"]))
+        _record(settings, report, run_id, str(registered["name"]), str(registered["version"]))
     except Exception as exc:
         log.warning("could not diff the candidate against the champion: %s", exc)
 
 
-def _record(settings: Settings, report: RunReport, model: str, version: str) -> None:
+def _record(settings: Settings, report: RunReport, run_id: str, model: str, version: str) -> None:
     from toolkit.release.registry import Registry
 
     registry = Registry(settings.tracking_uri)
@@ -66,7 +67,7 @@ def _record(settings: Settings, report: RunReport, model: str, version: str) -> 
     if not champion_run:
         return
     tracker = Tracker(settings.tracking_uri, artifacts_dir=settings.artifacts_dir)
-    result = diff_runs(load_side(tracker, champion_run), load_side(tracker, report.mlflow_run_id))
+    result = diff_runs(load_side(tracker, champion_run), load_side(tracker, run_id))
     data = {
         **result.to_dict(),
         "title": f"{model}: candidate v{version} vs champion v{champion}",
@@ -76,9 +77,9 @@ def _record(settings: Settings, report: RunReport, model: str, version: str) -> 
     run_dir = Path(report.run_dir)
     atomic_write_json(run_dir / CHAMPION_DIFF_FILE, data)
     page = render_html(data, title=data["title"])
-    tracker.log_text(report.mlflow_run_id, page, CHAMPION_DIFF_HTML)
+    tracker.log_text(run_id, page, CHAMPION_DIFF_HTML)
     write_run_report(run_dir, secret_patterns=settings.secret_patterns)
     mlflow_page = render_run_report(
         run_dir, target="mlflow", secret_patterns=settings.secret_patterns
     )
-    tracker.log_text(report.mlflow_run_id, mlflow_page, "report.html")
+    tracker.log_text(run_id, mlflow_page, "report.html")

@@ -206,11 +206,11 @@ def _attempt(
             raise StepFailed(
                 step.name, f"input {key!r} does not exist: {planned.path}", kind="missing_input"
             )
-    for planned in step.outputs.values():
-        planned.path.parent.mkdir(parents=True, exist_ok=True)
+    for out in step.outputs.values():
+        out.path.parent.mkdir(parents=True, exist_ok=True)
         # A stale file (an earlier attempt's, or a cache hard link shared with other runs)
         # must never be written through, nor mistaken for this attempt's output.
-        planned.path.unlink(missing_ok=True)
+        out.path.unlink(missing_ok=True)
     handle = KernelHandle()
     hooks.attach(step.name, handle)
     warm = hooks.kernels.take(step.name) if hooks.kernels else None
