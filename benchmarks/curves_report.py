@@ -169,6 +169,35 @@ def fingerprint_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str
     ]
 
 
+# --------------------------------------------------------------------------- check
+
+
+def check_rows(d: Mapping[str, Any]) -> list[Row]:
+    engines = ", ".join(d["engines_imported"]) or "none"
+    return [
+        Row(
+            f"`toolkit check`, example project ({d['suites']} contract suites), fresh process",
+            spread(d["check"]),
+            f"`toolkit --version`: {fmt_s(d['version']['median'])}",
+            fmt_x(d["check"]["median"] / d["version"]["median"]),
+            f"≤ {d['target_s']:g} s",
+            d["check"]["median"] <= d["target_s"],
+        ),
+        Row("engines it imported (GX, MLflow, papermill, pandas)", engines),
+    ]
+
+
+def check_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
+    wall, base = d["check"]["median"], d["version"]["median"]
+    if wall <= d["target_s"]:
+        return []
+    engines = ", ".join(d["engines_imported"]) or "none of GX, MLflow, papermill or pandas"
+    return [
+        f"`toolkit check` took {fmt_s(wall)}, of which {fmt_s(base)} ({pct(base, wall)}) is "
+        f"the start-up `toolkit --version` pays too; it imported {engines}."
+    ]
+
+
 # --------------------------------------------------------------------------- plots
 
 

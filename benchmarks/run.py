@@ -355,6 +355,15 @@ AREAS: dict[str, Area] = {
             extra=lambda d: curves_report.plot_links("store"),
         ),
         Area(
+            "check",
+            "toolkit check with contracts attached",
+            "bench_check",
+            {"repeat": 5},
+            {"repeat": 1},
+            curves_report.check_rows,
+            curves_report.check_where,
+        ),
+        Area(
             "fingerprint",
             "Cost curve: fingerprinting throughput vs cat",
             "bench_fingerprint",

@@ -49,8 +49,8 @@ def check_spec(path: Path) -> list[Problem]:
 
 
 def _check_contracts(spec: Pipeline) -> list[Problem]:
-    """Every suite a spec names must load (GX itself is not imported for this)."""
-    from toolkit.contracts.suites import load_suite_once
+    """Every suite a spec names must load; without importing GX (seconds), see ``load_suite``."""
+    from toolkit.contracts.suites import load_suite
     from toolkit.core.settings import load_settings
 
     settings = load_settings(spec.source)
@@ -65,7 +65,7 @@ def _check_contracts(spec: Pipeline) -> list[Problem]:
             if item.contract is None:
                 continue
             try:
-                load_suite_once(item.contract, expectations_dir, settings.cache_dir)
+                load_suite(item.contract, expectations_dir, gx=False)
             except ToolkitError as exc:
                 problems.append(
                     Problem(

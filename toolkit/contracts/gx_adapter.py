@@ -40,6 +40,22 @@ def gx_version() -> str:
         return "unknown"
 
 
+@functools.cache
+def shipped_types() -> frozenset[str]:
+    """The expectation types GX ships, from its package's file names, without importing it.
+
+    Each core expectation is ``great_expectations/expectations/core/<type>.py``. Empty when GX
+    is not installed; a type registered by a plugin is not in it (ask :func:`check_expectation`).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("great_expectations")  # finds the package, runs none of it
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    folder = Path(next(iter(spec.submodule_search_locations))) / "expectations" / "core"
+    return frozenset(p.stem for p in folder.glob("expect_*.py"))
+
+
 def check_expectation(path: Path, where: str, etype: str, normalised: dict[str, Any]) -> None:
     """Raise naming file, index, type and field unless GX accepts this expectation.
 
