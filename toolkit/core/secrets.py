@@ -176,10 +176,14 @@ class Redactor:
         if isinstance(obj, str):
             return self.scrub(obj)
         if isinstance(obj, Mapping):
-            return {self.scrub(str(k)): self.scrub_obj(v) for k, v in obj.items()}
+            return self.scrub_mapping(obj)
         if isinstance(obj, list | tuple):
             return [self.scrub_obj(v) for v in obj]
         return obj
+
+    def scrub_mapping(self, obj: Mapping[str, object]) -> dict[str, object]:
+        """:meth:`scrub_obj` of a mapping, typed as the dict it returns."""
+        return {self.scrub(str(k)): self.scrub_obj(v) for k, v in obj.items()}
 
 
 def _scrub_source(source: object, redactor: Redactor) -> object:

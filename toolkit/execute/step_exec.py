@@ -159,7 +159,7 @@ def _run_step(
         )
     mlflow_run = opening.result() if opening else None
     if error is not None:
-        error = redactor.scrub_obj(error)  # type: ignore[assignment]
+        error = redactor.scrub_mapping(error)
     events = read_events(events_path)
     metrics: dict[str, float] = {}
     if uses_mlflow and mlflow_run and tracking is not None:
@@ -189,7 +189,7 @@ def _run_step(
     )
     if tracking:
         tracking.step_finished(step, report)
-    hooks.emit(Event("step_finished", step.name, status, error["message"] if error else ""))
+    hooks.emit(Event("step_finished", step.name, status, str(error["message"]) if error else ""))
     return report
 
 

@@ -224,8 +224,10 @@ class RunPage:
             items = []
             masked = redact_params(st.get("parameters") or {}, patterns=self.patterns)
             for key, value in masked.items():
-                path = isinstance(value, str) and self.local(value) is not None
-                items.append((key, self.rel(value) if path else fmt(value), path))
+                if isinstance(value, str) and self.local(value) is not None:
+                    items.append((key, self.rel(value), True))
+                else:
+                    items.append((key, fmt(value), False))
             steps.append((st["name"], items))
         return {"overrides": [(k, fmt(v)) for k, v in overrides.items()], "steps": steps}
 
