@@ -26,8 +26,9 @@ from toolkit.core.errors import ToolkitError
 from toolkit.core.fsutil import atomic_write_json
 from toolkit.core.runlock import is_locked, pid_alive
 from toolkit.core.settings import Settings
-from toolkit.execute.step_context import Event, EventSink, now_iso
-from toolkit.reports.summary import INTERRUPTED, RunReport, StepReport
+from toolkit.execute.run_record import ended_report
+from toolkit.execute.step_context import Event, EventSink
+from toolkit.reports.summary import INTERRUPTED, RunReport
 from toolkit.tracking.run_tracking import tracking_disabled
 
 TAG_HOST = "toolkit.host"
@@ -106,22 +107,8 @@ def write_ended_summary(
     plan_data: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):  # a plan cut short: no steps to list
         plan_data = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
-    steps = tuple(
-        StepReport(s.get("name", "?"), status, reason=reason) for s in plan_data.get("steps", [])
-    )
-    now = now_iso()
-    report = RunReport(
-        run_id=run_dir.name,
-        pipeline=pipeline,
-        status=status,
-        run_dir=str(run_dir),
-        spec=str(plan_data.get("spec", "")),
-        started_at=now,
-        ended_at=now,
-        duration=0.0,
-        steps=steps,
-        parameters={},
-    )
+    names = [s.get("name", "?") for s in plan_data.get("steps", [])]
+    report = ended_report(run_dir, pipeline, str(plan_data.get("spec", "")), names, status, reason)
     atomic_write_json(run_dir / "summary.json", {**report.to_dict(), "ended": reason})
     return report
 

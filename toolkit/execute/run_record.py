@@ -2,7 +2,7 @@
 
 A local run and a shared run (one ``toolkit run --step`` task per step, then ``--finish``)
 build their report here, so the same rules decide a run's status, its masked parameters and
-where it was tracked.
+where it was tracked; so does a run that died before it had one (:mod:`recovery`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from toolkit.core.secrets import redact_params
@@ -81,6 +82,26 @@ def build_report(
         ),
         mlflow_run_id=mlflow_run_id,
         tracking_uri=settings.tracking_uri if tracked else None,
+    )
+
+
+def ended_report(
+    run_dir: Path, pipeline: str, spec: str, steps: Iterable[str], status: str, reason: str
+) -> RunReport:
+    """The report of a run that ended before it had one (its process died, or its summary
+    could not be built): every step of its plan ends ``status`` for ``reason``."""
+    now = now_iso()
+    return RunReport(
+        run_id=run_dir.name,
+        pipeline=pipeline,
+        status=status,
+        run_dir=str(run_dir),
+        spec=spec,
+        started_at=now,
+        ended_at=now,
+        duration=0.0,
+        steps=tuple(StepReport(name, status, reason=reason) for name in steps),
+        parameters={},
     )
 
 
