@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, progress, run_toolkit, spawn, stats
+from _common import REPO, progress, run_toolkit, segment_medians, spawn, stats
 
 TARGET_S = 1.0
 TARGET_FLAT = 0.30
@@ -122,6 +122,7 @@ def run(sizes: Sequence[int] = (10, 50, 200), repeat: int = 3) -> dict[str, Any]
         for n in sizes:  # a first re-run per size records its whole-run entry: untimed
             run_toolkit(project, [f"pipelines/scale_{n}.yaml", "--no-tracking"])
         samples: dict[str, dict[int, list[float]]] = {"plan": {}, "rerun": {}, "in_run": {}}
+        reruns: dict[int, list[dict[str, Any]]] = {}
         baseline: list[float] = []
         for r in range(repeat):
             progress("scale", f"repetition {r + 1}/{repeat}")
@@ -135,6 +136,7 @@ def run(sizes: Sequence[int] = (10, 50, 200), repeat: int = 3) -> dict[str, Any]
                     raise RuntimeError(f"no-change re-run of {n} steps reused only {hits}")
                 samples["rerun"].setdefault(n, []).append(rerun["wall_s"])
                 samples["in_run"].setdefault(n, []).append(_in_run_s(rerun))
+                reruns.setdefault(n, []).append(rerun)
     per_size = {}
     for n in sizes:
         in_run = statistics.median(samples["in_run"][n])
@@ -143,6 +145,7 @@ def run(sizes: Sequence[int] = (10, 50, 200), repeat: int = 3) -> dict[str, Any]
             "rerun": stats(samples["rerun"][n]),
             "in_run_s": round(in_run, 4),
             "per_step_ms": round(1000 * in_run / n, 3),
+            "rerun_segments_s": segment_medians(reruns[n]),
         }
     small, big = per_size[str(sizes[0])], per_size[str(sizes[-1])]
     return {

@@ -69,6 +69,15 @@ def scale_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
         wall = big[key]["median"]
         if wall > d["target_s"]:
             inside = f"; {fmt_s(big['in_run_s'])} inside the run itself" if key == "rerun" else ""
+            seg = big.get("rerun_segments_s") if key == "rerun" else None
+            if seg:
+                inside += (
+                    f" (before the first step {fmt_s(seg['run_setup'])}, from the first step to "
+                    f"the last {fmt_s(seg['steps'] + seg['between_steps'])}, after it "
+                    f"{fmt_s(seg['last_step_bookkeeping'])}); start-up to the run's start "
+                    f"{fmt_s(seg['startup'])}, from the run's end to exit (its records, HTML "
+                    f"report and the interpreter's exit) {fmt_s(seg['release'] + seg['finish_exit'])}"
+                )
             notes.append(
                 f"{what} of {largest} steps took {fmt_s(wall)}: {fmt_s(base)} "
                 f"({pct(base, wall)}) is the interpreter and CLI start-up that "
