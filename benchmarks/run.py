@@ -641,7 +641,7 @@ def render_markdown(
 ) -> str:
     """The whole of RESULTS.md, from the measured results."""
     every = {r.name: r.data for r in results if r.status == "ok"}
-    loads = [x for r in results for x in r.load]
+    loads = [x for r in results if not r.measured_at for x in r.load]  # this run's areas only
     out = [
         "# Benchmark results",
         "",
