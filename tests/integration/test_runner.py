@@ -86,7 +86,7 @@ def test_step_timeout_is_enforced(make_project: MakeProject) -> None:
     steps:
       - name: nap
         notebook: ../notebooks/sleeps.ipynb
-        parameters: {seconds: 30}
+        parameters: {seconds: 600}
         timeout: 2
     """
     report = run_pipeline(RunRequest(make_project(spec, notebooks=("sleeps",))))
@@ -94,7 +94,9 @@ def test_step_timeout_is_enforced(make_project: MakeProject) -> None:
     assert nap.status == "failed"
     assert nap.error["kind"] == "timeout"
     assert "timed out" in nap.error["message"]
-    assert nap.duration is not None and nap.duration < 30
+    # Not a timing threshold: the step was stopped long before its notebook could end (a
+    # loaded machine can take tens of seconds just to start the kernel).
+    assert nap.duration is not None and nap.duration < 300
     assert report.exit_code == ExitCode.STEP_FAILED
 
 
