@@ -79,7 +79,7 @@ PYTEST_WORKERS ?= 3
 test: lint browser-deps airflow-env
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-# Apache Airflow for the test that runs the exported DAG (tests/integration/test_airflow.py): a
+# Apache Airflow for the test that runs the exported DAG (tests/execute/test_airflow.py): a
 # project of its own in .ci/airflow (pyproject.toml + uv.lock), synced into .cache/airflow-venv so
 # Airflow's pins never constrain the toolkit's .venv. Its metadata database is migrated once into
 # a template the test copies (a migration takes 20-90 s here). Without a package index the build
@@ -100,7 +100,7 @@ $(AIRFLOW_STAMP): .ci/airflow/pyproject.toml .ci/airflow/uv.lock | $(UV)
 		rm -f $(AIRFLOW_LOG); touch $@; \
 	else \
 		echo "note: could not build the Airflow test environment (log: $(AIRFLOW_LOG));"; \
-		echo "      tests/integration/test_airflow.py will be skipped with that reason"; \
+		echo "      tests/execute/test_airflow.py will be skipped with that reason"; \
 	fi
 
 airflow-env: $(AIRFLOW_STAMP)
@@ -113,7 +113,8 @@ LAB_ARGS := --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser \
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(LAB_ARGS) --ServerApp.root_dir="$(CURDIR)"
 
-# The browser tests (tests/browser) drive Debian's Chromium. Install it when it is missing and
+# The browser tests (marker browser: tests/e2e/test_lab.py, tests/reports/test_report_page.py)
+# drive Debian's Chromium. Install it when it is missing and
 # apt can run (root, or password-less sudo); otherwise say so: those tests then skip themselves.
 browser-deps:
 	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
@@ -125,7 +126,7 @@ browser-deps:
 		echo "      the browser tests will be skipped. To run them: sudo apt-get install chromium"; \
 		exit 0; \
 	fi; \
-	echo "installing Debian's chromium for the browser tests (tests/browser)"; \
+	echo "installing Debian's chromium for the browser tests (marker browser: tests/e2e/test_lab.py, tests/reports/test_report_page.py)"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	if ! { $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
 	       { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }; }; then \

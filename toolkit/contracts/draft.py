@@ -4,7 +4,7 @@ The draft is a starting point for a human: it pins what the sample shows (column
 no-null columns, numeric ranges with a margin, small categorical sets, a row-count range) so
 that obvious breakage is caught, and its ``meta`` says it must be reviewed. Pure pandas/numpy:
 drafting never imports Great Expectations. Every dtype name emitted here was checked against
-GX 1.24 on pandas 3.1 (see tests/integration/test_contracts.py).
+GX 1.24 on pandas 3.1 (see tests/contracts/test_suites.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``toolkit export airflow``: the generated DAG file, read with ``ast``.
 
-Executing it in real Airflow is tests/integration/test_airflow.py.
+Executing it in real Airflow is tests/execute/test_airflow.py.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-# Shared scenario helpers (tests/integration is on sys.path: pytest's default rootdir import).
+# Shared scenario helpers (tests/release is on sys.path: pytest's default rootdir import).
 from test_registry import GOOD, OPEN, Env, make_env
 
 from toolkit.cli.main import main

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _browser import chromium, require_chromium
 from conftest import MakeProject
+from support.browser import chromium, require_chromium
 
 from toolkit.cli.main import main
 from toolkit.execute import RunRequest, run_pipeline

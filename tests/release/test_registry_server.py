@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-# Shared scenario and helpers (tests/integration is on sys.path: pytest's default rootdir import).
+# Shared scenario and helpers (tests/release is on sys.path: pytest's default rootdir import).
 from test_registry import (
     GOOD,
     OPEN,

@@ -1,7 +1,7 @@
 """toolkit.contracts.draft: what a draft contains, without Great Expectations.
 
 That a draft actually passes on its sample and catches breakage is checked with real GX in
-tests/integration/test_contracts.py.
+tests/contracts/test_suites.py.
 """
 
 from __future__ import annotations

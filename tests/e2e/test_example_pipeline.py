@@ -26,7 +26,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_example(tmp_path_factory.mktemp("example") / "example")
     # The example's 50 ms latency budgets are wall-clock measurements: on a 2-core machine running
     # the suite's other workers they fail for reasons that have nothing to do with the tour. The
-    # copy gets a budget no machine misses; the latency gate itself is tested in tests/unit.
+    # copy gets a budget no machine misses; the latency gate itself is tested in tests/gates.
     for spec in ("train.yaml", "score.yaml"):
         path = root / "pipelines" / spec
         text = path.read_text()

@@ -145,3 +145,54 @@ def test_no_html_is_built_outside_reports() -> None:
             if isinstance(text, str) and id(node) not in docstrings and HTML_TAG.search(text):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not bad, "HTML outside toolkit/reports (use a template there):\n" + "\n".join(bad)
+
+
+def documented_block(heading: str) -> list[str]:
+    """The lines of the first code block under ``## heading`` in docs/architecture.md."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split(f"\n## {heading}\n", 1)[1]
+    return section.split("```", 2)[1].strip("\n").splitlines()
+
+
+def test_architecture_page_shows_the_layers_lint_imports_checks() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in config["contracts"] if c["type"] == "layers")
+    checked = [
+        " : ".join(f"toolkit.{m.strip()}" for m in row.split(":")) for row in layers["layers"]
+    ]
+    assert documented_block("Layers") == checked, "docs/architecture.md's layers != pyproject.toml"
+
+
+def test_architecture_page_lists_every_module_in_its_folder() -> None:
+    rows = documented_block("Folder map")[1:]
+    documented: dict[str, set[str]] = {}
+    folder = ""
+    for row in rows:
+        if re.match(r"^  \S+/", row):
+            folder = row.split()[0].rstrip("/")
+        elif row.startswith("    ") and folder:
+            # "lineage (datafiles, machine)": a package and its modules
+            names = re.sub(r"\(([^)]*)\)", lambda m: m.group(0).replace(",", ";"), row.strip())
+            documented[folder] = {n.strip().split(" ")[0] for n in names.split(",") if n.strip()}
+    actual = {
+        d.name: {p.stem if p.suffix else p.name for p in d.iterdir() if is_module(p)}
+        for d in PACKAGE.iterdir()
+        if d.is_dir() and (d / "__init__.py").exists()
+    }
+    stale = {
+        folder: {"not in toolkit/": sorted(documented.get(folder, set()) - names),
+                 "not in the doc": sorted(names - documented.get(folder, set()))}
+        for folder, names in actual.items()
+        if documented.get(folder) != names
+    }  # fmt: skip
+    assert not stale and set(documented) == set(actual), (
+        f"docs/architecture.md's folder map: {stale}"
+    )
+
+
+def is_module(path: Path) -> bool:
+    if path.suffix == ".py":
+        return path.name != "__init__.py"
+    return path.is_dir() and (path / "__init__.py").exists()

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _browser import (
+from conftest import copy_example
+from support.browser import (
     chromium,
     lab_command,
     processes_mentioning,
     require_chromium,
 )
-from conftest import copy_example
 from support.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
