@@ -74,10 +74,10 @@ lint: $(STAMP)
 
 # Most of the suite waits (kernels starting, servers coming up, hung-hook timeouts), so three
 # workers on two cores finish in about half the time; --dist loadfile keeps each module's shared
-# server or model on one worker.
+# server or model on one worker. --durations lists the slowest tests, to keep the suite in budget.
 PYTEST_WORKERS ?= 3
 test: lint browser-deps airflow-env
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 # Apache Airflow for the test that runs the exported DAG (tests/execute/test_airflow.py): a
 # project of its own in .ci/airflow (pyproject.toml + uv.lock), synced into .cache/airflow-venv so
