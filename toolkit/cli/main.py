@@ -19,6 +19,7 @@ from typing import NoReturn
 from toolkit import __version__
 from toolkit.cli import (
     contracts_cmds,
+    decisions_cmds,
     diff_cmds,
     export_cmds,
     init_cmds,
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs_cmds.register(sub)
     release_cmds.register(sub)
     monitor_cmds.register(sub)
+    decisions_cmds.register(sub)
     export_cmds.register(sub)
     init_cmds.register(sub)
     new_cmds.register(sub)

@@ -153,6 +153,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_releases(args: argparse.Namespace) -> int:
     registry = _registry()
+    if args.at is not None:
+        return _print_champion_at(registry, args)
     entries = registry.releases(args.model)
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=2, default=str))
@@ -161,6 +163,22 @@ def cmd_releases(args: argparse.Namespace) -> int:
     print(f"policy: {record.describe() if record else 'none recorded (review/promote refuse)'}")
     for entry in entries:
         _print_entry(entry, False)
+    return 0
+
+
+def _print_champion_at(registry: Any, args: argparse.Namespace) -> int:
+    from toolkit.commands.releases import release_at
+
+    found = release_at(registry, args.model, args.at)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2, default=str))
+    elif found.version is None:
+        print(f"{found.model}: no champion at {found.at} (not yet promoted then)")
+    else:
+        how = f"{found.action} at {found.since} by {found.by}" + (
+            f": {found.reason}" if found.reason else ""
+        )
+        print(f"{found.model}: v{found.version} was champion at {found.at} ({how})")
     return 0
 
 
@@ -233,6 +251,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     releases = sub.add_parser("releases", help="the release history of a model")
     releases.add_argument("model")
+    releases.add_argument(
+        "--at", metavar="TIMESTAMP", help="which version was champion then (ISO 8601; no zone: UTC)"
+    )
     releases.add_argument("--json", action="store_true")
     releases.set_defaults(handler=cmd_releases)
 

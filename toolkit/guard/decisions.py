@@ -18,6 +18,7 @@ PATHS = (MODEL, FALLBACK, REJECTED)
 OUTPUT_COLUMNS = (
     "prediction", "probability", "path", "reason", "model", "version",
     "confidence", "latency_ms", "input_hash", "top_features", "notes",
+    "rule",  # the fallback rule that fired (added later: records written before lack it)
 )  # fmt: skip
 SMALL = 64  # rows up to which plain Python beats numpy/pyarrow set-up costs (measured)
 # "00".."ff" as 2-byte units: one lookup per hash byte (memory order is kept both ways).
@@ -37,11 +38,12 @@ def decision_table(
     labels: Sequence[str],
     model_name: str,
     version: str,
+    rules: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The decision table, columns :data:`OUTPUT_COLUMNS`: ``numbers`` as they are, labels
     from ``codes`` (indices into ``labels``) and ``path`` (into :data:`PATHS`), ``reasons``
-    where the path is not the model's, the hashes of ``check``, and ``tops`` (rows, their
-    explanations). String columns are built as pyarrow arrays and wrapped as they are:
+    where the path is not the model's, the hashes of ``check``, ``tops`` (rows, their
+    explanations) and ``rules`` (the fallback rule per row, None elsewhere). String columns are built as pyarrow arrays and wrapped as they are:
     pandas' own str inference costs ~70 us a column even for one row."""
     import pyarrow as pa
     from pandas.arrays import ArrowStringArray
@@ -61,6 +63,7 @@ def decision_table(
         if tops is None
         else _scatter(pa, tops[1], tops[0], n),
         "notes": pa.repeat(check.notes[0] if check.notes else None, n),
+        "rule": pa.nulls(n, pa.string()) if rules is None else pa.array(rules, pa.string()),
     }
     dtype = pd.StringDtype("pyarrow", na_value=np.nan)
     columns = {

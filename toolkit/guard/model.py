@@ -114,6 +114,7 @@ class GuardedModel:
         probability, confidence = np.full(n, np.nan), np.full(n, np.nan)
         rows, tops = np.flatnonzero(check.valid), None
         to_fallback: list[tuple[np.ndarray, str]] = []
+        rules = np.full(n, None, dtype=object)  # the fallback rule that fired, per row
         if rows.size:
             frame = check.frame if rows.size == n else check.frame.iloc[rows]
             try:
@@ -134,12 +135,13 @@ class GuardedModel:
                     tops = (rows, self._explain(*contrib, chosen=chosen))
         for positions, why in to_fallback:
             if positions.size:
-                self._fall_back(check.frame.iloc[positions], positions, why, path, codes, reasons)
+                picked = check.frame.iloc[positions]
+                self._fall_back(picked, positions, why, path, codes, reasons, rules)
         if path.shape != (n,) or not np.isin(path, (0, 1, 2)).all():
             raise RuntimeError("a record was left without a decision")
         latency = np.full(n, (time.perf_counter() - start) * 1000.0)
         numbers = {"probability": probability, "confidence": confidence, "latency_ms": latency}
-        return self._table(df.index, numbers, codes, path, reasons, check, tops)
+        return self._table(df.index, numbers, codes, path, reasons, check, tops, rules)
 
     def _unanswered(self, df: pd.DataFrame, exc: Exception, start: float) -> pd.DataFrame:
         """Rejected decisions for records the guard failed on, with the error as the reason."""
@@ -162,10 +164,12 @@ class GuardedModel:
         reasons: np.ndarray,
         check: CheckResult,
         tops: tuple[np.ndarray, Any] | None,
+        rules: np.ndarray | None = None,
     ) -> pd.DataFrame:
         return decision_table(
             index, numbers, codes, path, reasons, check, tops,
             labels=self.output.labels, model_name=self.model_name, version=self.version,
+            rules=rules,
         )  # fmt: skip
 
     def __call__(self, model_input: pd.DataFrame) -> pd.DataFrame:
@@ -287,13 +291,20 @@ class GuardedModel:
         path: np.ndarray,
         codes: np.ndarray,
         reasons: np.ndarray,
+        rules: np.ndarray,
     ) -> None:
         path[positions], codes[positions] = 1, -1
         if self.fallback is None:
             reasons[positions] = f"{why}; no fallback configured"
             return
         try:
-            labels, because = self.fallback.decide(rows)
+            named = getattr(self.fallback, "decide_named", None)
+            if named is not None:  # rules: the record names the rule that fired
+                labels, because, fired = named(rows)
+            else:  # a function decides: its name is the rule
+                labels, because = self.fallback.decide(rows)
+                fired = np.full(len(rows), self.fallback.name, dtype=object)
+            rules[positions] = fired
         except Exception as exc:  # the last line of defence failed: no answer is safer
             path[positions] = 2
             reasons[positions] = (

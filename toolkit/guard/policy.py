@@ -129,6 +129,12 @@ class RuleFallback:
 
     def decide(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Labels (None when nothing matched and there is no default) and reasons, per row."""
+        labels, reasons, _ = self.decide_named(rows)
+        return labels, reasons
+
+    def decide_named(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`decide`, plus the name of the rule that fired per row (``default`` for the
+        default, None when nothing matched): decision records carry it for audits."""
         chosen = np.full(len(rows), len(self.rules))
         for k in range(len(self.rules) - 1, -1, -1):  # backwards, so that earlier rules win
             hit = np.ones(len(rows), dtype=bool)
@@ -137,7 +143,8 @@ class RuleFallback:
             chosen[hit] = k
         labels = [r.label for r in self.rules] + [self.default_label]
         reasons = [f"rule {r.name}: {r.reason}" for r in self.rules] + [self.default_reason]
-        return np.array(labels, dtype=object)[chosen], np.array(reasons, dtype=object)[chosen]
+        names = [r.name for r in self.rules] + [None if self.default_label is None else "default"]
+        return tuple(np.array(v, dtype=object)[chosen] for v in (labels, reasons, names))
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ PATHS = ("model", "fallback", "rejected")  # the decision record's path values
 # or bookkeeping; never reported as "columns missing from the reference".
 OUTPUT_COLUMNS = (
     PATH_COLUMN, LATENCY_COLUMN, "reason", "model", "version", "confidence", "input_hash",
-    "top_features", "notes",
+    "top_features", "notes", "rule",
 )  # fmt: skip
 Score = Callable[["pd.DataFrame"], "pd.DataFrame"]
 _LEVEL = {"ok": 0, "warn": 1, "alert": 2}
