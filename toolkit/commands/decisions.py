@@ -134,7 +134,7 @@ def describe(decision: Decision) -> str:
     """The text form: one block per decision."""
     d = decision
     lines = [
-        f"{d.scored_at}  {d.model} v{d.version}  record {d.record_id}  (input {d.input_hash})",
+        f"{d.scored_at}  {d.model} version {d.version}  record {d.record_id}  (input {d.input_hash})",
         f"  path: {d.path}" + (f": {d.reason}" if d.reason else ""),
     ]
     if d.rule:
