@@ -364,6 +364,15 @@ AREAS: dict[str, Area] = {
             curves_report.check_where,
         ),
         Area(
+            "decisions",
+            "Decision lookup: toolkit decisions against 1,000,000 indexed records",
+            "bench_decisions",
+            {"records": 1_000_000, "files": 20, "lookups": 50, "repeat": 3},
+            {"records": 2_000, "files": 2, "lookups": 5, "repeat": 1},
+            lambda d: importlib.import_module("bench_decisions").rows(d),
+            lambda d, a: importlib.import_module("bench_decisions").where(d, a),
+        ),
+        Area(
             "fingerprint",
             "Cost curve: fingerprinting throughput vs cat",
             "bench_fingerprint",
