@@ -7,7 +7,6 @@ import hashlib
 import json
 import re
 import tempfile
-import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -42,8 +41,6 @@ SETTLE_ROUNDS = 20
 WRITE_ATTEMPTS = 5
 PERMANENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS"}
 MAX_TEXT = 1000  # reasons and notes; registered-model tag values are 5000 chars in SQL stores
-THREAD_LOCKS: dict[str, threading.Lock] = {}
-THREAD_LOCKS_GUARD = threading.Lock()
 
 
 def now_iso() -> str:
