@@ -1,7 +1,8 @@
 """Run every benchmark in one invocation and write ``benchmarks/RESULTS.md``.
 
-Each area (contracts, tracking, monitor, guard, pipeline) runs in a fresh child process of its
-own, one after the other: its one-off import costs are then real, a large frame from one area
+Each area (``AREAS``: contracts, tracking, monitor, guard, audit, pipeline, and the cost curves
+scale, store, check, decisions, fingerprint) runs in a fresh child process of its own, one after
+the other: its one-off import costs are then real, a large frame from one area
 never weighs on the next, and an area that raises, or even crashes, is reported as such while
 the others still run. ``bench_guard`` is optional: when it is missing or cannot be imported the
 area is skipped with a note.
