@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 
-def _registry() -> Any:
-    """The registry of this project; ``[tool.toolkit] release_admins`` lists the OS users who
-    may record a decision for someone else (an override, recorded with their own name)."""
+def _settings() -> tuple[Any, list[str]]:
+    """This project's settings, and ``[tool.toolkit] release_admins``: the OS users who may
+    record a decision for someone else (an override, recorded with their own name)."""
     from toolkit.core.errors import UsageError
     from toolkit.core.settings import load_settings
-    from toolkit.release.registry import Registry
 
     settings = load_settings()
     admins = settings.extra.get("release_admins", [])
@@ -22,6 +21,14 @@ def _registry() -> Any:
             f"{settings.root / 'pyproject.toml'}: [tool.toolkit] release_admins must be a list "
             "of OS user names"
         )
+    return settings, admins
+
+
+def _registry() -> Any:
+    """The registry of this project."""
+    from toolkit.release.registry import Registry
+
+    settings, admins = _settings()
     return Registry(settings.tracking_uri, admins=admins)
 
 
@@ -152,7 +159,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
-    registry = _registry()
+    from toolkit.commands.releases import recorded_history
+
+    # Only reads: a local store answers without MLflow's import, else the registry does.
+    registry = recorded_history(_settings()[0].tracking_uri, args.model) or _registry()
     if args.at is not None:
         return _print_champion_at(registry, args)
     entries = registry.releases(args.model)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,10 +38,43 @@ def _dead(tracker: Any) -> set[str]:
     return {f.run_id for f in find_interrupted(load_settings(), tracker)}
 
 
+def _list_without_mlflow(args: argparse.Namespace) -> tuple[list[Any], set[str]] | None:
+    """The runs and dead runs read straight from a local SQLite store (no MLflow import, which
+    costs seconds); None when the store must be read through MLflow (see sqlite_reader)."""
+    from toolkit.core.settings import load_settings
+    from toolkit.tracking.sqlite_reader import ReaderUnavailable, open_reader
+
+    settings = load_settings()
+    reader = open_reader(settings.tracking_uri)
+    if reader is None:
+        return None
+    with reader:
+        try:
+            runs = reader.list_runs(args.pipeline, max_results=args.limit)
+            if not _may_have_died(settings.runs_dir, reader):
+                return runs, set()
+            from toolkit.execute.recovery import find_interrupted
+
+            return runs, {f.run_id for f in find_interrupted(settings, reader)}
+        except ReaderUnavailable:
+            return None
+
+
+def _may_have_died(runs_dir: Path, reader: Any) -> bool:
+    """False only when ``find_interrupted`` would surely find nothing, so the common case skips
+    importing ``toolkit.execute`` (0.6 s of CPU). It tests what every dead run has: a run folder
+    with a plan but no summary, or a ``RUNNING`` pipeline run among the 200 it looks at."""
+    if any(not (p.parent / "summary.json").exists() for p in runs_dir.glob("*/*/plan.json")):
+        return True
+    return any(r.status == "RUNNING" for r in reader.list_runs(None, max_results=200))
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    tracker = _tracker()
-    runs = tracker.list_runs(args.pipeline, max_results=args.limit)
-    dead = _dead(tracker)
+    found = _list_without_mlflow(args)
+    if found is None:
+        tracker = _tracker()
+        found = tracker.list_runs(args.pipeline, max_results=args.limit), _dead(tracker)
+    runs, dead = found
     if args.json:
         rows = [
             {**r.to_dict(), "interrupted": (r.toolkit_run_id or r.run_id) in dead} for r in runs

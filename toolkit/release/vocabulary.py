@@ -349,13 +349,13 @@ class PolicyRecord:
     def from_tags(cls, model: str, tags: Mapping[str, str]) -> PolicyRecord | None:
         """The recorded policy, None when there is none; an unreadable one is an error (a
         damaged policy must never read as "no policy")."""
+        raw = tags.get(TAG_POLICY)
+        if raw is None:
+            return None
         from pydantic import ValidationError
 
         from toolkit.specs.models import ReleaseSpec
 
-        raw = tags.get(TAG_POLICY)
-        if raw is None:
-            return None
         try:
             policy = ReleaseSpec.model_validate(json.loads(raw))
         except (TypeError, ValueError, ValidationError) as exc:
