@@ -35,7 +35,7 @@ from toolkit import __version__
 from toolkit.core.fsutil import atomic_write_json
 from toolkit.execute.file_audit import still_same
 from toolkit.execute.hashing import FileHashes, digest, notebook_source_hash
-from toolkit.plan.build import Plan, PlannedStep
+from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import CACHED, StepReport
 
 CACHE_FORMAT = 1

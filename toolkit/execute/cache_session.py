@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from toolkit.execute.cache import Decision, StepCache, preview
-from toolkit.plan.build import Plan, PlannedStep
+from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import SUCCEEDED, RunReport, StepReport
 
 

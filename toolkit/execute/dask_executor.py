@@ -29,7 +29,7 @@ from toolkit.core.errors import UsageError
 from toolkit.core.settings import Settings
 from toolkit.execute.step_context import Event, StepContext, StepHooks, now_iso, read_events
 from toolkit.execute.step_exec import run_step
-from toolkit.plan.build import Plan, PlannedStep
+from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import FAILED, INTERRUPTED, StepReport
 from toolkit.tracking.step_runs import close_orphans
 

@@ -17,7 +17,7 @@ from toolkit.core.errors import UsageError, did_you_mean
 from toolkit.core.settings import Settings
 from toolkit.execute.step_context import StepContext, StepHooks
 from toolkit.execute.step_exec import run_step
-from toolkit.plan.build import Plan, PlannedStep
+from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import StepReport
 
 EXECUTORS = ("local", "dask")

@@ -19,7 +19,7 @@ from toolkit.core.fsutil import sha256_file
 
 if TYPE_CHECKING:
     from toolkit.execute.step_context import StepContext
-    from toolkit.plan.build import PlannedStep
+    from toolkit.plan.planned import PlannedStep
 
 # Folders of a run the toolkit itself writes, and the kernel may touch through the toolkit.
 _INTERNAL = ("events", "logs", "notebooks", "contracts")

@@ -16,7 +16,7 @@ from toolkit.core.errors import ToolkitError
 from toolkit.core.fsutil import atomic_write_json
 from toolkit.core.settings import Settings
 from toolkit.execute import recovery, release_stage
-from toolkit.plan.build import Plan
+from toolkit.plan.planned import Plan
 from toolkit.reports.run_report import write_run_report
 from toolkit.reports.summary import FAILED, SUCCEEDED, RunReport
 from toolkit.tracking.run_tracking import RunTracking, store_identity

@@ -32,7 +32,7 @@ from toolkit.execute.run_diff import record_champion_diff
 from toolkit.execute.run_record import build_report, plan_record
 from toolkit.execute.scheduler import Execution, run_steps
 from toolkit.execute.step_context import Event, EventSink, now_iso
-from toolkit.plan.build import Plan
+from toolkit.plan.planned import Plan
 from toolkit.reports.summary import FAILED, INTERRUPTED, SKIPPED, RunReport, StepReport
 from toolkit.tracking.run_tracking import RunTracking, tracking_disabled
 

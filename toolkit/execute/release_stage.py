@@ -16,7 +16,7 @@ from toolkit.core.fsutil import atomic_write_json
 from toolkit.core.lineage import fingerprint
 from toolkit.core.settings import Settings
 from toolkit.gates.evaluation import evaluate_gates
-from toolkit.plan.build import Plan
+from toolkit.plan.planned import Plan
 from toolkit.reports.summary import CACHED, SUCCEEDED, StepReport
 from toolkit.tracking.run_tracking import RunTracking
 

@@ -21,7 +21,8 @@ from toolkit.core.settings import Settings, load_settings
 from toolkit.execute.cache import ALL, StepCache
 from toolkit.execute.resume import latest_output
 from toolkit.gates.evaluation import parse_checks
-from toolkit.plan.build import Plan, build_plan
+from toolkit.plan.build import build_plan
+from toolkit.plan.planned import Plan
 from toolkit.specs.load import load_spec
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

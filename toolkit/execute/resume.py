@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import UsageError, did_you_mean
-from toolkit.plan.build import Plan
+from toolkit.plan.planned import Plan
 from toolkit.reports.summary import CACHED, SUCCEEDED, StepReport
 
 

@@ -17,7 +17,7 @@ from toolkit.core.secrets import redact_params
 from toolkit.core.settings import Settings
 from toolkit.execute.request import RunRequest
 from toolkit.execute.step_context import now_iso
-from toolkit.plan.build import Plan
+from toolkit.plan.planned import Plan
 from toolkit.reports.summary import (
     CACHED,
     FAILED,

@@ -19,7 +19,7 @@ from toolkit.execute.executors import StepExecutor
 from toolkit.execute.request import RunRequest
 from toolkit.execute.step_context import Event, EventSink, StepHooks, context_for, step_env
 from toolkit.execute.warm import KernelPool
-from toolkit.plan.build import Plan, PlannedStep
+from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import CACHED, SKIPPED, SUCCEEDED, StepReport
 from toolkit.tracking.run_tracking import RunTracking
 

@@ -26,7 +26,7 @@ from toolkit.execute.resume import step_report
 from toolkit.execute.run_record import build_report, plan_record, seconds_since
 from toolkit.execute.step_context import EventSink, StepHooks, context_for, now_iso
 from toolkit.execute.step_exec import run_step
-from toolkit.plan.build import Plan
+from toolkit.plan.planned import Plan
 from toolkit.reports.summary import (
     SKIPPED,
     SUCCEEDED,

@@ -23,7 +23,7 @@ from toolkit.core.errors import StepFailed
 from toolkit.core.secrets import secret_values
 from toolkit.core.settings import Settings
 from toolkit.execute.kernel import KernelHandle, WarmSource
-from toolkit.plan.build import Plan, PlannedStep
+from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import StepReport
 
 

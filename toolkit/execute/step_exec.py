@@ -34,7 +34,7 @@ from toolkit.execute.step_context import (
     read_events,
     step_env,
 )
-from toolkit.plan.build import PlannedStep
+from toolkit.plan.planned import PlannedStep
 from toolkit.reports.summary import FAILED, INTERRUPTED, SUCCEEDED, StepReport
 from toolkit.specs.notebook_params import mentions_module
 from toolkit.tracking.step_runs import TAG_WORKER, StepRuns

@@ -23,7 +23,7 @@ from toolkit.execute.kernel_control import (
     stop_kernel,
     wait_for_shutdowns,
 )
-from toolkit.plan.build import PlannedStep
+from toolkit.plan.planned import PlannedStep
 from toolkit.specs.notebook_params import PARAMETERS_TAG, code_cells
 from toolkit.specs.notebook_source import read_notebook
 

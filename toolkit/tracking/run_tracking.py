@@ -22,7 +22,7 @@ from toolkit import __version__
 from toolkit.core.lineage import current_user, environment, git_info, lock_info, scheduler_context
 from toolkit.core.secrets import Redactor, redact_params
 from toolkit.core.settings import Settings
-from toolkit.plan.build import Plan, PlannedStep
+from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import CACHED, FAILED, INTERRUPTED, SUCCEEDED, RunReport, StepReport
 from toolkit.tracking.client import Tracker
 from toolkit.tracking.forwarder import MetricsForwarder

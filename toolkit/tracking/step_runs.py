@@ -16,7 +16,7 @@ from typing import Any
 from toolkit.core.lineage import fingerprint
 from toolkit.core.secrets import Redactor, redact_params, scrub_notebook
 from toolkit.core.settings import Settings
-from toolkit.plan.build import PlannedStep
+from toolkit.plan.planned import PlannedStep
 from toolkit.reports.notebook_html import render_html
 from toolkit.reports.summary import CACHED, FAILED, INTERRUPTED, SUCCEEDED, StepReport
 from toolkit.tracking.client import Tracker
