@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -269,7 +270,7 @@ class StepCache:
             old["notebook"] = str(notebook)
         # Point the entry at the newest copies (same bytes, same inode), so that deleting old
         # run folders does not empty the cache.
-        atomic_write_json(
+        _repoint(
             self.dir / step.name / f"{entry['key']}.json",
             {**entry, "outputs": outputs, "report": old},
         )
@@ -315,6 +316,22 @@ class StepCache:
 
     def previous_run(self, run_key: str) -> dict[str, Any] | None:
         return self._read("_runs", f"{run_key}.json")
+
+
+def _repoint(path: Path, entry: Mapping[str, Any]) -> None:
+    """Replace an entry atomically, but without ``fsync``: it only moves the entry's paths to
+    newer copies of the same bytes, so losing this write in a crash keeps the older entry (or
+    leaves a file that reads as a miss), never a wrong hit. An fsync per reused step was most
+    of a no-change re-run's time per step."""
+    text = json.dumps(entry, default=str)  # no indent: json's C encoder, 5x faster
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _link(src: Path, dest: Path) -> None:

@@ -17,9 +17,26 @@ def digest(data: object) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+# notebook_source_hash per (path, size, mtime, inode): every step of a pipeline may run the same
+# notebook, and a run decides each step twice (preview, then as it becomes ready).
+_SOURCE_HASHES: dict[tuple[str, int, int, int], str] = {}
+
+
 def notebook_source_hash(path: Path) -> str:
     """Hash of what a notebook does: cell types, sources and tags; not outputs, counts or cell
-    ids (a percent ``.py`` gets random ids on every read)."""
+    ids (a percent ``.py`` gets random ids on every read). Memoised like :class:`FileHashes`:
+    an edit changes the file's size or mtime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return _source_hash(path)  # read_notebook says what is wrong with it
+    stamp = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if stamp not in _SOURCE_HASHES:
+        _SOURCE_HASHES[stamp] = _source_hash(path)
+    return _SOURCE_HASHES[stamp]
+
+
+def _source_hash(path: Path) -> str:
     nb = read_notebook(path)
     cells = []
     for cell in nb.get("cells", []):

@@ -22,7 +22,7 @@ from toolkit import __version__
 from toolkit.core.fsutil import atomic_write_json, atomic_write_text
 from toolkit.core.settings import DEFAULT_SECRET_PATTERNS
 from toolkit.reports.charts import COLOURS, dag_svg, metric_bars, sparkline
-from toolkit.reports.jinja import render
+from toolkit.reports.jinja import keep_compiled_templates, render
 from toolkit.reports.run_sections import (
     CHAMPION_DIFF_FILE,
     REPRODUCTION_FILE,
@@ -157,6 +157,8 @@ def write_run_report(
         except Exception as exc:
             log.warning("could not record lineage for %s: %s", run_dir, exc)
     try:
+        if root is not None:  # next to the step cache: the next run skips compiling
+            keep_compiled_templates(root / ".toolkit" / "cache" / "templates")
         path = run_dir / "report.html"
         atomic_write_text(path, render_run_report(run_dir, secret_patterns=secret_patterns))
         return path

@@ -105,6 +105,7 @@ class RunPage:
         planned = self.plan.get("steps") or [{"name": n} for n in done]
         self.steps = [{**p, **done.get(p["name"], {"status": "unknown"})} for p in planned]
         self.run_id = self.summary.get("run_id") or run_dir.name
+        self._local: dict[str, Path | None] = {}
         self.pipeline = self.summary.get("pipeline") or self.plan.get("pipeline") or "?"
 
     # ------------------------------------------------------------------------------ files
@@ -112,11 +113,13 @@ class RunPage:
         """``path`` inside this run folder, also when the folder was moved since the run."""
         if not path:
             return None
-        full = Path(path)
-        for root in (self.dir, self.recorded):
-            if full.is_relative_to(root):
-                return self.dir / full.relative_to(root)
-        return None
+        if path not in self._local:  # each file is shown several times: pathlib is slow
+            full, self._local[path] = Path(path), None
+            for root in (self.dir, self.recorded):
+                if full.is_relative_to(root):
+                    self._local[path] = self.dir / full.relative_to(root)
+                    break
+        return self._local[path]
 
     def href(self, path: str | None) -> str | None:
         """A relative link to an existing file of the run folder (local page only), else None."""
