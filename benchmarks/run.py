@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import compileall
 import importlib
 import importlib.util
 import json
@@ -448,6 +449,9 @@ def carry_over(results: list[AreaResult], started: datetime) -> list[AreaResult]
     return out
 
 
+CARRIED = "Carried over as written by the run of "
+
+
 def _carried_text(name: str) -> list[AreaResult]:
     """The area's section and target rows from the current results file, as they are."""
     try:
@@ -461,6 +465,12 @@ def _carried_text(name: str) -> list[AreaResult]:
     targets = [line for line in text.splitlines() if line.startswith(f"| {name} | ")]
     lines = text.splitlines()
     date = next((ln.split("|")[2].strip() for ln in lines if ln.startswith("| date |")), "?")
+    # A section carried over before starts with that note (older files have several, one per
+    # partial run): drop them, so the note is written once and names the measuring run.
+    while section and (not section[0].strip() or section[0].startswith(CARRIED)):
+        line = section.pop(0)
+        if line.startswith(CARRIED):
+            date = line.removeprefix(CARRIED).rstrip(":").strip()
     data = {"section": section, "targets": targets}
     return [AreaResult(name, "carried", data, "carried over", measured_at=date)]
 
@@ -711,7 +721,7 @@ def render_markdown(
         area = AREAS[result.name]
         out += ["", f"## {area.title}", ""]
         if result.status == "carried":
-            out += [f"Carried over as written by the run of {result.measured_at}:", ""]
+            out += [f"{CARRIED}{result.measured_at}:", ""]
             out += result.data["section"]
             continue
         carried = (
@@ -793,6 +803,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         return _child(args.child, args.child_out, args.quick, args.repeat)
     timeout = args.timeout or (600.0 if args.quick else 3600.0)
+    # An installed toolkit has its bytecode (pip and `uv sync --compile-bytecode` write it). A
+    # checkout run with PYTHONDONTWRITEBYTECODE set has none, and every process timed here
+    # would compile the package from source (~0.2 s of CPU): write it, as an install would.
+    compileall.compile_dir(REPO / "toolkit", quiet=1)
     started, clock = datetime.now(UTC), time.perf_counter()
     results = []
     for i, name in enumerate(args.areas, 1):

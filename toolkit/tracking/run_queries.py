@@ -7,7 +7,6 @@ probe, the runs it has open, queries, and the error boundary both sides share. I
 from __future__ import annotations
 
 import threading
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +64,8 @@ class RunQueries:
         runs one cheap query on it.
         """
         if self.is_remote:
+            import urllib.request  # 60 ms of imports that only a server needs
+
             url = self.tracking_uri.rstrip("/") + "/health"
             try:
                 with urllib.request.urlopen(url, timeout=timeout_s) as response:
