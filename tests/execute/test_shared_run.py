@@ -118,3 +118,32 @@ def test_shared_run_usage_errors(
     assert "invalid run id" in capsys.readouterr().err
     assert main(["run", str(spec), "--finish", "--run-id", "never-ran"]) == 2
     assert "no step of run 'never-ran'" in capsys.readouterr().err
+
+
+NOT_JOBLIB = """
+name: textmodel
+steps:
+  - {name: fit, notebook: ../notebooks/ok.ipynb, outputs: {out: model.txt}}
+model: {name: textmodel, step: fit, output: out}
+gates: {step: fit, checks: ["x >= 0"]}
+"""
+
+
+def test_a_model_output_joblib_cannot_load_fails_clearly(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The gates pass but the model output is a text file: the run fails saying so, in a
+    shared run's --finish and in a whole run alike, and registers nothing; never exit 70."""
+    spec = make_project(NOT_JOBLIB)
+    args = ["run", str(spec), "--run-id", "tm-1", "--quiet"]
+    assert main([*args, "--step", "fit"]) == 0
+    code = main([*args, "--finish", "--json"])
+    summary = _summary(spec, "textmodel", "tm-1")
+    assert summary["status"] == "failed" and summary["registered"] is None
+    assert "could not be loaded with joblib" in summary["gates"]["error"]
+    assert code == summary["exit_code"] not in (0, 70)
+    capsys.readouterr()
+    whole = main(["run", str(spec), "--run-id", "tm-2", "--quiet"])
+    summary = _summary(spec, "textmodel", "tm-2")
+    assert "could not be loaded with joblib" in summary["gates"]["error"]
+    assert whole == summary["exit_code"] not in (0, 70)

@@ -56,19 +56,32 @@ def _reference_frame(plan: Plan) -> pd.DataFrame:
     raise RegistryError(f"step {plan.model.step!r} has no tabular input to profile")
 
 
-def _log_guarded(
-    plan: Plan, settings: Settings, model_path: Path, parent: str, tracking: RunTracking
-) -> str:
-    """Wrap the trained estimator in its guard, log it, and log the reference profile."""
+def load_model_output(path: Path) -> Any:
+    """The model a step wrote with ``joblib.dump``; anything else is a clear error, not a crash.
+
+    The pipeline wrote this file itself in this run; joblib unpickles it."""
     import joblib
 
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # a text file, a skops or ONNX file, a truncated pickle...
+        raise RegistryError(
+            f"the model output {path} could not be loaded with joblib "
+            f"({type(exc).__name__}: {exc}), so no version was registered",
+            hint="save the model in its step with joblib.dump(model, path), or point "
+            "`model.output` at the output that holds it",
+        ) from exc
+
+
+def _log_guarded(
+    plan: Plan, settings: Settings, estimator: Any, parent: str, tracking: RunTracking
+) -> str:
+    """Wrap the trained estimator in its guard, log it, and log the reference profile."""
     from toolkit.guard.build import build_guarded_model
     from toolkit.monitor import build_profile
     from toolkit.release.guarded import log_guarded_model
 
     assert plan.guard is not None
-    # The pipeline wrote this file itself in this run; joblib unpickles it.
-    estimator = joblib.load(model_path)
     reference = _reference_frame(plan)
     guarded = build_guarded_model(
         estimator,
@@ -160,10 +173,11 @@ class Release:
         model_path = model_step.outputs[plan.model.output].path
         parent = tracking.parent
         assert parent is not None
+        estimator = load_model_output(model_path)
         if plan.guard is not None:
-            uri = _log_guarded(plan, settings, model_path, parent, tracking)
+            uri = _log_guarded(plan, settings, estimator, parent, tracking)
         else:
-            uri = registry.log_sklearn_model(parent, model_path)
+            uri = registry.log_sklearn_model(parent, estimator)
         prints = {
             f"{step.name}.{key}": fingerprint(out.path).get("sha256", "")
             for step in plan.steps

@@ -23,6 +23,7 @@ from toolkit.core.settings import Settings
 from toolkit.execute.finish import apply_release
 from toolkit.execute.request import RunRequest, prepare, run_redactor
 from toolkit.execute.resume import step_report
+from toolkit.execute.run_diff import record_champion_diff
 from toolkit.execute.run_record import build_report, plan_record, seconds_since
 from toolkit.execute.step_context import EventSink, StepHooks, context_for, now_iso
 from toolkit.execute.step_exec import run_step
@@ -107,6 +108,9 @@ def finish_run(request: RunRequest, emit: EventSink | None = None) -> RunReport:
                 atomic_write_json(summary_path, report.to_dict())
             if tracking:
                 tracking.finish(report)
+                # A new candidate: show the reviewer what changed against the champion, as a
+                # whole run does.
+                record_champion_diff(settings, report)
         finally:
             if tracking:
                 tracking.detach()
