@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from toolkit import __version__
 from toolkit.cli import (
+    card_cmds,
     contracts_cmds,
     decisions_cmds,
     diff_cmds,
@@ -26,6 +27,7 @@ from toolkit.cli import (
     monitor_cmds,
     new_cmds,
     pipeline_cmds,
+    readiness_cmds,
     release_cmds,
     report_cmds,
     runs_cmds,
@@ -154,10 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="lint specs and notebooks")
     check.add_argument("pipelines", nargs="*", help="specs to check (default: pipelines/*.yaml)")
-    check.set_defaults(handler=pipeline_cmds.cmd_check)
+    readiness_cmds.add_arguments(check)
     contracts_cmds.register(sub)
     runs_cmds.register(sub)
     release_cmds.register(sub)
+    card_cmds.register(sub)
     monitor_cmds.register(sub)
     decisions_cmds.register(sub)
     export_cmds.register(sub)

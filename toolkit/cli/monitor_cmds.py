@@ -36,6 +36,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     for hook in outcome.hooks:
         if not hook.ok:
             print(f"warning: alert hook {hook.hook} failed: {hook.detail}", file=sys.stderr)
+    from toolkit.cards.publish import refresh
+
+    refresh(args.model, result.version, "monitored")
     # Raised last, so a failed hook or a logging problem can never hide the alert (exit 5).
     result.raise_for_alert(report=str(outcome.report))
     return 0

@@ -55,6 +55,13 @@ def _tightening(args: argparse.Namespace, registry: Any) -> Any:
     return spec.release
 
 
+def _refresh_card(model: str, version: str, event: str) -> None:
+    """Log a fresh model card after ``event`` (a failure is a note, never the command's)."""
+    from toolkit.cards.publish import refresh
+
+    refresh(model, version, event)
+
+
 def _actor_name(args: argparse.Namespace, flag: str) -> str | None:
     value = getattr(args, flag, None)
     return value if value else None
@@ -112,6 +119,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         note=args.note,
         policy=policy,
     )
+    _refresh_card(args.model, version, "reviewed")
     if args.json:
         print(json.dumps(record.to_dict(), indent=2, default=str))
         return 0
@@ -137,6 +145,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
     registry = _registry()
     policy = _tightening(args, registry)
     version = registry.resolve(args.model, args.version)
+    from toolkit.commands.readiness import promotion_gaps
+
+    _, gaps = promotion_gaps(registry, args.model, version, getattr(args, "pipeline", None))
     entry = registry.promote(
         args.model,
         version,
@@ -144,7 +155,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
         by=_actor_name(args, "by"),
         force=args.force,
         reason=args.reason or "",
+        readiness_gaps=tuple(gaps),
     )
+    _refresh_card(args.model, version, "promoted")
     _print_entry(entry, args.json)
     return 0
 
@@ -154,6 +167,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     entry = registry.rollback(
         args.model, by=_actor_name(args, "by"), reason=args.reason, to=args.to
     )
+    for version in (entry.to_version, entry.from_version):
+        if version:
+            _refresh_card(args.model, version, "rolled-back")
     _print_entry(entry, args.json)
     return 0
 

@@ -201,6 +201,9 @@ class Release:
             data_fingerprints=prints,
             tags={TAG_REFERENCE: f"runs:/{parent}/{REFERENCE_ARTIFACT}"} if plan.guard else None,
         )
+        from toolkit.cards.publish import refresh
+
+        refresh(info.name, info.version, "registered", settings=settings)  # from what exists now
         return {"name": info.name, "version": info.version, "model_uri": info.model_uri}
 
     def withdraw(self, registered: dict[str, Any], reason: str) -> None:

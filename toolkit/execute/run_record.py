@@ -82,7 +82,21 @@ def build_report(
         ),
         mlflow_run_id=mlflow_run_id,
         tracking_uri=settings.tracking_uri if tracked else None,
+        readiness=readiness_line(plan, settings),
     )
+
+
+def readiness_line(plan: Plan, settings: Settings) -> str | None:
+    """The spec's readiness in one line; a spec that no longer loads only loses the line."""
+    from toolkit.core.errors import ToolkitError
+    from toolkit.readiness.controls import run_line
+    from toolkit.specs.load import load_spec
+
+    try:
+        spec = load_spec(plan.spec_path)
+    except (ToolkitError, OSError):
+        return None
+    return run_line(spec, settings.root, settings.secret_patterns)
 
 
 def ended_report(

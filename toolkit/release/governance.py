@@ -94,6 +94,12 @@ class GovernedStore(RegistryStore):
                 model_name, action, None, None, who, reason=f"{reason} - {record.describe()}"
             )
 
+    def tag_version(self, model_name: str, version: str | int, key: str, value: str) -> None:
+        """Set one tag on a version (e.g. where its latest model card is)."""
+        version = version_number(version)
+        with self._guard(f"tag {model_name!r} v{version}"):
+            self._write(self._client.set_model_version_tag, model_name, version, key, value)
+
     # --- versions that must not be released --------------------------------------------------
 
     def mark_unusable(self, model_name: str, version: str | int, *, reason: str) -> None:

@@ -46,7 +46,7 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from toolkit.core.errors import PermissionRefused, RegistryError, did_you_mean
+from toolkit.core.errors import GateFailed, PermissionRefused, RegistryError, did_you_mean
 from toolkit.release.registration import Registration
 from toolkit.release.vocabulary import (
     CANDIDATE,
@@ -216,8 +216,12 @@ class Registry(Registration):
         by: str | None = None,
         force: bool = False,
         reason: str = "",
+        readiness_gaps: tuple[str, ...] = (),
     ) -> ReleaseEntry:
         """Move ``champion`` to ``version`` if its gates passed and the policy is met.
+
+        ``readiness_gaps`` are the required readiness controls its pipeline lacks (the caller
+        scores them, :mod:`toolkit.commands.readiness`): any refuses it (exit 4) unless forced.
 
         The policy is the model's recorded one, tightened by ``policy``. ``force=True`` (with a
         ``reason``) overrides the policy; the entry records that it did and what it overrode.
@@ -240,7 +244,15 @@ class Registry(Registration):
             aliases = self._aliases(self._model(model_name))
             if current == version:
                 raise RegistryError(f"{model_name!r} v{version} is already the champion")
+            if readiness_gaps and not force:
+                raise GateFailed(
+                    f"cannot promote {model_name!r} v{version}: its pipeline lacks required "
+                    "readiness controls: " + "; ".join(readiness_gaps),
+                    hint="toolkit check --readiness prints the YAML or command that adds each; "
+                    "or --force --reason TEXT (recorded in the release history)",
+                )
             _, problems, _ = policy_problems(mv.tags or {}, effective, named)
+            overridden = list(problems) + [f"readiness: {gap}" for gap in readiness_gaps]
             if problems and not force:
                 raise RegistryError(
                     f"cannot promote {model_name!r} v{version}: " + "; ".join(problems),
@@ -253,7 +265,7 @@ class Registry(Registration):
                 )
             entry = self._append(
                 model_name, "promoted", current, version, who,
-                reason=reason, forced=force, overrides=list(problems) if force else [],
+                reason=reason, forced=force, overrides=overridden if force else [],
             )  # fmt: skip
             self._write(self._client.set_registered_model_alias, model_name, CHAMPION, version)
             if aliases.get(CANDIDATE) == version:

@@ -66,6 +66,7 @@ class RunReport:
     tracking_uri: str | None = None
     gates: dict[str, Any] | None = None
     registered: dict[str, Any] | None = None
+    readiness: str | None = None  # toolkit.readiness's one-line verdict, for model pipelines
 
     @property
     def exit_code(self) -> ExitCode:
@@ -165,6 +166,8 @@ def to_text(report: RunReport) -> str:
         )
     elif report.gates is not None and not report.gates.get("passed"):
         lines.append("nothing was registered")
+    if report.readiness:
+        lines.append(f"{report.readiness} (toolkit check --readiness {report.spec})")
     lines.append(f"run folder: {report.run_dir}")
     if report.exit_code not in (ExitCode.OK, ExitCode.INTERRUPTED):
         lines.append(

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from toolkit.core.errors import SpecError, did_you_mean
 from toolkit.specs.models import GatesSpec, ModelSpec, Pipeline, ReleaseSpec
+from toolkit.specs.readiness_models import OwnerSpec, ReadinessSpec
 from toolkit.specs.step_models import ExternalInput, Output, SecretParam, Step
 
 
@@ -26,6 +27,8 @@ def known_keys() -> set[str]:
         ModelSpec,
         GatesSpec,
         ReleaseSpec,
+        OwnerSpec,
+        ReadinessSpec,
     ):
         keys |= set(model.model_fields)
     return keys - {"source", "content_hash"}

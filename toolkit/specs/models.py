@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from toolkit.core.errors import did_you_mean
+from toolkit.specs.readiness_models import OwnerSpec, ReadinessSpec
 from toolkit.specs.step_models import NAME_RE, SecretParam, SpecModel, Step
 
 
@@ -28,6 +29,11 @@ class ModelSpec(SpecModel):
     step: str = Field(description="the step that writes the model", examples=["train"])
     output: str = Field(
         description="that step's output holding the model (a joblib file)", examples=["model"]
+    )
+    out_of_scope: list[str] = Field(
+        default_factory=list,
+        description="uses the model is not meant for (shown on its model card)",
+        examples=[["screening without a clinician's review"]],
     )
 
 
@@ -126,6 +132,16 @@ class Pipeline(SpecModel):
         default=None,
         description="alert hooks: {webhook: URL, command: CMD}",
         examples=[{"webhook": "https://alerts.example.com/hook"}],
+    )
+    owner: OwnerSpec | None = Field(
+        default=None,
+        description="who answers for the released model: a name or team, and a contact",
+        examples=[{"team": "diagnostics", "contact": "diagnostics-oncall@example.com"}],
+    )
+    readiness: ReadinessSpec = Field(
+        default_factory=ReadinessSpec,
+        description="which production controls promotion requires (toolkit check --readiness)",
+        examples=[{"level": "production"}],
     )
     # Set by load_spec, not written by users: kept out of the JSON Schema.
     source: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)
