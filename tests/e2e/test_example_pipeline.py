@@ -1,12 +1,15 @@
 """The shipped example project, end to end, as a user runs it: a fresh copy and the real CLI.
 
-One module-scoped project walks the README tour: train, review, promote, then a worse model that
-the champion gate stops.
+One module-scoped project walks the README tour: train, reproduce, review (as a second person:
+the example forbids self-approval), promote, then a worse model that the champion gate stops.
+The project is a git repository with the dependency lock, as a clone is: the example is held to
+`readiness: production`, which needs both.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +17,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import copy_example
+from conftest import REPO, copy_example
+from support.browser import chromium
 
 from toolkit.core.settings import load_settings
 
@@ -34,6 +38,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         relaxed = relaxed.replace("predict_p95_ms <= 50", "predict_p95_ms <= 60000")
         assert relaxed != text, f"the example's latency gate moved: update {__file__}"
         path.write_text(relaxed)
+    for name in ("uv.lock", ".gitignore"):
+        shutil.copy(REPO / name, root / name)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "the example"]):
+        subprocess.run(
+            ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=root, check=True
+        )
     return root
 
 
@@ -72,6 +82,9 @@ def test_1_training_pipeline_runs_end_to_end(project: Path) -> None:
     # Gates passed and the model became a candidate.
     assert summary["gates"]["passed"] is True
     assert summary["registered"]["version"] == "1"
+    # The run report's readiness line: everything but the reproduction, which comes next.
+    assert summary["readiness"].startswith("readiness production: NOT ready (12 passed")
+    assert summary["readiness"].endswith("required but missing: reproduced")
     assert client.get_model_version_by_alias("breast_cancer_clf", "candidate").version in (1, "1")
     # The spec's release policy is now bound to the model, with the spec's path and hash.
     tags = client.get_registered_model("breast_cancer_clf").tags
@@ -82,26 +95,59 @@ def test_1_training_pipeline_runs_end_to_end(project: Path) -> None:
 def test_2_review_promote_and_load_the_champion(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Not reproduced yet: `production` readiness refuses it, whatever the reviews say.
+    refused = toolkit(project, "promote", "breast_cancer_clf", "candidate")
+    assert refused.returncode == 4, refused.stderr
+    assert "lacks required readiness controls: reproduced (v1" in refused.stderr
+    run_id = json.loads(toolkit(project, "runs", "list", "train", "--json").stdout)[0]
+    reproduced = toolkit(project, "reproduce", run_id["toolkit_run_id"])
+    assert reproduced.returncode in (0, 7), reproduced.stdout + reproduced.stderr[-2000:]
+    ready = toolkit(project, "check", "--readiness", "pipelines/train.yaml")
+    assert ready.returncode == 0 and "production: ready" in ready.stdout, ready.stdout
     assert (
         toolkit(project, "promote", "breast_cancer_clf", "candidate").returncode == 2
     )  # unreviewed
-    approve = toolkit(
-        project,
-        "review",
-        "approve",
-        "breast_cancer_clf",
-        "candidate",
-        "--note",
-        "checked the notebooks",
-    )
-    assert approve.returncode == 0, approve.stderr
-    assert toolkit(project, "promote", "breast_cancer_clf", "1").returncode == 0
+    mine = toolkit(project, "review", "approve", "breast_cancer_clf", "candidate")
+    assert mine.returncode == 2 and "self-approval is forbidden" in mine.stderr
+    # The second person `make demo` uses: an account on an MLflow server with authentication.
+    approve = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "second_reviewer.py"), "reviewer",
+         "breast_cancer_clf", "--", sys.executable, "-m", "toolkit", "review", "approve",
+         "breast_cancer_clf", "candidate", "--note", "checked the notebooks"],
+        cwd=project, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert approve.returncode == 0, approve.stdout + approve.stderr[-3000:]
+    # The reproduction registered its own, identical version (v2, now the candidate), whose
+    # run records the verdict too: that is the one reviewed and promoted, as `make demo` does.
+    assert "approved breast_cancer_clf v2 by reviewer" in approve.stdout
+    assert toolkit(project, "promote", "breast_cancer_clf", "candidate").returncode == 0
     # The environment, not mlflow.set_tracking_uri: global state would leak into other tests.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", load_settings(project).tracking_uri)
     model = mlflow.pyfunc.load_model("models:/breast_cancer_clf@champion")
     test = pd.read_parquet(next(project.glob("runs/train/*/data/test.parquet")))
     features = test.drop(columns=["patient_id", "label"])
     assert len(model.predict(features)) == len(test)
+
+
+@pytest.mark.browser
+def test_2b_the_champions_model_card_opens_offline(project: Path, tmp_path: Path) -> None:
+    uri = load_settings(project).tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champion = client.get_model_version_by_alias("breast_cancer_clf", "champion")
+    card_uri = champion.tags["toolkit.card"]  # the latest card, logged when it was promoted
+    assert card_uri.endswith("-promoted.html")
+    run_id, _, artifact = card_uri.removeprefix("runs:/").partition("/")
+    page = Path(client.download_artifacts(run_id, artifact, str(tmp_path)))
+    with chromium() as browser:
+        browser.page.goto(page.as_uri())
+        titles = browser.page.locator("section h2").all_inner_texts()
+        owner = browser.page.locator("#identity").inner_text()
+        review = browser.page.locator("#review").inner_text()
+        browser.screenshot("model-card")
+    assert titles == ["Identity", "Training data", "Evaluation", "Guard", "Review",
+                      "Production so far", "Lineage"]  # fmt: skip
+    assert "diagnostics-ml@example.com" in owner and "reviewer" in review
+    assert browser.requests and browser.external_requests() == []
 
 
 def test_3_a_worse_model_fails_the_champion_gate(project: Path) -> None:
@@ -113,12 +159,10 @@ def test_3_a_worse_model_fails_the_champion_gate(project: Path) -> None:
     assert summary["registered"] is None
     uri = load_settings(project).tracking_uri
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    assert [v.version for v in client.search_model_versions("name='breast_cancer_clf'")] in (
-        [1],
-        ["1"],
-    )
+    versions = client.search_model_versions("name='breast_cancer_clf'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]  # trained, reproduced
     history = json.loads(toolkit(project, "releases", "breast_cancer_clf", "--json").stdout)
-    assert [e["action"] for e in history] == ["registered", "approved", "promoted"]
+    assert [e["action"] for e in history] == ["registered", "registered", "approved", "promoted"]
 
 
 def test_4_batch_scoring_accounts_for_every_row(project: Path) -> None:
