@@ -13,6 +13,7 @@ import pytest
 from support.data import breast_cancer_raw
 from support.reliability import pytest_addoption, pytest_collection_finish  # noqa: F401
 from support.servers import tracking_server
+from support.template_store import migrated_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
@@ -33,12 +34,16 @@ MakeProject = Callable[..., Path]
 def make_project(tmp_path: Path) -> MakeProject:
     """Build a mini-project: pyproject.toml, fixture notebooks, and one pipeline spec.
 
-    Returns a function ``(spec_yaml, notebooks=(...), name="p") -> spec path``. Notebook names
-    refer to ``tests/fixtures/notebooks``; the spec's notebook paths are relative to
-    ``pipelines/``, e.g. ``../notebooks/ok.ipynb``.
+    Returns a function ``(spec_yaml, notebooks=(...), name="p", store=False) -> spec path``.
+    Notebook names refer to ``tests/fixtures/notebooks``; the spec's notebook paths are relative
+    to ``pipelines/``, e.g. ``../notebooks/ok.ipynb``. ``store=True`` puts a migrated, empty
+    MLflow store where the project's default one goes (``mlflow.db``), sparing the run MLflow's
+    migrations; a test about creating the store leaves it False.
     """
 
-    def build(spec: str, notebooks: tuple[str, ...] = ("ok",), name: str = "p") -> Path:
+    def build(
+        spec: str, notebooks: tuple[str, ...] = ("ok",), name: str = "p", store: bool = False
+    ) -> Path:
         root = tmp_path / "project"
         (root / "notebooks").mkdir(parents=True, exist_ok=True)
         (root / "pipelines").mkdir(exist_ok=True)
@@ -49,17 +54,24 @@ def make_project(tmp_path: Path) -> MakeProject:
             shutil.copy(FIXTURES / "notebooks" / f"{nb}.ipynb", root / "notebooks")
         path = root / "pipelines" / f"{name}.yaml"
         path.write_text(textwrap.dedent(spec))
+        if store and not (root / "mlflow.db").exists():
+            migrated_store(root / "mlflow.db")
         return path
 
     return build
 
 
-def copy_example(dest: Path) -> Path:
-    """Copy the shipped example project (specs, notebooks, contracts) into ``dest``."""
+def copy_example(dest: Path, store: bool = False) -> Path:
+    """Copy the shipped example project (specs, notebooks, contracts) into ``dest``.
+
+    ``store=True``: with a migrated, empty MLflow store at its default path (``mlflow.db``).
+    """
     for name in ("notebooks", "pipelines", "expectations"):
         if (REPO / name).exists():
             shutil.copytree(REPO / name, dest / name)
     shutil.copy(REPO / "pyproject.toml", dest)
+    if store:
+        migrated_store(dest / "mlflow.db")
     return dest
 
 
@@ -81,5 +93,5 @@ def raw_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """``(url, artifacts_destination)`` of a private MLflow server, stopped after the session."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    with tracking_server(root) as url:
+    with tracking_server(root, store=True) as url:
         yield url, root / "artifacts"

@@ -33,7 +33,7 @@ def run_cli(*args: str) -> int:
 
 
 def test_run_json_summary(make_project: MakeProject, capsys: pytest.CaptureFixture[str]) -> None:
-    path = make_project(SIMPLE)
+    path = make_project(SIMPLE, store=True)
     assert run_cli("run", str(path), "--json", "-p", "x=5", "--workers", "1") == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["status"] == "succeeded" and summary["exit_code"] == 0
@@ -50,7 +50,9 @@ def test_failed_step_exit_code_and_message(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = "name: f\nsteps:\n  - {name: boom, notebook: ../notebooks/raises.ipynb}\n"
-    assert run_cli("run", str(make_project(spec, notebooks=("raises",))), "--quiet") == 1
+    assert (
+        run_cli("run", str(make_project(spec, notebooks=("raises",), store=True)), "--quiet") == 1
+    )
     out = capsys.readouterr().out
     assert "step 'boom' failed" in out and "ValueError" in out and "boom with x=1" in out
     assert "executed notebook kept at" in out
@@ -124,7 +126,9 @@ def test_notebook_without_parameters_cell_runs(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = "name: n\nsteps:\n  - {name: a, notebook: ../notebooks/no_parameters_cell.ipynb}\n"
-    assert run_cli("run", str(make_project(spec, notebooks=("no_parameters_cell",)))) == 0
+    assert (
+        run_cli("run", str(make_project(spec, notebooks=("no_parameters_cell",), store=True))) == 0
+    )
 
 
 def test_plan_is_a_dry_run(make_project: MakeProject, capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,7 +171,7 @@ def test_help_does_not_import_engines() -> None:
 @pytest.mark.slow
 def test_sigterm_interrupts_the_run(make_project: MakeProject) -> None:
     spec = "name: long\nsteps:\n  - {name: nap, notebook: ../notebooks/sleeps.ipynb, parameters: {seconds: 600}}\n"
-    path = make_project(spec, notebooks=("sleeps",))
+    path = make_project(spec, notebooks=("sleeps",), store=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "toolkit", "run", str(path), "--json"],
         stdout=subprocess.PIPE,

@@ -40,7 +40,7 @@ def _heavy_imports(stderr: str) -> set[str]:
 
 @pytest.mark.slow
 def test_plan_and_an_unchanged_run_do_not_import_the_engines(make_project: MakeProject) -> None:
-    spec = make_project(SPEC, name="light")
+    spec = make_project(SPEC, name="light", store=True)
     root = spec.parents[1]
     (root / "data").mkdir()
     shutil.copy(FIXTURES / "contracts" / "orders.csv", root / "data")

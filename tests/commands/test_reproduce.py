@@ -63,7 +63,7 @@ def tracker_of(root: Path) -> Tracker:
 def test_reproduce_checks_the_commit_out_beside_the_users_tree(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = make_project(SPEC)
+    spec = make_project(SPEC, store=True)
     (spec.parents[1] / "data").mkdir()
     (spec.parents[1] / "data" / "seed.txt").write_text("seed;")
     root = commit_project(spec)
@@ -126,7 +126,9 @@ def test_reproduce_checks_the_commit_out_beside_the_users_tree(
 def test_untracked_file_makes_the_run_dirty_and_reproduce_refuses_it(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = make_project(SPEC.replace("    inputs: {inp: {path: ../data/seed.txt}}\n", ""))
+    spec = make_project(
+        SPEC.replace("    inputs: {inp: {path: ../data/seed.txt}}\n", ""), store=True
+    )
     root = commit_project(spec)
     monkeypatch.chdir(root)
     (root / "helper.py").write_text("# not committed: the commit would not have it\n")
@@ -148,7 +150,9 @@ def test_nothing_to_compare_is_its_own_outcome(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spec = make_project(
-        "name: quiet\nsteps:\n  - {name: talk, notebook: ../notebooks/talk.ipynb}\n", notebooks=()
+        "name: quiet\nsteps:\n  - {name: talk, notebook: ../notebooks/talk.ipynb}\n",
+        notebooks=(),
+        store=True,
     )
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -172,6 +176,7 @@ def test_a_failed_run_reproduces_its_failure(
     spec = make_project(
         "name: broken\nsteps:\n  - {name: boom, notebook: ../notebooks/raises.ipynb}\n",
         notebooks=("raises",),
+        store=True,
     )
     root = commit_project(spec)
     monkeypatch.chdir(root)
@@ -193,7 +198,7 @@ def test_changed_outside_input_missing_commit_and_unknown_runs(
     outside = tmp_path / "shared-data" / "seed.txt"
     outside.parent.mkdir()
     outside.write_text("v1;")
-    spec = make_project(SPEC.replace("../data/seed.txt", str(outside)))
+    spec = make_project(SPEC.replace("../data/seed.txt", str(outside)), store=True)
     root = commit_project(spec)
     monkeypatch.chdir(root)
     code, summary = run_json(capsys, "run", str(spec), "--quiet")

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = copy_example(tmp_path_factory.mktemp("example") / "example")
+    root = copy_example(tmp_path_factory.mktemp("example") / "example", store=True)
     # The example's 50 ms latency budgets are wall-clock measurements: on a 2-core machine running
     # the suite's other workers they fail for reasons that have nothing to do with the tour. The
     # copy gets a budget no machine misses; the latency gate itself is tested in tests/gates.

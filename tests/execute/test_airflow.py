@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, REPO
+from support.template_store import migrated_store
 
 from toolkit.cli.main import main
 from toolkit.core.runlock import pipeline_lock
@@ -55,6 +56,7 @@ def _project(root: Path, spec_text: str, name: str) -> Path:
     (root / "notebooks").mkdir(parents=True, exist_ok=True)
     (root / "pipelines").mkdir(exist_ok=True)
     (root / "pyproject.toml").write_text('[project]\nname = "mini"\n[tool.toolkit]\n')
+    migrated_store(root / "mlflow.db")
     for nb in ("ok", "joins", "raises", "kills_worker"):
         shutil.copy(FIXTURES / "notebooks" / f"{nb}.ipynb", root / "notebooks")
     spec = root / "pipelines" / f"{name}.yaml"

@@ -160,7 +160,8 @@ def test_reuse_is_recorded_in_mlflow_and_an_unchanged_rerun_records_nothing(
         steps:
           - {name: a, notebook: ../notebooks/ok.ipynb, outputs: {out: a.txt}}
           - {name: b, notebook: ../notebooks/ok.ipynb, inputs: {inp: a.out}, outputs: {out: b.txt}}
-        """
+        """,
+        store=True,
     )
 
     def run(*args: str) -> dict[str, Any]:

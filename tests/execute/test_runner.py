@@ -34,7 +34,9 @@ steps:
 
 
 def test_failing_step_skips_only_its_downstream(make_project: MakeProject) -> None:
-    report = run_pipeline(RunRequest(make_project(BRANCHES, notebooks=("ok", "raises")), workers=2))
+    report = run_pipeline(
+        RunRequest(make_project(BRANCHES, notebooks=("ok", "raises"), store=True), workers=2)
+    )
     status = {s.name: s.status for s in report.steps}
     assert status == {
         "good": "succeeded",
@@ -71,7 +73,9 @@ def test_dead_kernel_and_missing_output_are_step_failures(make_project: MakeProj
         notebook: ../notebooks/writes_nothing.ipynb
         outputs: {out: never.txt}
     """
-    report = run_pipeline(RunRequest(make_project(spec, notebooks=("dies", "writes_nothing"))))
+    report = run_pipeline(
+        RunRequest(make_project(spec, notebooks=("dies", "writes_nothing"), store=True))
+    )
     dies, lazy = report.step("dies"), report.step("lazy")
     assert dies.status == "failed" and dies.error["kind"] == "dead_kernel"
     assert "kernel died" in dies.error["message"]
@@ -89,7 +93,7 @@ def test_step_timeout_is_enforced(make_project: MakeProject) -> None:
         parameters: {seconds: 600}
         timeout: 2
     """
-    report = run_pipeline(RunRequest(make_project(spec, notebooks=("sleeps",))))
+    report = run_pipeline(RunRequest(make_project(spec, notebooks=("sleeps",), store=True)))
     nap = report.step("nap")
     assert nap.status == "failed"
     assert nap.error["kind"] == "timeout"
@@ -108,7 +112,9 @@ def test_independent_steps_overlap_with_two_workers(make_project: MakeProject) -
       - {name: one, notebook: ../notebooks/sleeps.ipynb, parameters: {seconds: 3}, outputs: {out: one.txt}}
       - {name: two, notebook: ../notebooks/sleeps.ipynb, parameters: {seconds: 3}, outputs: {out: two.txt}}
     """
-    report = run_pipeline(RunRequest(make_project(spec, notebooks=("sleeps",)), workers=2))
+    report = run_pipeline(
+        RunRequest(make_project(spec, notebooks=("sleeps",), store=True), workers=2)
+    )
     one, two = report.step("one"), report.step("two")
     assert {one.status, two.status} == {"succeeded"}
     # Structural, not a timing threshold: each step started before the other ended.
@@ -119,7 +125,7 @@ def test_independent_steps_overlap_with_two_workers(make_project: MakeProject) -
 
 def test_each_run_gets_its_own_folder(make_project: MakeProject) -> None:
     spec = "name: twice\nsteps:\n  - {name: a, notebook: ../notebooks/ok.ipynb, outputs: {out: a.txt}}\n"
-    path = make_project(spec)
+    path = make_project(spec, store=True)
     first = run_pipeline(RunRequest(path))
     second = run_pipeline(RunRequest(path))
     assert first.run_dir != second.run_dir
@@ -138,6 +144,6 @@ def test_retries_record_attempts(make_project: MakeProject, tmp_path: Path) -> N
         outputs: {{out: out.txt}}
         retries: 1
     """
-    report = run_pipeline(RunRequest(make_project(spec, notebooks=("flaky",))))
+    report = run_pipeline(RunRequest(make_project(spec, notebooks=("flaky",), store=True)))
     assert report.step("wobbly").status == "succeeded"
     assert report.step("wobbly").attempts == 2

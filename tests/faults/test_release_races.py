@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 from sklearn.dummy import DummyClassifier
+from support.template_store import migrated_store
 
 from toolkit.core.errors import RegistryError
 from toolkit.gates.evaluation import evaluate_gates
@@ -56,7 +57,9 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
-    return Env(tmp_path_factory.mktemp("race"))
+    root = tmp_path_factory.mktemp("race")
+    migrated_store(root / "mlflow.db")
+    return Env(root)
 
 
 def _at_once(env: Env, calls: list[Callable[[Registry], Any]], local_lock: bool) -> list[Any]:

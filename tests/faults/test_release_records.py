@@ -61,7 +61,8 @@ class Runs:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("release")
-    mini_project(root, SPEC, {"fit_tiny": NOTEBOOKS / "fit_tiny.ipynb"}, name="rel")
+    # Backend A is seeded (migrated); B is created by the runs themselves, a new backend each time.
+    mini_project(root, SPEC, {"fit_tiny": NOTEBOOKS / "fit_tiny.ipynb"}, name="rel", store=True)
     r = Runs(root)
     r.run("A", r.a)
     r.run("A again", r.a)

@@ -26,6 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from support.data import breast_cancer_raw
 from support.servers import healthy, model_server
+from support.template_store import migrated_store
 
 from toolkit.core.errors import ContractError
 from toolkit.guard.batch import read_batch
@@ -86,7 +87,7 @@ def guard(raw: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Guarde
 def logged(guard: GuardedModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """(tracking URI, ``models:/faults/1``): the guard logged and registered in SQLite."""
     root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = migrated_store(root / "mlflow.db")
     client = MlflowClient(tracking_uri=uri)
     run = client.create_run(client.create_experiment("faults", str(root / "artifacts")))
     log_guarded_model(

@@ -34,7 +34,7 @@ steps:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("signals")
-    mini_project(root, SPEC, ("sleeps", "ok"), name="sig")
+    mini_project(root, SPEC, ("sleeps", "ok"), name="sig", store=True)
     mini_project(root, QUICK, ("ok",), name="quick")
     return root
 

@@ -27,6 +27,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from support.data import add_example_features, breast_cancer_raw
 from support.servers import model_server
+from support.template_store import migrated_store
 
 from toolkit.contracts.draft import draft_suite
 from toolkit.guard.batch import read_batch
@@ -94,7 +95,7 @@ def guard(raw: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Guarde
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     root = tmp_path_factory.mktemp("mlflow")
-    return f"sqlite:///{root / 'mlflow.db'}", root / "artifacts"
+    return migrated_store(root / "mlflow.db"), root / "artifacts"
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 from sklearn.dummy import DummyClassifier
+from support.template_store import migrated_store
 
 from toolkit.core.errors import ExitCode, GateFailed, RegistryError
 from toolkit.gates.evaluation import evaluate_gates
@@ -122,7 +123,7 @@ def make_env(root: Path, uri: str) -> Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     root = tmp_path_factory.mktemp("registry")
-    return make_env(root, f"sqlite:///{root / 'mlflow.db'}")
+    return make_env(root, migrated_store(root / "mlflow.db"))
 
 
 @pytest.fixture

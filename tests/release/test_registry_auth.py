@@ -29,7 +29,7 @@ POLICY = ReleaseSpec(approvers=["user-a", "user-b", "user-c"], forbid_self_appro
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    with mlflow_auth_server(tmp_path_factory.mktemp("auth-server")) as running:
+    with mlflow_auth_server(tmp_path_factory.mktemp("auth-server"), store=True) as running:
         for user in ("user-a", "user-b", "user-c"):
             running.add_user(user)
         yield running

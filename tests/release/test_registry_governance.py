@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.template_store import migrated_store
 
 # Shared scenario helpers (tests/release is on sys.path: pytest's default rootdir import).
 from test_registry import GOOD, OPEN, Env, make_env
@@ -42,7 +43,7 @@ steps:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     root = tmp_path_factory.mktemp("governance")
-    return make_env(root, f"sqlite:///{root / 'mlflow.db'}")
+    return make_env(root, migrated_store(root / "mlflow.db"))
 
 
 @pytest.fixture

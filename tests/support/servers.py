@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.template_store import migrated_store
+
 STARTUP_TIMEOUT_S = 600.0  # ~7 s on an idle 2-core machine; minutes on a loaded shared one
 
 
@@ -83,8 +85,14 @@ def mlflow_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def tracking_server(root: Path) -> Iterator[str]:
-    """A plain ``mlflow server`` (SQLite store and artifacts under ``root``) on loopback; its URL."""
+def tracking_server(root: Path, *, store: bool = False) -> Iterator[str]:
+    """A plain ``mlflow server`` (SQLite store and artifacts under ``root``) on loopback; its URL.
+
+    ``store=True``: the server opens a migrated, empty store (``template_store``) instead of
+    migrating a new one."""
+    if store:
+        # --artifacts-destination makes the server's default artifact root this proxy URI.
+        migrated_store(root / "server.db", artifact_root="mlflow-artifacts:/")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri"]
@@ -172,11 +180,16 @@ def credentials(username: str | None, password: str | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def mlflow_auth_server(root: Path, *, default_permission: str = "READ") -> Iterator[AuthServer]:
+def mlflow_auth_server(
+    root: Path, *, default_permission: str = "READ", store: bool = False
+) -> Iterator[AuthServer]:
     """Start an MLflow tracking server with basic-auth on loopback in ``root``; stop it (and
     every child) on exit. ``default_permission=READ``: a governed registry, where only a
-    model's creator (MANAGE) and users granted EDIT may write to it."""
+    model's creator (MANAGE) and users granted EDIT may write to it. ``store=True``: its
+    tracking store starts migrated (``template_store``); the auth database is still new."""
     root.mkdir(parents=True, exist_ok=True)
+    if store:
+        migrated_store(root / "mlflow.db", artifact_root=(root / "artifacts").resolve())
     admin = ("admin", f"admin-{os.urandom(8).hex()}")
     ini = root / "basic_auth.ini"
     ini.write_text(

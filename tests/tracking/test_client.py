@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
+from support.template_store import migrated_store
 
 from toolkit.core.errors import TrackingError, UsageError
 from toolkit.core.secrets import REDACTED, Redactor, redact_params, scrub_notebook
@@ -33,7 +34,7 @@ Store = tuple[str, Path]
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     root = tmp_path_factory.mktemp("mlflow")
-    return f"sqlite:///{root / 'mlflow.db'}", root / "mlruns"
+    return migrated_store(root / "mlflow.db"), root / "mlruns"
 
 
 @pytest.fixture(scope="module")

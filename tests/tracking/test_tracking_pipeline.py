@@ -41,7 +41,7 @@ def runs_of(client: mlflow.MlflowClient, experiment: str) -> list:
 
 
 def test_pipeline_run_has_nested_step_runs_with_lineage(make_project: MakeProject) -> None:
-    spec = make_project(TWO_STEPS)
+    spec = make_project(TWO_STEPS, store=True)
     root = spec.parents[1]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(
@@ -86,6 +86,7 @@ def test_failed_step_run_ends_failed_with_cell_and_exception(make_project: MakeP
     spec = make_project(
         "name: tf\nsteps:\n  - {name: boom, notebook: ../notebooks/raises.ipynb}\n",
         notebooks=("raises",),
+        store=True,
     )
     report = run_pipeline(RunRequest(spec))
     client = client_for(spec)
@@ -112,6 +113,7 @@ def test_secret_value_lands_nowhere_in_mlflow(
       - {name: use, notebook: ../notebooks/leaks_secret.ipynb, outputs: {out: out.txt}}
     """,
         notebooks=("leaks_secret",),
+        store=True,
     )
     report = run_pipeline(RunRequest(spec))
     assert report.status == "succeeded"
@@ -136,6 +138,7 @@ def test_sigterm_leaves_no_run_running(make_project: MakeProject) -> None:
       - {name: quick, notebook: ../notebooks/ok.ipynb, outputs: {out: q.txt}}
     """,
         notebooks=("sleeps", "ok"),
+        store=True,
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "toolkit", "run", str(spec), "--workers", "1"],
