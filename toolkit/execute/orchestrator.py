@@ -25,6 +25,7 @@ from toolkit.core.runlock import pipeline_lock
 from toolkit.core.settings import Settings
 from toolkit.execute import finish, recovery, release_stage
 from toolkit.execute.cache_session import CacheSession
+from toolkit.execute.engine_client import EngineHelper, start_helper
 from toolkit.execute.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.execute.request import RunRequest, prepare, run_redactor, step_cache
 from toolkit.execute.resume import reusable_steps
@@ -132,6 +133,7 @@ class PipelineRun:
         self.execution: Execution | None = None
         self.report: RunReport | None = None
         self.release: release_stage.Release | None = None
+        self.helper: EngineHelper | None = None
         self.started_at, self.t0 = now_iso(), time.monotonic()
 
     def prepare(self, reused: dict[str, StepReport]) -> None:
@@ -156,7 +158,13 @@ class PipelineRun:
             since = self.up_to_date["run_id"]
             self.emit(Event("up_to_date", message=f"nothing changed since run {since}"))
         else:
-            _warm_up_engines(plan, cache, self.tracked)
+            contracts = contract_checks.needs_gx(plan, cache.expect_hit)
+            if contracts and self.executor.name == "local":
+                # First, so GX's import starts on the other core as early as it can.
+                self.helper = start_helper(plan.run_dir, contracts=contracts)
+            _warm_up_engines(
+                plan, self.tracked, contracts=contracts, helper=self.helper is not None
+            )
         if self.tracked and not self.up_to_date:
             self.tracking = RunTracking(
                 settings,
@@ -171,6 +179,7 @@ class PipelineRun:
             settings, plan, self.request, self.emit, self.tracking, self.executor
         )
         self.execution.reused = reused
+        self.execution.hooks.contracts = self.helper
 
     def schedule(self) -> tuple[dict[str, StepReport], bool]:
         assert self.execution is not None
@@ -228,19 +237,26 @@ class PipelineRun:
             # Unused warm kernels and background shutdowns end here; the release stage
             # overlapped them.
             self.execution.close_kernels()
+        if self.helper is not None:
+            self.helper.close()
         if self.tracking:
             self.tracking.abort("KILLED")  # a no-op when every run was closed properly
 
 
-def _warm_up_engines(plan: Plan, cache: CacheSession, tracked: bool) -> None:
+def _warm_up_engines(plan: Plan, tracked: bool, *, contracts: bool, helper: bool) -> None:
     """Import what the run will need, in the order it needs it: GX for the first contract
-    check, then what registering a model needs. One thread, not one each: imports hold the
-    GIL, so side by side they would only delay the one needed first."""
+    check (unless the engine helper imports it in its own process), then what registering a
+    model needs (wrapping it in its guard compiles a suite: GX again, last when the helper
+    does the checks). One thread, not one each: imports hold the GIL, so side by side they
+    would only delay the one needed first."""
     tasks: list[Callable[[], None]] = []
-    if contract_checks.needs_gx(plan, cache.expect_hit):
+    registers = tracked and release_stage.may_register(plan)
+    if contracts and not helper:
         tasks.append(contract_checks.warm_up)
-    if tracked and release_stage.may_register(plan):
+    if registers:
         tasks.append(release_stage.warm_up)
+        if contracts and helper and plan.guard is not None:
+            tasks.append(contract_checks.warm_up)
 
     def warm() -> None:
         for task in tasks:

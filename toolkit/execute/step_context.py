@@ -23,7 +23,7 @@ from toolkit.core.errors import StepFailed
 from toolkit.core.secrets import secret_values
 from toolkit.core.settings import Settings
 from toolkit.execute.kernel import KernelHandle, WarmSource
-from toolkit.plan.planned import Plan, PlannedStep
+from toolkit.plan.planned import Plan, PlannedInput, PlannedOutput, PlannedStep
 from toolkit.reports.summary import StepReport
 
 
@@ -90,6 +90,19 @@ class KernelSource(Protocol):
     def take(self, step: str) -> WarmSource | None: ...
 
 
+class ContractChecker(Protocol):
+    """Does :func:`toolkit.contracts.step_checks.check` (e.g. in the engine helper process)."""
+
+    def check(
+        self,
+        step: PlannedStep,
+        direction: str,
+        attachments: Mapping[str, PlannedInput] | Mapping[str, PlannedOutput],
+        expectations_dir: Path,
+        out_dir: Path,
+    ) -> list[dict[str, Any]]: ...
+
+
 class StepHooks:
     """The orchestrator-only side of running steps: events, kernel kills, shared tracking."""
 
@@ -97,6 +110,7 @@ class StepHooks:
         self.emit: EventSink = emit or (lambda event: None)
         self.tracking = tracking
         self.kernels: KernelSource | None = None  # pre-warmed kernels (local executor only)
+        self.contracts: ContractChecker | None = None  # the engine helper (local executor only)
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._handles: dict[str, KernelHandle] = {}

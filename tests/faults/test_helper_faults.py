@@ -1,0 +1,149 @@
+"""The engine helper (the process that checks a run's contracts) crashes: the run never notices.
+
+The helper is killed with SIGKILL at each point where it can hold work: before any work, while
+importing GX, with a check received but nothing validated, with a check's result files written
+but the reply not yet sent. Every time the orchestrator does the rest itself and the run ends
+exactly like one that never had a helper: same exit code, same contract results, one model
+version registered and usable, no MLflow run left RUNNING. And the helper never outlives the
+orchestrator, even one killed with kill -9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.procs import children, cmdline, kill_group, run_toolkit, start_toolkit, wait_for
+from support.projects import mini_project, tracking_uri
+from support.stores import model_versions, running_runs, usable_versions
+
+from toolkit.execute.engine_helper import FAULT_ENV, FAULT_POINTS
+
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+SPEC = """
+name: helper
+steps:
+  - name: make
+    notebook: ../notebooks/table.ipynb
+    parameters: {rows: 20}
+    inputs:
+      inp: {path: ../seed.csv, contract: tiny}
+    outputs:
+      out: {path: table.csv, contract: tiny}
+  - {name: fit, notebook: ../notebooks/fit_tiny.ipynb, outputs: {out: model.joblib}}
+model: {name: helper_model, step: fit, output: out}
+gates:
+  step: fit
+  checks: ["accuracy >= 0.5"]
+"""
+SUITE = {
+    "name": "tiny",
+    "expectations": [
+        {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["id", "score"]}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "score", "min_value": 0, "max_value": 100},
+            "severity": "warning",
+        },
+    ],
+}
+# What a contract result says about the data; paths and times differ from run to run.
+VERDICT = ("target", "direction", "suite", "on_fail", "success", "blocking", "status", "failures")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("helper")
+    mini_project(
+        root,
+        SPEC,
+        {"table": NOTEBOOKS / "table.ipynb", "fit_tiny": NOTEBOOKS / "fit_tiny.ipynb"},
+        name="helper",
+    )
+    (root / "expectations").mkdir()
+    (root / "expectations" / "tiny.json").write_text(json.dumps(SUITE))
+    (root / "seed.csv").write_text("id,score\n0,-1\n1,0.1\n2,0.2\n")
+    return root
+
+
+def _run(project: Path, env: dict[str, str]) -> dict[str, Any]:
+    before = len(model_versions(tracking_uri(project), "helper_model"))
+    result = run_toolkit(["run", "pipelines/helper.yaml", "--force", "--json"], project, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    uri = tracking_uri(project)
+    assert running_runs(uri) == []
+    versions = model_versions(uri, "helper_model")
+    assert len(versions) == before + 1  # exactly one version per run, none lost, none doubled
+    assert str(summary["registered"]["version"]) in usable_versions(uri, "helper_model")
+    return summary
+
+
+def _verdicts(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"step": s["name"], **{k: c.get(k) for k in VERDICT}, "stats": c.get("statistics")}
+        for s in summary["steps"]
+        for c in s["contracts"]
+    ]
+
+
+@pytest.fixture(scope="module")
+def without_helper(project: Path) -> dict[str, Any]:
+    return _run(project, {"TOOLKIT_NO_HELPER": "1"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["none", *FAULT_POINTS])
+def test_a_helper_killed_at_any_point_changes_nothing(
+    project: Path, without_helper: dict[str, Any], point: str
+) -> None:
+    """The helper is SIGKILLed at this point (or not at all): the run succeeds, its contract
+    results equal those of a run without a helper, one usable version is registered, no MLflow
+    run is left RUNNING."""
+    summary = _run(project, {FAULT_ENV: point})
+    assert summary["status"] == "succeeded" and summary["exit_code"] == 0
+    assert _verdicts(summary) == _verdicts(without_helper)
+    assert [c["direction"] for s in summary["steps"] for c in s["contracts"]] == [
+        "inputs",
+        "outputs",
+    ]
+    failures = summary["steps"][0]["contracts"][1]["failures"]
+    assert failures and failures[0]["column"] == "score"  # the warning is there, not blocking
+    for entry in summary["steps"][0]["contracts"]:
+        assert Path(entry["json"]).exists() and Path(entry["html"]).exists()
+    assert summary["gates"]["passed"] is True
+
+
+def _helpers_of(proc: subprocess.Popen) -> list[int]:
+    return [pid for pid in children(proc.pid) if "engine_helper" in cmdline(pid)]
+
+
+@pytest.mark.slow
+def test_the_helper_dies_with_an_orchestrator_killed_by_kill_9(project: Path) -> None:
+    """kill -9 of the orchestrator while its helper works: the helper exits on its own within
+    seconds (it watches its parent), it never lingers behind a dead run."""
+    proc = start_toolkit(["run", "pipelines/helper.yaml", "--force"], project)
+    try:
+        helpers = wait_for(lambda: _helpers_of(proc), timeout=120, what="the helper")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        for pid in helpers:  # type: ignore[union-attr]
+            wait_for(lambda pid=pid: not _alive(pid), timeout=15, what=f"helper {pid} to exit")
+    finally:
+        kill_group(proc)
+    run_toolkit(["runs", "repair"], project)  # the dead run's MLflow runs: not this test's
+    assert running_runs(tracking_uri(project)) == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,0 +1,129 @@
+"""The engine helper: a process of the run's own that imports Great Expectations and checks
+the run's data contracts, so that neither costs the orchestrator's process anything.
+
+GX's import takes seconds of CPU. In the orchestrator's process it shares one GIL with the
+threads that drive the kernels, the step bookkeeping and MLflow's import; here it runs on the
+other core while the first kernel starts. The orchestrator (:mod:`toolkit.execute.engine_client`)
+starts it with ``python -m toolkit.execute.engine_helper READ_FD WRITE_FD PARENT_PID`` and sends it work
+over a pair of pipes, one request at a time; each reply is plain data.
+
+The helper is never needed for correctness: whatever it cannot do, or if it dies, the
+orchestrator does in its own process with the very same function. It dies with the run: at the
+end of its request pipe (the orchestrator closed it or died) and, should the orchestrator die
+while a check is under way, when its parent process is gone.
+
+``TOOLKIT_HELPER_FAULT=<point>`` makes the helper kill itself with SIGKILL at that point (see
+:data:`FAULT_POINTS`): the fault-injection suite uses it to crash the helper where it hurts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from toolkit.execute.engine_client import FALLBACK, FAULT_ENV
+
+__all__ = ["FAULT_ENV", "FAULT_POINTS", "main"]
+
+# Where the fault-injection suite may crash the helper: before any work, during GX's import,
+# when a check arrives (nothing validated yet), after a check wrote its result files but
+# before the orchestrator got the reply.
+FAULT_POINTS = ("start", "warm-up", "check-received", "check-written")
+
+
+def fault(point: str) -> None:
+    """Die here, without any clean-up, when the fault-injection suite asks for it."""
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _watch_parent(parent: int, interval: float = 0.5) -> None:
+    """Exit as soon as the orchestrator is gone, even in the middle of a check (its pid comes
+    in the arguments: it may have died while this process was still starting)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="toolkit-helper-parent", daemon=True).start()
+
+
+def warm_up() -> None:
+    """GX's import and context, before the first check needs them."""
+    from toolkit.contracts.step_checks import warm_up as build_context
+
+    fault("warm-up")
+    build_context()
+
+
+def check(*args: Any) -> tuple[Any, ...]:
+    """One step's contract checks (:func:`toolkit.contracts.step_checks.check`), as data.
+
+    Returns ``("ok", entries)``, ``("failed", reason, details, entries)`` for a blocking
+    contract failure, or ``(FALLBACK, why)`` for anything else, which the orchestrator then
+    reproduces in its own process (a missing suite raises there as it always did).
+    """
+    from toolkit.contracts.step_checks import ContractFailed
+    from toolkit.contracts.step_checks import check as check_contracts
+
+    fault("check-received")
+    try:
+        entries = check_contracts(*args)
+    except ContractFailed as exc:
+        fault("check-written")
+        return ("failed", exc.reason, list(exc.details or ()), exc.entries)
+    except Exception as exc:  # reproduced, and reported, by the orchestrator
+        return (FALLBACK, f"{type(exc).__name__}: {exc}")
+    fault("check-written")
+    return ("ok", entries)
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"check": check, "ping": lambda: ("ok", os.getpid())}
+
+
+def serve(requests: Connection, replies: Connection) -> None:
+    """Answer requests, one at a time, until the orchestrator closes the pipe or says stop."""
+    while True:
+        try:
+            kind, args = requests.recv()
+        except (EOFError, OSError):
+            return
+        if kind == "stop":
+            return
+        handler = HANDLERS.get(kind)
+        try:
+            reply = handler(*args) if handler else (FALLBACK, f"unknown request {kind!r}")
+        except Exception as exc:
+            reply = (FALLBACK, f"{type(exc).__name__}: {exc}")
+        try:
+            replies.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+
+
+def main(argv: list[str]) -> int:
+    fault("start")
+    # Ctrl-C reaches the whole process group: the orchestrator decides what an interrupt
+    # means, and closes this process itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(int(argv[2]))
+    requests = Connection(int(argv[0]), writable=False)
+    replies = Connection(int(argv[1]), readable=False)
+    if "--warm-gx" in argv[3:]:
+        try:
+            warm_up()
+        except Exception as exc:  # the first check reports it, here or in the orchestrator
+            print(f"GX warm-up failed: {exc}", file=sys.stderr)
+    serve(requests, replies)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
