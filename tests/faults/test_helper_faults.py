@@ -1,8 +1,9 @@
-"""The engine helper (the process that checks a run's contracts) crashes: the run never notices.
+"""The engine helper (the process that checks a run's contracts and renders its notebooks for
+MLflow) crashes: the run never notices.
 
 The helper is killed with SIGKILL at each point where it can hold work: before any work, while
 importing GX, with a check received but nothing validated, with a check's result files written
-but the reply not yet sent. Every time the orchestrator does the rest itself and the run ends
+but the reply not yet sent, while rendering a step's notebook to log it. Every time the orchestrator does the rest itself and the run ends
 exactly like one that never had a helper: same exit code, same contract results, one model
 version registered and usable, no MLflow run left RUNNING. And the helper never outlives the
 orchestrator, even one killed with kill -9.
@@ -104,8 +105,8 @@ def test_a_helper_killed_at_any_point_changes_nothing(
     project: Path, without_helper: dict[str, Any], point: str
 ) -> None:
     """The helper is SIGKILLed at this point (or not at all): the run succeeds, its contract
-    results equal those of a run without a helper, one usable version is registered, no MLflow
-    run is left RUNNING."""
+    results equal those of a run without a helper, every step run has its notebook's HTML, one
+    usable version is registered, no MLflow run is left RUNNING."""
     summary = _run(project, {FAULT_ENV: point})
     assert summary["status"] == "succeeded" and summary["exit_code"] == 0
     assert _verdicts(summary) == _verdicts(without_helper)
@@ -118,6 +119,9 @@ def test_a_helper_killed_at_any_point_changes_nothing(
     for entry in summary["steps"][0]["contracts"]:
         assert Path(entry["json"]).exists() and Path(entry["html"]).exists()
     assert summary["gates"]["passed"] is True
+    for step in summary["steps"]:  # every step run carries its notebook, rendered
+        run_id = step["mlflow_run_id"]
+        assert run_id and list(project.rglob(f"{run_id}/artifacts/notebook/{step['name']}.html"))
 
 
 def _helpers_of(proc: subprocess.Popen) -> list[int]:

@@ -1,13 +1,15 @@
 """The orchestrator's side of the engine helper (:mod:`toolkit.execute.engine_helper`).
 
 :class:`EngineHelper` starts the helper at the beginning of a run, so GX's import overlaps
-the first kernel on the other core, and hands it each step's contract checks. Every failure
+the first kernel on the other core, and hands it each step's contract checks and the HTML
+renders of the notebooks logged to MLflow. Every failure
 of the helper (it died, a pipe broke, it answered "do it yourself") ends in the orchestrator
-running the very same :func:`toolkit.contracts.step_checks.check` itself: the results are
+running the very same function (:func:`toolkit.contracts.step_checks.check`,
+:func:`toolkit.reports.notebook_html.render_html`) itself: the results are
 identical with and without the helper, only where the CPU is spent differs. After one failure
 the helper is not used again in that run.
 
-``TOOLKIT_NO_HELPER=1`` keeps every check in the orchestrator's process.
+``TOOLKIT_NO_HELPER=1`` keeps all of it in the orchestrator's process.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def helper_disabled() -> bool:
 class EngineHelper:
     """One helper process for one run; thread-safe (parallel steps' checks take turns)."""
 
-    def __init__(self, log_path: Path, *, warm_gx: bool = True) -> None:
+    def __init__(self, log_path: Path, *, warm_gx: bool = True, warm_html: bool = False) -> None:
         self.failure: str | None = None
         self._lock = threading.Lock()
         requests_read, requests_write = os.pipe()
@@ -59,6 +61,7 @@ class EngineHelper:
                         str(replies_write),
                         str(os.getpid()),
                         *(["--warm-gx"] if warm_gx else []),
+                        *(["--warm-html"] if warm_html else []),
                     ],
                     pass_fds=(requests_read, replies_write),
                     stdin=subprocess.DEVNULL,
@@ -129,6 +132,14 @@ class EngineHelper:
         entries_ok: list[dict[str, Any]] = reply[1]
         return entries_ok
 
+    def render(self, notebook: Path, html: Path, title: str) -> Path:
+        """:func:`toolkit.reports.notebook_html.render_html`, done by the helper when it can."""
+        if self._call("render", str(notebook), str(html), title) is None:
+            from toolkit.reports.notebook_html import render_html
+
+            render_html(notebook, html, title=title)
+        return html
+
     def _close_pipes(self) -> None:
         for conn in (getattr(self, "_requests", None), getattr(self, "_replies", None)):
             if conn is not None:
@@ -162,9 +173,11 @@ class EngineHelper:
             self.process.wait()
 
 
-def start_helper(run_dir: Path, *, contracts: bool) -> EngineHelper | None:
-    """The run's helper, when it has work to do and is not turned off."""
-    if not contracts or helper_disabled():
+def start_helper(run_dir: Path, *, contracts: bool, notebooks: bool) -> EngineHelper | None:
+    """The run's helper, when it has work to do (contracts to check, notebooks to render for
+    MLflow) and is not turned off."""
+    if not (contracts or notebooks) or helper_disabled():
         return None
-    helper = EngineHelper(run_dir / "logs" / "engine-helper.log", warm_gx=True)
+    log_path = run_dir / "logs" / "engine-helper.log"
+    helper = EngineHelper(log_path, warm_gx=contracts, warm_html=notebooks)
     return helper if helper.process is not None else None

@@ -1,5 +1,6 @@
 """The engine helper: a process of the run's own that imports Great Expectations and checks
-the run's data contracts, so that neither costs the orchestrator's process anything.
+the run's data contracts, and renders the steps' notebooks to HTML for MLflow, so that none
+of it costs the orchestrator's process anything.
 
 GX's import takes seconds of CPU. In the orchestrator's process it shares one GIL with the
 threads that drive the kernels, the step bookkeeping and MLflow's import; here it runs on the
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from toolkit.execute.engine_client import FALLBACK, FAULT_ENV
@@ -33,8 +35,8 @@ __all__ = ["FAULT_ENV", "FAULT_POINTS", "main"]
 
 # Where the fault-injection suite may crash the helper: before any work, during GX's import,
 # when a check arrives (nothing validated yet), after a check wrote its result files but
-# before the orchestrator got the reply.
-FAULT_POINTS = ("start", "warm-up", "check-received", "check-written")
+# before the orchestrator got the reply, while rendering a step's notebook for MLflow.
+FAULT_POINTS = ("start", "warm-up", "check-received", "check-written", "logging")
 
 
 def fault(point: str) -> None:
@@ -63,6 +65,21 @@ def warm_up() -> None:
     build_context()
 
 
+def warm_up_html() -> None:
+    """nbconvert's import and templates (about a second), before the first step ends."""
+    from nbconvert import HTMLExporter
+
+    HTMLExporter(template_name="lab")
+
+
+def render(notebook: str, html: str, title: str) -> tuple[Any, ...]:
+    """A step's scrubbed notebook as HTML (:func:`toolkit.reports.notebook_html.render_html`)."""
+    from toolkit.reports.notebook_html import render_html
+
+    fault("logging")
+    return ("ok", str(render_html(Path(notebook), Path(html), title=title)))
+
+
 def check(*args: Any) -> tuple[Any, ...]:
     """One step's contract checks (:func:`toolkit.contracts.step_checks.check`), as data.
 
@@ -85,7 +102,11 @@ def check(*args: Any) -> tuple[Any, ...]:
     return ("ok", entries)
 
 
-HANDLERS: dict[str, Callable[..., Any]] = {"check": check, "ping": lambda: ("ok", os.getpid())}
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "check": check,
+    "render": render,
+    "ping": lambda: ("ok", os.getpid()),
+}
 
 
 def serve(requests: Connection, replies: Connection) -> None:
@@ -116,11 +137,12 @@ def main(argv: list[str]) -> int:
     _watch_parent(int(argv[2]))
     requests = Connection(int(argv[0]), writable=False)
     replies = Connection(int(argv[1]), readable=False)
-    if "--warm-gx" in argv[3:]:
-        try:
-            warm_up()
-        except Exception as exc:  # the first check reports it, here or in the orchestrator
-            print(f"GX warm-up failed: {exc}", file=sys.stderr)
+    for flag, task in (("--warm-gx", warm_up), ("--warm-html", warm_up_html)):
+        if flag in argv[3:]:
+            try:
+                task()
+            except Exception as exc:  # the real use reports it, here or in the orchestrator
+                print(f"{flag} failed: {exc}", file=sys.stderr)
     serve(requests, replies)
     return 0
 

@@ -159,9 +159,11 @@ class PipelineRun:
             self.emit(Event("up_to_date", message=f"nothing changed since run {since}"))
         else:
             contracts = contract_checks.needs_gx(plan, cache.expect_hit)
-            if contracts and self.executor.name == "local":
+            if self.executor.name == "local":
                 # First, so GX's import starts on the other core as early as it can.
-                self.helper = start_helper(plan.run_dir, contracts=contracts)
+                self.helper = start_helper(
+                    plan.run_dir, contracts=contracts, notebooks=self.tracked
+                )
             _warm_up_engines(
                 plan, self.tracked, contracts=contracts, helper=self.helper is not None
             )
@@ -172,6 +174,7 @@ class PipelineRun:
                 external_run_id=self.request.run_id,
                 redactor=run_redactor(plan, settings),
                 owner_process=True,
+                renderer=self.helper.render if self.helper is not None else None,
             )
             self.tracking.start()
             self.emit(Event("tracking", message=settings.tracking_uri))

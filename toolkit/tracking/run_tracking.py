@@ -26,7 +26,7 @@ from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import CACHED, FAILED, INTERRUPTED, SUCCEEDED, RunReport, StepReport
 from toolkit.tracking.client import Tracker
 from toolkit.tracking.forwarder import MetricsForwarder
-from toolkit.tracking.step_runs import StepRuns
+from toolkit.tracking.step_runs import Renderer, StepRuns
 from toolkit.tracking.vocabulary import TAG_LOCK_HASH, lineage_tags
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,12 @@ class RunTracking:
         external_run_id: str | None,
         redactor: Redactor | None = None,
         owner_process: bool = False,
+        renderer: Renderer | None = None,
     ) -> None:
         # True when this process owns the whole run: its host and pid are tagged, so that a
         # run left RUNNING by a process that died can be recognised (``toolkit runs repair``).
         self.owner_process = owner_process
+        self.renderer = renderer  # notebooks to HTML, e.g. in the engine helper process
         self.settings = settings
         self.plan = plan
         self.redactor = redactor or Redactor(plan.secret_values)
@@ -81,7 +83,7 @@ class RunTracking:
     def steps(self) -> StepRuns:
         with self._steps_lock:
             if self._steps is None:
-                self._steps = StepRuns(self.tracker, self.settings, self.redactor)
+                self._steps = StepRuns(self.tracker, self.settings, self.redactor, self.renderer)
             return self._steps
 
     @property

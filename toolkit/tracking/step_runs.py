@@ -7,12 +7,16 @@ tracking URI and the run's secrets, so it can be opened and closed wherever the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from toolkit import __version__
+from toolkit.core.fsutil import atomic_write_bytes
 from toolkit.core.lineage import fingerprint
 from toolkit.core.secrets import Redactor, redact_params, scrub_notebook
 from toolkit.core.settings import Settings
@@ -24,6 +28,9 @@ from toolkit.tracking.forwarder import MetricsForwarder
 
 STATUS = {SUCCEEDED: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
 TAG_WORKER = "toolkit.worker"
+# Renders a notebook to HTML: (notebook, html path, title) -> the html path. The engine
+# helper's, off the orchestrator's process, or :func:`render_html` here.
+Renderer = Callable[[Path, Path, str], Path]
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +38,17 @@ log = logging.getLogger(__name__)
 class StepRuns:
     """Opens and closes the nested MLflow runs of steps; one instance may serve many steps."""
 
-    def __init__(self, tracker: Tracker, settings: Settings, redactor: Redactor) -> None:
+    def __init__(
+        self,
+        tracker: Tracker,
+        settings: Settings,
+        redactor: Redactor,
+        renderer: Renderer | None = None,
+    ) -> None:
         self.tracker = tracker
         self.settings = settings
         self.redactor = redactor
+        self.renderer = renderer
         self.runs: dict[str, str] = {}
         self.forwarders: dict[str, MetricsForwarder] = {}
 
@@ -121,9 +135,29 @@ class StepRuns:
                 patterns=self.settings.secret_patterns,
                 declared=step.secret_params,
             )
-            html = render_html(clean, Path(tmp) / f"{step.name}.html", title=f"{step.name}")
+            html = self._html(clean, Path(tmp) / f"{step.name}.html", step.name)
             self.tracker.log_artifact(run_id, clean, "notebook")
             self.tracker.log_artifact(run_id, html, "notebook")
+
+    def _html(self, clean: Path, html: Path, title: str) -> Path:
+        """The scrubbed notebook as HTML, rendered once per distinct notebook: a reused step
+        logs the same notebook on every re-run, and rendering costs 0.2-1 s of CPU."""
+        key = b"\0".join((clean.read_bytes(), title.encode(), __version__.encode()))
+        digest = hashlib.sha256(key).hexdigest()
+        cached = self.settings.cache_dir / "html" / f"{digest}.html"
+        if cached.is_file():
+            shutil.copyfile(cached, html)
+            return html
+        if self.renderer is not None:
+            self.renderer(clean, html, title)
+        else:
+            render_html(clean, html, title=title)
+        try:
+            cached.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write_bytes(cached, html.read_bytes())
+        except OSError as exc:  # a cache that cannot be written only costs a render
+            log.debug("could not keep the notebook's HTML: %s", exc)
+        return html
 
 
 def _final(report: StepReport, prints: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
