@@ -182,12 +182,19 @@ def _guard_rows(d: Mapping[str, Any]) -> list[Row]:
             d["batch_ratio"] <= d["target_ratio"],
         ),
         Row(
-            f"guard overhead per single-row call, p95 ({d['single_row_calls']:,} calls)",
+            f"guard overhead per single-row call, p95 ({d['single_row_calls']:,} calls; CPU "
+            "time, guarded - bare per call pair)",
             fmt_ms(d["overhead_row_p95_ms"]),
             f"bare single row p95: {fmt_ms(d['bare_row_p95_ms'])}",
             fmt_x(d["guarded_row_p95_ms"] / d["bare_row_p95_ms"]),
             f"< {d['target_row_overhead_ms']:g} ms",
             d["overhead_row_p95_ms"] < d["target_row_overhead_ms"],
+        ),
+        Row(
+            "`GuardedModel.predict` batch in CPU time (all threads)",
+            fmt_s(d["guarded_batch_cpu_s"]),
+            f"bare `predict_proba`: {fmt_s(d['bare_batch_cpu_s'])}",
+            fmt_x(d["batch_ratio_cpu"]),
         ),
         Row(
             "guard overhead per single-row call, p50",

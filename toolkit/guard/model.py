@@ -30,8 +30,8 @@ import pandas as pd
 from toolkit.guard.decisions import SMALL, contributions_json, decision_table
 from toolkit.guard.explain import top_contributions
 from toolkit.guard.input_contract import CheckResult, InputContract
-from toolkit.guard.policy import ConfidencePolicy, Fallback, OutputContract
-from toolkit.guard.sklearn_path import finite_inputs, linear_parts, numpy_twin
+from toolkit.guard.policy import ConfidencePolicy, Fallback, OutputContract, row_max
+from toolkit.guard.sklearn_path import finite_inputs, linear_parts, numpy_twin, transform
 
 
 class GuardedModel:
@@ -124,7 +124,7 @@ class GuardedModel:
                 rows, proba, contrib = rows[:0], np.empty((0, 0)), None
             if rows.size:
                 codes[rows] = chosen = self.output.predicted_index(proba)
-                confidence[rows] = proba.max(axis=1)
+                confidence[rows] = row_max(proba)
                 binary = proba.shape[1] == 2
                 probability[rows] = proba[:, 1] if binary else proba[np.arange(rows.size), chosen]
                 broken = self.output.violations(proba)
@@ -265,8 +265,10 @@ class GuardedModel:
             if self._linear is None:
                 return rows, np.asarray(runner.predict_proba(z), dtype=np.float64), None
             steps, final, features, coef = self._linear
+            # features() built the numpy input for this call: steps may overwrite it
+            own = self._numpy_model is not None and self.feature_names is not None
             for step in steps:  # Pipeline.transform adds ~0.2 ms of routing checks per call
-                z = step.transform(z)
+                z, own = transform(step, z, own=own)
             z = np.asarray(z, dtype=np.float64)
             proba = np.asarray(final.predict_proba(z), dtype=np.float64)
             return rows, proba, (z, coef, features)

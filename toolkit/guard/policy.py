@@ -68,13 +68,39 @@ class OutputContract:
 
     def violations(self, proba: np.ndarray) -> np.ndarray:
         """Rows whose probabilities are not finite numbers within [0, 1] (with float slack)."""
+        out = np.zeros(len(proba), dtype=bool)
         with np.errstate(invalid="ignore"):
-            return (~np.isfinite(proba) | (proba < -1e-9) | (proba > 1 + 1e-9)).any(axis=1)
+            for column in proba.T:  # a reduction over 2-3 columns costs ~50 ns a row in numpy
+                out |= ~np.isfinite(column) | (column < -1e-9) | (column > 1 + 1e-9)
+        return out
 
     def predicted_index(self, proba: np.ndarray) -> np.ndarray:
         if self.threshold is not None and proba.shape[1] == 2:
             return (proba[:, 1] >= self.threshold).astype(np.intp)
-        return proba.argmax(axis=1)
+        return row_argmax(proba)
+
+
+def row_max(proba: np.ndarray) -> np.ndarray:
+    """``proba.max(axis=1)``, column by column: numpy reduces a short row at ~50 ns a row."""
+    if proba.shape[1] == 0:
+        return proba.max(axis=1)  # raises as numpy does
+    out = proba[:, 0].copy()
+    for column in proba.T[1:]:
+        np.maximum(out, column, out=out)  # propagates NaN, as max does
+    return out
+
+
+def row_argmax(proba: np.ndarray) -> np.ndarray:
+    """``proba.argmax(axis=1)`` column by column: the first maximum, or the first NaN."""
+    if proba.shape[1] == 0:
+        return proba.argmax(axis=1)  # raises as numpy does
+    best, out = proba[:, 0].copy(), np.zeros(len(proba), dtype=np.intp)
+    for j, column in enumerate(proba.T[1:], start=1):
+        with np.errstate(invalid="ignore"):  # larger, or a NaN: both replace a number
+            better = ~(column <= best) & ~np.isnan(best)
+        np.copyto(out, j, where=better)
+        np.copyto(best, column, where=better)
+    return out
 
 
 @dataclass(frozen=True)
