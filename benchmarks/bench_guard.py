@@ -21,14 +21,18 @@ machine does not count as the guard's cost; the wall-clock per-pair figures are 
 The batch is also timed with explanations off (``explain: {top_k: 0}``), the option for bulk
 scoring that does not need per-row explanations.
 
-Where the batch time goes (100k rows, stage by stage in one process, minimum of 7 CPU-time
-runs on the shared 2-core machine): the contract check ~20% (a third of it the RE2 regex on the
-string ``patient_id``), scoring itself ~20% (as bare, plus feature derivation ~5%), the
-explanations ~30% (half the top-3 scan over |coefficient x value|, one blockwise pass with
-integer keys, half building 100k JSON strings with pyarrow), the decision table ~9%, policy and
-fallback the rest. Single rows: the guard feeds the estimator numpy (sklearn's DataFrame
-validation is ~1 ms a call), which pays for the contract check; what remains is pandas building
-the checked frame, running ``preprocess`` and building the decision table.
+Where the batch time goes (100k rows, cProfile in CPU time on the shared 2-core machine, share
+of ``predict``): explanations ~35% (the top-3 scan over |coefficient x value| ~19%, one
+blockwise pass with integer keys; the JSON strings ~16%, pyarrow takes and one join), scoring
+~23% (copying the features into the model's column order and ``preprocess`` ~11%, the scaler,
+now in place on that copy, ~4%, ``predict_proba`` ~5%), the contract check ~21% (a third of it
+the RE2 regex and the hash of the string ``patient_id``), the decision table ~9%, policy and
+fallback ~6%. Before this round the scaler's copy of the 25 MB feature matrix was 13% and
+numpy's row-wise max/argmax/any over two columns ~5%. Single rows: the guard feeds the
+estimator numpy (sklearn's DataFrame validation is ~1 ms a call), and a StandardScaler +
+binary LogisticRegression is computed with sklearn's arithmetic but without its per-call input
+validation (checked bit for bit on a probe at build time); what remains is pandas building the
+checked frame, running ``preprocess`` and building the decision table.
 
     .venv/bin/python benchmarks/bench_guard.py [rows] [repeat]
 """
