@@ -3,7 +3,7 @@
 The store (SQLite, as a project uses by default) holds ``runs`` runs: pipeline runs of one
 pipeline with 4 step runs each (1 pipeline run in 5, as the toolkit records them), and one
 registered model with ``versions`` versions, each registered and some promoted, so its release
-history has one entry per registration and per promotion.
+history has one entry per registration and per promotion, and a recorded release policy.
 
 Building it run by run through MLflow would take many minutes, so the toolkit's own tracker
 records one pipeline run with its step runs, MLflow's client registers one version, and those
@@ -60,9 +60,17 @@ def _template(db: Path) -> tuple[list[str], str]:
 def _register(db: Path, run_id: str) -> None:
     from mlflow import MlflowClient
 
+    from toolkit.release.vocabulary import PolicyRecord
+    from toolkit.specs.models import ReleaseSpec
+
     client = MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
     client.create_registered_model(MODEL)
     client.create_model_version(MODEL, source=str(db.parent / "model"), run_id=run_id)
+    # A release policy, as every model a pipeline registers has (the large and the empty store
+    # alike): reading it is part of what `toolkit releases` costs (it validates the policy).
+    policy = PolicyRecord(ReleaseSpec(), f"pipelines/{PIPELINE}.yaml", "0" * 64)
+    for key, value in policy.tags().items():
+        client.set_registered_model_tag(MODEL, key, value)
 
 
 def _tables_with(con: sqlite3.Connection, column: str) -> dict[str, list[str]]:
@@ -106,7 +114,7 @@ def _clone_runs(con: sqlite3.Connection, ids: list[str], tk_id: str, copies: int
 
 def _clone_versions(con: sqlite3.Connection, versions: int) -> None:
     """Versions 2..N like version 1, and the model's history: every registration, and a
-    promotion every 10 versions, and its release policy (the tags ``toolkit releases`` reads)."""
+    promotion every 10 versions (the tags ``toolkit releases`` reads, with the policy)."""
     cols = [row[1] for row in con.execute("PRAGMA table_info(model_versions)")]
     (row,) = con.execute("SELECT * FROM model_versions WHERE name=? AND version=1", (MODEL,))
     out = []
@@ -125,13 +133,6 @@ def _clone_versions(con: sqlite3.Connection, versions: int) -> None:
             entry |= {"at": "2026-01-01T00:00:00+00:00", "reason": f"bench {seq}"}
             key = f"toolkit.release.{seq:08d}-{uuid.uuid4().hex[:8]}"
             tags.append((key, json.dumps(entry), MODEL))
-    # A release policy, as every model a pipeline registers has: reading it is part of the
-    # command's cost (it validates the recorded policy).
-    from toolkit.release.vocabulary import PolicyRecord
-    from toolkit.specs.models import ReleaseSpec
-
-    policy = PolicyRecord(ReleaseSpec(), f"pipelines/{PIPELINE}.yaml", "0" * 64)
-    tags += [(key, value, MODEL) for key, value in policy.tags().items()]
     con.executemany("INSERT INTO registered_model_tags (key, value, name) VALUES (?,?,?)", tags)
 
 
