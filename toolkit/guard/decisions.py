@@ -54,23 +54,24 @@ def decision_table(
     n = len(index)
     words = check.hashes.astype(">u8").view(">u2").reshape(n, 4)
     digits = HEX_QUADS[words]  # four hex digits per 16 bits, straight into an Arrow buffer
-    offsets = pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int32))
+    offsets = pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int64))
+    text_type = pa.large_string()  # what pandas keeps: anything else it casts, column by column
     text = {
         "prediction": _labelled(pa, codes, labels),
         "path": _labelled(pa, path, PATHS),
         "reason": _scatter(pa, reasons[path != 0].tolist(), np.flatnonzero(path != 0), n),
-        "model": pa.repeat(model_name, n),
-        "version": pa.repeat(version, n),
-        "input_hash": pa.StringArray.from_buffers(n, offsets, pa.py_buffer(digits)),
-        "top_features": pa.nulls(n, pa.string())
+        "model": pa.repeat(pa.scalar(model_name, text_type), n),
+        "version": pa.repeat(pa.scalar(version, text_type), n),
+        "input_hash": pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(digits)),
+        "top_features": pa.nulls(n, text_type)
         if tops is None
         else _scatter(pa, tops[1], tops[0], n),
-        "notes": pa.repeat(check.notes[0] if check.notes else None, n),
-        "rule": pa.nulls(n, pa.string()) if rules is None else pa.array(rules, pa.string()),
+        "notes": pa.repeat(pa.scalar(check.notes[0] if check.notes else None, text_type), n),
+        "rule": pa.nulls(n, text_type) if rules is None else pa.array(rules, text_type),
     }
     dtype = pd.StringDtype("pyarrow", na_value=np.nan)
     columns = {
-        k: ArrowStringArray(v if v.type == pa.string() else v.cast(pa.string()), dtype=dtype)
+        k: ArrowStringArray(v if v.type == text_type else v.cast(text_type), dtype=dtype)
         for k, v in text.items()
     }
     return pd.DataFrame(
@@ -82,17 +83,17 @@ def _labelled(pa: Any, codes: np.ndarray, labels: Sequence[str]) -> Any:
     """Labels from codes (negative: null): a take from the labels, or a list for small batches,
     where the set-up of the take costs more (~75 us)."""
     if len(codes) > SMALL:
-        return pa.array(labels, pa.string()).take(pa.array(codes, mask=codes < 0))
-    return pa.array([labels[c] if c >= 0 else None for c in codes.tolist()], pa.string())
+        return pa.array(labels, pa.large_string()).take(pa.array(codes, mask=codes < 0))
+    return pa.array([labels[c] if c >= 0 else None for c in codes.tolist()], pa.large_string())
 
 
 def _scatter(pa: Any, values: Any, rows: np.ndarray, n: int) -> Any:
     """A pyarrow string array of length ``n``: ``values`` at ``rows``, null elsewhere."""
     if len(rows) == n:
-        return values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+        return values if isinstance(values, pa.Array) else pa.array(values, pa.large_string())
     where = np.full(n, -1)
     where[rows] = np.arange(len(rows))
-    dense = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+    dense = values if isinstance(values, pa.Array) else pa.array(values, pa.large_string())
     return dense.take(pa.array(where, mask=where < 0))
 
 
