@@ -83,12 +83,14 @@ lint: $(STAMP)
 
 # Most of the suite waits (kernels starting, servers coming up, hung-hook timeouts), so three
 # workers on two cores finish in about half the time; --dist loadfile keeps each module's shared
-# server or model on one worker. --durations lists the slowest tests, to keep the suite in budget.
+# server or model on one worker. --no-loadscope-reorder hands files out in collection order,
+# where tests/conftest.py puts the slowest first (xdist's default order is by test count).
+# --durations lists the slowest tests, to keep the suite in budget.
 PYTEST_WORKERS ?= 3
 test: lint browser-deps airflow-env
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
-# Apache Airflow for the test that runs the exported DAG (tests/execute/test_airflow.py): a
+# Apache Airflow for the tests that run the exported DAG (tests/execute/test_airflow*.py): a
 # project of its own in .ci/airflow (pyproject.toml + uv.lock), synced into .cache/airflow-venv so
 # Airflow's pins never constrain the toolkit's .venv. Its metadata database is migrated once into
 # a template the test copies (a migration takes 20-90 s here). Without a package index the build
@@ -109,7 +111,7 @@ $(AIRFLOW_STAMP): .ci/airflow/pyproject.toml .ci/airflow/uv.lock | $(UV)
 		rm -f $(AIRFLOW_LOG); touch $@; \
 	else \
 		echo "note: could not build the Airflow test environment (log: $(AIRFLOW_LOG));"; \
-		echo "      tests/execute/test_airflow.py will be skipped with that reason"; \
+		echo "      tests/execute/test_airflow*.py will be skipped with that reason"; \
 	fi
 
 airflow-env: $(AIRFLOW_STAMP)
