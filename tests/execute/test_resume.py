@@ -28,7 +28,7 @@ steps:
 def test_resume_reuses_succeeded_steps_and_reruns_the_rest(
     make_project: MakeProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = make_project(spec_for(tmp_path), notebooks=("ok", "flaky"))
+    path = make_project(spec_for(tmp_path), notebooks=("ok", "flaky"), store=True)
     assert main(["run", str(path), "--run-id", "nightly-1", "--json", "--quiet"]) == 1
     first = json.loads(capsys.readouterr().out)
     assert [s["status"] for s in first["steps"]] == ["succeeded", "failed", "skipped"]

@@ -54,7 +54,7 @@ def summary_of(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
 def test_percent_script_step_runs_caches_and_takes_parameters(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = make_project(SPEC, notebooks=())
+    spec = make_project(SPEC, notebooks=(), store=True)
     nbs = spec.parents[1] / "notebooks"
     (nbs / "a.py").write_text(PERCENT)
     # b.ipynb was never committed (pairing setups often ignore it): its .py twin is the code.
@@ -102,6 +102,7 @@ def test_percent_script_without_parameters_cell_follows_the_ipynb_rules(
     spec = make_project(
         "name: bare\nsteps:\n  - {name: a, notebook: ../notebooks/a.py, parameters: {x: 2}}\n",
         notebooks=(),
+        store=True,
     )
     (spec.parents[1] / "notebooks" / "a.py").write_text(
         PERCENT.replace('# %% tags=["parameters"]', "# %%")

@@ -26,7 +26,7 @@ gates:
 def run(
     make_project: MakeProject, check: str, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, dict, Path]:
-    spec = make_project(SPEC.replace("{check}", check))
+    spec = make_project(SPEC.replace("{check}", check), store=True)
     code = main(["run", str(spec), "--json", "--quiet"])
     return code, json.loads(capsys.readouterr().out), spec
 

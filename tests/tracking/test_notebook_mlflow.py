@@ -40,7 +40,7 @@ def test_notebook_mlflow_calls_land_in_the_step_run(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     passing = SPEC.replace("FAIL", "false").replace("CHECK", "training_accuracy_score >= 0.9")
-    spec = make_project(passing, notebooks=("mlflow_autolog",))
+    spec = make_project(passing, notebooks=("mlflow_autolog",), store=True)
     code, report = _run(spec, capsys)
     assert code == 0, report
     step = report["steps"][0]

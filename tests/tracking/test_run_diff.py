@@ -51,7 +51,7 @@ gates:
 def test_diff_of_two_runs_and_the_candidates_report(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = make_project(SPEC, notebooks=())
+    spec = make_project(SPEC, notebooks=(), store=True)
     (spec.parents[1] / "notebooks" / "train.py").write_text(TRAIN)
     monkeypatch.chdir(spec.parents[1])
 
