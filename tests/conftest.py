@@ -29,15 +29,17 @@ for _var in ("MLFLOW_TRACKING_URI", "TOOLKIT_RUNS_DIR", "TOOLKIT_EXPECTATIONS_DI
 
 MakeProject = Callable[..., Path]
 
-# The files that take longest, longest first (--durations of a full run). `make test` runs
-# --dist loadfile --no-loadscope-reorder: workers get whole files in collection order, so these
-# start at once instead of one of them starting last and the suite waiting on it alone. Only an
-# order: a renamed or missing file just runs in its usual place.
+# The files that take longest (--durations of a full run). `make test` runs --dist loadfile
+# --no-loadscope-reorder: workers get whole files in collection order, so these start at once
+# instead of one of them starting last and the suite waiting on it alone. xdist gives a worker
+# its next file as soon as 2 of its tests are left, so each one-test Airflow file comes before a
+# many-test file: the first three go to three workers. Only an order: a renamed or missing file
+# just runs in its usual place.
 SLOW_FILES = (
     "tests/e2e/test_example_pipeline.py",
-    "tests/faults/test_crash_recovery.py",
     "tests/execute/test_airflow_retries.py",
     "tests/execute/test_airflow.py",
+    "tests/faults/test_crash_recovery.py",
     "tests/release/test_registry_auth.py",
     "tests/faults/test_release_records.py",
     "tests/cli/test_fast_start.py",
