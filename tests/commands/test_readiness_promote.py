@@ -160,6 +160,15 @@ def test_every_promotion_logs_a_new_card_and_keeps_the_old(project, cli) -> None
     assert "| user-b (recorded by" in card and "| approved |" in card
     assert "shadow evidence: none recorded" in card
     assert "Reproduce verdict:** identical" in card
+    # A rollback refreshes the cards of both versions it moved between.
+    code, out, err = cli("rollback", MODEL, "--reason", "recall dropped", "--json")
+    assert code == 0, err
+    back = json.loads(out)["to_version"]
+    for moved in (version, back):
+        tag = client.get_model_version(MODEL, moved).tags["toolkit.card"]
+        assert tag.endswith("-rolled-back.html"), (moved, tag)
+    code, out, _ = cli("card", MODEL, version)
+    assert code == 0 and "| rolled_back | " in out and "recall dropped" in out
 
 
 def test_a_version_from_before_cards_says_what_is_missing(project, cli) -> None:

@@ -100,7 +100,9 @@ def _log_guarded(
         inputs,
         scored[["prediction", "probability"]],
         exclude=ids,
-        meta={"run_id": plan.run_dir.name, "rows": len(inputs)},
+        # The rates the guard had on its own training data: what the model card expects.
+        meta={"run_id": plan.run_dir.name, "rows": len(inputs)}
+        | {f"{p}_rate": float((scored["path"] == p).mean()) for p in ("fallback", "rejected")},
     )
     path = profile.save(plan.run_dir / "reference_profile.json")
     tracking.tracker.log_artifact(parent, path, "reference")
