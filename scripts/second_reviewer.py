@@ -81,6 +81,10 @@ def main(argv: list[str]) -> int:
                 print((folder / "server.log").read_text(errors="replace")[-2000:])
                 return 1
             time.sleep(0.25)
+        import warnings
+
+        # The server app's imports warn about Starlette internals: noise, not the demo's concern.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         from mlflow.server import get_app_client
 
         os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = admin

@@ -194,8 +194,8 @@ def _production(info: Any, history: list[Any], monitors: list[Any]) -> Section:
     for run in monitors:
         m = run.metrics
         rows.append((str(run.start_time or "?"), run.tags.get("toolkit.monitor.status", "?"),
-                     str(run.run_name or ""), _fmt(m.get("fallback_rate")),
-                     _fmt(m.get("rejected_rate"))))  # fmt: skip
+                     str(run.run_name or ""), _fmt(m.get("rate.fallback")),
+                     _fmt(m.get("rate.rejected"))))  # fmt: skip
     if rows:
         s.tables.append(Table("Monitored batches (drift)", ("when", "status", "batch",
                                                             "fallback rate", "rejected rate"),
@@ -223,8 +223,10 @@ def _lineage(info: Any, run: Any, environment: dict[str, Any] | None) -> Section
     s.fact("Model URI", info.model_uri)
     verdict = run.tags.get(VERDICT_TAG) if run else None
     if verdict:
-        by = run.tags.get("toolkit.reproduced_by.run", "?")
-        s.fact("Reproduce verdict", f"{verdict} (reproduction run {by})")
+        of = run.tags.get("toolkit.reproduces.run")
+        how = (f"this run reproduces run {of}" if of  # a reproduction registers its own version
+               else f"reproduction run {run.tags.get('toolkit.reproduced_by.run', '?')}")  # fmt: skip
+        s.fact("Reproduce verdict", f"{verdict} ({how})")
     else:
         s.missing.append("a reproduce verdict (toolkit reproduce RUN_ID has not been run)")
     return s

@@ -68,7 +68,7 @@ def to_markdown(card: ModelCard) -> str:
         lines += ["", f"## {section.title}", ""]
         lines += [f"- **{label}:** {value}" for label, value in section.facts]
         for table in section.tables:
-            lines += ["", f"*{table.caption}*", ""]
+            lines += ([""] if lines[-1] else []) + [f"*{table.caption}*", ""]
             lines.append("| " + " | ".join(table.headers) + " |")
             lines.append("|" + "---|" * len(table.headers))
             lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
