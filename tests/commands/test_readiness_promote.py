@@ -137,10 +137,15 @@ def test_force_is_recorded_with_the_readiness_it_overrode(project, cli) -> None:
 
 def test_every_promotion_logs_a_new_card_and_keeps_the_old(project, cli) -> None:
     root, uri, _ = project
-    version = register(root, uri)
-    code, _, err = cli("review", "approve", MODEL, version, "--reviewer", "user-b", "--note", "ok")
-    assert code == 0, err
-    assert cli("promote", MODEL, version)[0] == 0
+    for version in (
+        register(root, uri),
+        register(root, uri),
+    ):  # the first: a champion to roll back to
+        code, _, err = cli(
+            "review", "approve", MODEL, version, "--reviewer", "user-b", "--note", "ok"
+        )
+        assert code == 0, err
+        assert cli("promote", MODEL, version)[0] == 0
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     mv = client.get_model_version(MODEL, version)
     latest = mv.tags["toolkit.card"]
