@@ -1,8 +1,8 @@
 """Run every benchmark in one invocation and write ``benchmarks/RESULTS.md``.
 
-Each area (``AREAS``: contracts, tracking, monitor, guard, audit, pipeline, and the cost curves
-scale, store, check, decisions, fingerprint) runs in a fresh child process of its own, one after
-the other: its one-off import costs are then real, a large frame from one area
+Each area (``AREAS``: contracts, tracking, monitor, guard, audit, pipeline, the cost curves
+scale, store, check, decisions, shadow and fingerprint) runs in a fresh child process of its
+own, one after the other: its one-off import costs are then real, a large frame from one area
 never weighs on the next, and an area that raises, or even crashes, is reported as such while
 the others still run. ``bench_guard`` is optional: when it is missing or cannot be imported the
 area is skipped with a note.
@@ -380,6 +380,15 @@ AREAS: dict[str, Area] = {
             {"records": 2_000, "files": 2, "lookups": 5, "repeat": 1},
             lambda d: importlib.import_module("bench_decisions").rows(d),
             lambda d, a: importlib.import_module("bench_decisions").where(d, a),
+        ),
+        Area(
+            "shadow",
+            "Shadow scoring: a batch with a shadow version beside the champion vs without",
+            "bench_shadow",
+            {"rows": 20_000, "repeat": 5},
+            {"rows": 500, "repeat": 1},
+            lambda d: importlib.import_module("bench_shadow").rows(d),
+            lambda d, a: importlib.import_module("bench_shadow").where(d, a),
         ),
         Area(
             "fingerprint",

@@ -14,13 +14,15 @@ REPO = Path(__file__).resolve().parents[2]
 MESSY_BATCH = REPO / "pipelines" / "batches" / "messy.csv"
 
 
-def example_guard(model_name: str = "breast_cancer_clf") -> GuardedModel:
-    """The guard ``pipelines/train.yaml`` releases: min confidence 0.7, the example's rules."""
+def example_guard(model_name: str = "breast_cancer_clf", *, sample: int = 0) -> GuardedModel:
+    """The guard ``pipelines/train.yaml`` releases: min confidence 0.7, the example's rules.
+    ``sample``: fit on that many random records only (a plausible, worse candidate)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     raw = breast_cancer_raw()
+    raw = raw.sample(sample, random_state=3) if sample else raw
     measures = [c for c in raw.columns if c not in ("patient_id", "diagnosis")]
     estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
         add_example_features(raw[measures].copy()), (raw["diagnosis"] == "malignant").astype(int)

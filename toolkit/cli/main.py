@@ -23,6 +23,7 @@ from toolkit.cli import (
     decisions_cmds,
     diff_cmds,
     export_cmds,
+    feedback_cmds,
     init_cmds,
     monitor_cmds,
     new_cmds,
@@ -32,6 +33,7 @@ from toolkit.cli import (
     report_cmds,
     runs_cmds,
     schema_cmds,
+    shadow_cmds,
 )
 from toolkit.core import interrupts
 from toolkit.core.errors import ExitCode, ToolkitError
@@ -163,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     card_cmds.register(sub)
     monitor_cmds.register(sub)
     decisions_cmds.register(sub)
+    shadow_cmds.register(sub)
+    feedback_cmds.register(sub)
     export_cmds.register(sub)
     init_cmds.register(sub)
     new_cmds.register(sub)

@@ -133,7 +133,9 @@ class Registry(Registration):
                         approved = (r.reviewer for r in info.reviews if r.decision == "approved")
                         approvals, problems = tuple(approved), (no_policy or "",)
                     else:
-                        approvals, problems, _ = policy_problems(info.tags, effective, named)
+                        approvals, problems, _ = policy_problems(
+                            info.tags, effective, named, first_release=champion is None
+                        )
                     problems = ((blocker,) if blocker else ()) + tuple(problems)
                     links = {"model_uri": info.model_uri, "source": info.source}
                     links |= {k: v for k, v in info.tags.items() if k.endswith("run_id")}
@@ -201,7 +203,9 @@ class Registry(Registration):
             if decision == "rejected" and aliases.get(CANDIDATE) == version:
                 self._drop_alias(model_name, CANDIDATE)
             tags = self._client.get_model_version(model_name, version).tags or {}
-        approvals, problems, required = policy_problems(tags, effective, named)
+        approvals, problems, required = policy_problems(
+            tags, effective, named, first_release=aliases.get(CHAMPION) is None
+        )
         problems = ((blocker,) if blocker else ()) + problems
         return ReviewRecord(
             model_name, version, record, approvals, required, not problems, problems
@@ -251,7 +255,9 @@ class Registry(Registration):
                     hint="toolkit check --readiness prints the YAML or command that adds each; "
                     "or --force --reason TEXT (recorded in the release history)",
                 )
-            _, problems, _ = policy_problems(mv.tags or {}, effective, named)
+            _, problems, _ = policy_problems(
+                mv.tags or {}, effective, named, first_release=current is None
+            )
             overridden = list(problems) + [f"readiness: {gap}" for gap in readiness_gaps]
             if problems and not force:
                 raise RegistryError(

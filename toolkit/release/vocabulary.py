@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlparse
 
 from toolkit.core.errors import RegistryError
-from toolkit.gates.evaluation import GateReport
+from toolkit.gates.evaluation import GateReport, evaluate_gates
 
 if TYPE_CHECKING:
     from toolkit.specs.models import ReleaseSpec
@@ -34,6 +34,8 @@ TAG_POLICY_SPEC_SHA = "toolkit.policy.spec_sha256"
 # registered it for someone else, and a version that must never be approved or promoted.
 TAG_IDENTITY, TAG_REGISTERED_BY = "toolkit.identity", "toolkit.registered_by"
 TAG_UNUSABLE = "toolkit.unusable"
+# What shadow scoring gathered on a version (JSON metrics), read by a policy's `shadow:` checks.
+TAG_SHADOW_EVIDENCE = "toolkit.shadow.evidence"
 MOVES = frozenset({"promoted", "rolled_back"})  # the actions that move the champion alias
 Decision = Literal["approved", "rejected"]
 ENTRY_KEY = re.compile(r"^toolkit\.release\.(\d+)-[0-9a-f]+$")
@@ -231,9 +233,11 @@ def trainers(tags: Mapping[str, str]) -> frozenset[str]:
 
 
 def policy_problems(
-    tags: Mapping[str, str], policy: ReleaseSpec, also_trained_by: frozenset[str] = frozenset()
-) -> tuple[tuple[str, ...], tuple[str, ...], int]:
-    """``(approvals that count, reasons promotion is refused, approvals required)``."""
+    tags: Mapping[str, str], policy: ReleaseSpec, also_trained_by: frozenset[str] = frozenset(),
+    *, first_release: bool = False,
+) -> tuple[tuple[str, ...], tuple[str, ...], int]:  # fmt: skip
+    """``(approvals that count, reasons promotion is refused, approvals required)``; a first
+    release (no champion to shadow) is exempt from the policy's shadow checks."""
     made_by = trainers(tags) | also_trained_by
     reviews = parse_reviews(tags)
     approvals = tuple(
@@ -249,11 +253,22 @@ def policy_problems(
     for r in reviews:
         if r.decision == "rejected":
             problems.append(f"it was rejected by {r.reviewer}" + (f" ({r.note})" if r.note else ""))
+    problems += [] if first_release or not policy.shadow else shadow_problems(tags, policy)
     required = _required(policy)
     if len(approvals) < required:
         who = f" from {', '.join(policy.approvers)}" if policy.approvers else ""
         problems.append(f"it has {len(approvals)} of {required} required approval(s){who}")
     return approvals, tuple(problems), required
+
+
+def shadow_problems(tags: Mapping[str, str], policy: ReleaseSpec) -> list[str]:
+    """The policy's ``shadow:`` checks that the version's shadow evidence does not meet."""
+    metrics = {"shadow.batches": 0.0}  # never shadowed: zero batches, not an error
+    with contextlib.suppress(ValueError, AttributeError):  # unreadable: no evidence
+        found = json.loads(tags.get(TAG_SHADOW_EVIDENCE) or "{}")
+        metrics |= {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
+    report = evaluate_gates(policy.shadow, metrics, None, None, step="shadow scoring")
+    return [f"shadow evidence: {g.expression} ({g.note or g.value})" for g in report.failed]
 
 
 def review_refusal(
@@ -290,6 +305,7 @@ def at_least_as_strict(new: ReleaseSpec, old: ReleaseSpec) -> bool:
         and (
             not old.approvers or (bool(new.approvers) and set(new.approvers) <= set(old.approvers))
         )
+        and set(new.shadow) >= set(old.shadow)
     )
 
 
@@ -312,6 +328,7 @@ def tighten(base: ReleaseSpec, extra: ReleaseSpec) -> ReleaseSpec:
             "min_approvals": required if required else base.min_approvals,
             "approvers": approvers,
             "forbid_self_approval": base.forbid_self_approval or extra.forbid_self_approval,
+            "shadow": list(dict.fromkeys([*base.shadow, *extra.shadow])),
         }
     )
 

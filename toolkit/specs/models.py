@@ -77,6 +77,12 @@ class ReleaseSpec(SpecModel):
         "approve it",
         examples=[True],
     )
+    shadow: list[str] = Field(
+        default_factory=list,
+        description="checks on the evidence of shadow scoring a candidate must meet before "
+        "promotion (shadow.batches, shadow.agreement, shadow.rows, shadow.psi, shadow.errors)",
+        examples=[["shadow.batches >= 3", "shadow.agreement >= 0.9"]],
+    )
 
 
 class Pipeline(SpecModel):
@@ -127,6 +133,12 @@ class Pipeline(SpecModel):
         default=None,
         description="drift and rate thresholds (see toolkit.monitor)",
         examples=[{"fallback_rate_alert": 0.2}],
+    )
+    feedback: dict[str, float] | None = Field(
+        default=None,
+        description="lowest acceptable live metric per name, once true outcomes arrive "
+        "(toolkit feedback alerts below it)",
+        examples=[{"roc_auc": 0.9, "recall": 0.85}],
     )
     alerts: dict[str, Any] | None = Field(
         default=None,

@@ -1,0 +1,85 @@
+"""Build and log a release bundle (:mod:`toolkit.shadow.bundle`) for ``mlflow models serve``:
+the champion and the version shadowing it, from the registry, as one pyfunc model."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from toolkit.core.errors import RegistryError
+from toolkit.release import mlflow_registry
+from toolkit.release.guarded import default_pip_requirements, load_guarded_model
+from toolkit.release.vocabulary import CHAMPION
+from toolkit.shadow.bundle import ReleaseBundle
+from toolkit.shadow.state import ShadowRegistry
+
+NUMERIC = frozenset({"probability", "confidence", "latency_ms"})
+
+
+def build_bundle(tracking_uri: str, model: str, decision_log: Path) -> ReleaseBundle:
+    """The champion of ``model`` and its current shadow, as one bundle.
+
+    Raises:
+        RegistryError: ``model`` has no champion or no shadow.
+    """
+    registry = ShadowRegistry(tracking_uri)
+    state = registry.shadow(model)
+    if state is None:
+        raise RegistryError(
+            f"{model!r} has no shadow to bundle",
+            hint=f"set one first: toolkit shadow start {model} candidate",
+        )
+    champion = registry.resolve(model, CHAMPION)
+    guards = [
+        load_guarded_model(f"models:/{model}/{v}", tracking_uri=tracking_uri)
+        for v in (champion, state.version)
+    ]
+    versions = {"champion_version": champion, "shadow_version": state.version}
+    return ReleaseBundle(*guards, decision_log=str(decision_log.resolve()), versions=versions)
+
+
+def log_bundle(
+    bundle: ReleaseBundle, *, tracking_uri: str, code_modules: Sequence[ModuleType] = ()
+) -> str:
+    """Log ``bundle`` as a pyfunc model; its ``models:/<model_id>`` URI. ``code_modules``:
+    project modules the guards' preprocess or fallback functions live in, pickled by value."""
+    from toolkit.guard.decisions import OUTPUT_COLUMNS
+
+    client = mlflow_registry.connect(tracking_uri)
+    tags = {"toolkit.bundle.model": bundle.model_name,
+            **{f"toolkit.bundle.{k}": v for k, v in bundle.versions.items()}}  # fmt: skip
+    with _by_value(code_modules):
+        logged = mlflow_registry.log_pyfunc(
+            client, bundle, run_id=None, name="release-bundle", tags=tags,
+            metadata={"toolkit_bundle": _jsonable(bundle.describe())},
+            outputs=OUTPUT_COLUMNS, numeric_outputs=NUMERIC,
+            input_example=bundle.input_example, pip_requirements=default_pip_requirements(),
+        )  # fmt: skip
+    return f"models:/{logged.model_id}"
+
+
+def _jsonable(data: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(data, default=str))
+
+
+@contextlib.contextmanager
+def _by_value(extra: Sequence[ModuleType]) -> Iterator[None]:
+    """Pickle ``toolkit.guard`` and the bundle's module by value: serving needs no toolkit."""
+    import cloudpickle
+
+    import toolkit.guard
+    import toolkit.shadow.bundle
+
+    modules = [toolkit.guard, toolkit.shadow.bundle, *extra]
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
