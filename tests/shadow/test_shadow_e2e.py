@@ -91,7 +91,9 @@ def test_promotion_waits_for_three_shadowed_batches(project: Path) -> None:
     assert refused.returncode == 2 and "shadow.batches >= 3" in refused.stderr, refused.stderr
     candidates = ok(project, "review", "list", MODEL)
     assert "shadow.batches >= 3" in candidates
-    score(project, "pipelines/batches/shifted.csv")
+    summary = score(project, "pipelines/batches/shifted.csv")
+    metrics = summary["steps"][0]["metrics"]  # the scoring run's report shows the shadow
+    assert 0 < metrics["shadow_agreement"] <= 1 and metrics["shadow_failed"] == 0
     report = json.loads(ok(project, "shadow", "report", MODEL, "--json"))
     assert report["batches"] == 3 and report["shadow_version"] == "2"
     assert 0 < report["agreement"] <= 1 and report["psi"] is not None

@@ -42,6 +42,19 @@ class ShadowBatch:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def metrics(self) -> dict[str, float]:
+        """The batch's shadow figures as step metrics (the scoring run's report shows them)."""
+        found = {"shadow_failed": float(self.error is not None)}
+        if self.error is None:
+            found |= {
+                "shadow_compared_rows": float(self.compared),
+                "shadow_rejected_only_rows": float(self.shadow_rejected_only),
+                "champion_rejected_only_rows": float(self.champion_rejected_only),
+            }
+            if self.compared:
+                found["shadow_agreement"] = self.agreed / self.compared
+        return found
+
 
 def log_path(runs_dir: Path, model: str) -> Path:
     return Path(runs_dir) / "shadow" / f"{model}.jsonl"
