@@ -47,9 +47,13 @@ def test_a_killed_helper_hands_the_work_back(tmp_path: Path) -> None:
     assert helper.process is not None and helper.process.returncode == -signal.SIGKILL
 
 
-def test_no_helper_without_work_or_when_turned_off(
+def test_the_helper_is_off_unless_turned_on_and_needs_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert start_helper(tmp_path, contracts=False, notebooks=False) is None
-    monkeypatch.setenv("TOOLKIT_NO_HELPER", "1")
+    monkeypatch.delenv("TOOLKIT_HELPER", raising=False)
     assert start_helper(tmp_path, contracts=True, notebooks=True) is None
+    monkeypatch.setenv("TOOLKIT_HELPER", "1")
+    assert start_helper(tmp_path, contracts=False, notebooks=False) is None
+    helper = start_helper(tmp_path, contracts=False, notebooks=True)
+    assert helper is not None and helper.pid is not None
+    helper.close()

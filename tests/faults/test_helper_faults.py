@@ -96,7 +96,7 @@ def _verdicts(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def without_helper(project: Path) -> dict[str, Any]:
-    return _run(project, {"TOOLKIT_NO_HELPER": "1"})
+    return _run(project, {})  # the helper is off unless TOOLKIT_HELPER=1
 
 
 @pytest.mark.slow
@@ -107,7 +107,7 @@ def test_a_helper_killed_at_any_point_changes_nothing(
     """The helper is SIGKILLed at this point (or not at all): the run succeeds, its contract
     results equal those of a run without a helper, every step run has its notebook's HTML, one
     usable version is registered, no MLflow run is left RUNNING."""
-    summary = _run(project, {FAULT_ENV: point})
+    summary = _run(project, {"TOOLKIT_HELPER": "1", FAULT_ENV: point})
     assert summary["status"] == "succeeded" and summary["exit_code"] == 0
     assert _verdicts(summary) == _verdicts(without_helper)
     assert [c["direction"] for s in summary["steps"] for c in s["contracts"]] == [
@@ -132,7 +132,9 @@ def _helpers_of(proc: subprocess.Popen) -> list[int]:
 def test_the_helper_dies_with_an_orchestrator_killed_by_kill_9(project: Path) -> None:
     """kill -9 of the orchestrator while its helper works: the helper exits on its own within
     seconds (it watches its parent), it never lingers behind a dead run."""
-    proc = start_toolkit(["run", "pipelines/helper.yaml", "--force"], project)
+    proc = start_toolkit(
+        ["run", "pipelines/helper.yaml", "--force"], project, {"TOOLKIT_HELPER": "1"}
+    )
     try:
         helpers = wait_for(lambda: _helpers_of(proc), timeout=120, what="the helper")
         os.kill(proc.pid, signal.SIGKILL)
