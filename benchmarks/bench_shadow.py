@@ -7,9 +7,9 @@ submitted to its worker thread, the champion's decision records are written and 
 the shadow is finished (joined, its records written beside, the batch logged). Alternating in
 the same process, the same round without a shadow: the baseline.
 
-Figures: the caller's batch time (until the champion's output is in hand: what a caller of the
-scoring waits for), with vs without a shadow, target <= 1.2x; and the whole step (records of
-both versions written), reported beside it: the shadow's own work is still done, on the thread.
+Figures: the batch's scoring time (the champion's records written and indexed, the shadow's
+scored and written beside, joined), with vs without a shadow, target <= 1.2x; beside it, the
+time until the caller holds the champion's output.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import DASH, Row, fmt_s, fmt_x, progress
+from _common import Row, fmt_s, fmt_x, progress
 
 TARGET = 1.2
 
@@ -108,33 +108,29 @@ def run(rows: int = 20_000, repeat: int = 5) -> dict[str, Any]:
     return {
         "rows": rows, "repeat": repeat, "target_ratio": TARGET,
         **{f"{k}_s": v for k, v in med.items()},
-        "ratio": med["caller_shadow"] / med["caller"],
-        "step_ratio": med["step_shadow"] / med["step"],
+        "ratio": med["step_shadow"] / med["step"],
+        "caller_ratio": med["caller_shadow"] / med["caller"],
     }  # fmt: skip
 
 
 def rows(d: dict[str, Any]) -> list[Row]:
     return [
         Row(
-            f"caller's batch time with a shadow, {d['rows']:,} rows (median of {d['repeat']})",
-            fmt_s(d["caller_shadow_s"]),
-            f"no shadow: {fmt_s(d['caller_s'])}",
+            f"batch scoring with a shadow, {d['rows']:,} rows (median of {d['repeat']}): the "
+            "champion's records written and indexed, the shadow's scored and written beside",
+            fmt_s(d["step_shadow_s"]),
+            f"no shadow: {fmt_s(d['step_s'])}",
             fmt_x(d["ratio"]),
             f"≤ {d['target_ratio']:g}x",
             d["ratio"] <= d["target_ratio"],
         ),
         Row(
-            "whole scoring step, both versions' records written (the champion's indexed)",
-            fmt_s(d["step_shadow_s"]),
-            f"no shadow: {fmt_s(d['step_s'])}",
-            fmt_x(d["step_ratio"]),
+            "until the caller holds the champion's output (the shadow's thread just started)",
+            fmt_s(d["caller_shadow_s"]),
+            f"no shadow: {fmt_s(d['caller_s'])}",
+            fmt_x(d["caller_ratio"]),
         ),
-        Row(
-            "the shadow's predict alone (what the thread does first)",
-            fmt_s(d["shadow_alone_s"]),
-            DASH,
-            DASH,
-        ),
+        Row("the shadow's predict alone (what the thread does first)", fmt_s(d["shadow_alone_s"])),
     ]
 
 
@@ -142,9 +138,9 @@ def where(d: dict[str, Any], _all: Any) -> list[str]:
     if d["ratio"] <= d["target_ratio"]:
         return []
     return [
-        f"The caller waited {fmt_s(d['caller_shadow_s'])} with a shadow against "
-        f"{fmt_s(d['caller_s'])} without: the shadow's thread ({fmt_s(d['shadow_alone_s'])} of "
-        "work) shared the interpreter with the champion's scoring."
+        f"Scoring took {fmt_s(d['step_shadow_s'])} with a shadow against {fmt_s(d['step_s'])} "
+        f"without: the shadow's thread ({fmt_s(d['shadow_alone_s'])} of predict, then its "
+        "records) shares the interpreter with the champion's record writing."
     ]
 
 

@@ -16,7 +16,7 @@ def test_the_shadow_benchmark_runs_and_renders() -> None:
     finally:
         sys.path.remove(str(BENCH))
     d = bench_shadow.run(rows=200, repeat=1)
-    assert d["rows"] == 200 and d["ratio"] == d["caller_shadow_s"] / d["caller_s"]
+    assert d["rows"] == 200 and d["ratio"] == d["step_shadow_s"] / d["step_s"]
     rows = bench_shadow.rows(d)
     assert rows[0].target == "≤ 1.2x" and rows[0].met is (d["ratio"] <= 1.2)
     assert isinstance(bench_shadow.where(d, {}), list)
