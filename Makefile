@@ -12,7 +12,7 @@ STAMP := $(VENV)/.toolkit-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install lock demo test lint bench clean lab browser-deps wheel reliability-doc airflow-env
+.PHONY: help install lock bytecode demo test lint bench clean lab browser-deps wheel reliability-doc airflow-env
 
 help:
 	@echo "make demo   - set up .venv and run the example pipeline end to end"
@@ -54,14 +54,20 @@ wheel: | $(UV)
 
 # The example is held to `readiness: production`: its candidate is reproduced before promotion,
 # and self-approval is forbidden, so the review is made by a second account, `reviewer`,
-# authenticated by an MLflow server (scripts/second_reviewer.py) in front of the same store.
-demo: $(STAMP)
+# authenticated by an MLflow server (toolkit/demo/second_reviewer.py) in front of the same store.
+# The toolkit's own bytecode, written now: where PYTHONDONTWRITEBYTECODE is set, every toolkit
+# process (CLI, step, kernel, test subprocess) would compile it from source, ~0.2 s of CPU each.
+# Cheap to redo (a second), and Python ignores a .pyc older than its source.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q -j 0 toolkit >/dev/null
+
+demo: $(STAMP) bytecode
 	$(BIN)/toolkit check
 	$(BIN)/toolkit run pipelines/train.yaml
 	$(BIN)/toolkit reproduce --allow-dirty \
 	  "$$($(BIN)/toolkit runs list train -n 1 --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)[0]["toolkit_run_id"])')" \
 	  || [ $$? -eq 7 ]
-	$(BIN)/python scripts/second_reviewer.py reviewer breast_cancer_clf -- \
+	$(BIN)/python -m toolkit.demo.second_reviewer reviewer breast_cancer_clf -- \
 	  $(BIN)/toolkit review approve breast_cancer_clf candidate --note "make demo"
 	$(BIN)/toolkit promote breast_cancer_clf candidate
 	$(BIN)/toolkit releases breast_cancer_clf
@@ -87,7 +93,7 @@ lint: $(STAMP)
 # where tests/conftest.py puts the slowest first (xdist's default order is by test count).
 # --durations lists the slowest tests, to keep the suite in budget.
 PYTEST_WORKERS ?= 3
-test: lint browser-deps airflow-env
+test: lint browser-deps airflow-env bytecode
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 # Apache Airflow for the tests that run the exported DAG (tests/execute/test_airflow*.py): a

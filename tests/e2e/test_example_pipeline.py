@@ -111,7 +111,7 @@ def test_2_review_promote_and_load_the_champion(
     assert mine.returncode == 2 and "self-approval is forbidden" in mine.stderr
     # The second person `make demo` uses: an account on an MLflow server with authentication.
     approve = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "second_reviewer.py"), "reviewer",
+        [sys.executable, "-m", "toolkit.demo.second_reviewer", "reviewer",
          "breast_cancer_clf", "--", sys.executable, "-m", "toolkit", "review", "approve",
          "breast_cancer_clf", "candidate", "--note", "checked the notebooks"],
         cwd=project, capture_output=True, text=True, timeout=600,

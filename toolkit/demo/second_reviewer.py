@@ -7,12 +7,17 @@ the project's own tracking store with MLflow's basic-auth app on loopback, creat
 USER (a fresh random password, in a throwaway auth database under .cache/), grants it EDIT on
 MODEL only, runs the command with that account's credentials, and stops the server.
 
-    python scripts/second_reviewer.py USER MODEL -- toolkit review approve MODEL candidate
+    python -m toolkit.demo.second_reviewer USER MODEL -- toolkit review approve MODEL candidate
+
+The accounts are made through the auth app's REST API (what ``mlflow.server.get_app_client``
+calls), so this process never imports MLflow; the server runs as ``python -m mlflow``.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -23,6 +28,10 @@ import time
 import urllib.request
 
 from toolkit.core.settings import load_settings
+
+# The basic-auth app's routes (mlflow/server/auth/routes.py in MLflow 3.x).
+CREATE_USER = "/api/2.0/mlflow/users/create"
+GRANT_PERMISSION = "/api/3.0/mlflow/users/permissions/grant"
 
 
 def _free_port() -> int:
@@ -37,6 +46,19 @@ def _healthy(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def _post(url: str, route: str, body: dict[str, str], login: tuple[str, str]) -> None:
+    """POST ``body`` as JSON with basic auth; an HTTP error raises (and the demo stops)."""
+    token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+    request = urllib.request.Request(
+        url + route,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
 
 
 def main(argv: list[str]) -> int:
@@ -85,13 +107,10 @@ def main(argv: list[str]) -> int:
 
         # The server app's imports warn about Starlette internals: noise, not the demo's concern.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        from mlflow.server import get_app_client
-
-        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = admin
-        auth = get_app_client("basic-auth", tracking_uri=url)
         password = f"pw-{user}-{os.urandom(8).hex()}"
-        auth.create_user(user, password)
-        auth.grant_user_permission(user, "registered_model", model, "EDIT")
+        _post(url, CREATE_USER, {"username": user, "password": password}, admin)
+        grant = {"username": user, "resource_type": "registered_model", "resource_id": model}
+        _post(url, GRANT_PERMISSION, {**grant, "permission": "EDIT"}, admin)
         print(f"as {user} (authenticated by the MLflow server at {url}): {' '.join(command)}")
         reviewer_env = {**os.environ, "MLFLOW_TRACKING_URI": url,
                         "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}  # fmt: skip

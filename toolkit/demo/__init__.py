@@ -1,0 +1,1 @@
+"""What ``make demo`` needs beyond the toolkit's commands: a second person to review."""
