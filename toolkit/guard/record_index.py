@@ -104,19 +104,31 @@ def write_decisions(
     (two levels above ``TOOLKIT_RUN_DIR``); run by hand outside a pipeline, the file is
     written and not indexed. ``id_column`` names the column identifying a record.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     path = Path(path).resolve()
     if runs_dir is None and os.environ.get("TOOLKIT_RUN_DIR"):
         runs_dir = Path(os.environ["TOOLKIT_RUN_DIR"]).parent.parent
     run = run or RunRef.from_env()
     meta = {"id_column": id_column, "scored_at": _now(), **run.__dict__}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_records(path, records, meta)
+    if runs_dir is None:
+        return None
+    db = index_path(Path(runs_dir))
+    with closing(connect(db)) as conn:
+        index_frame(conn, path, records, meta)
+    return db
+
+
+def write_records(path: Path, records: pd.DataFrame, meta: Mapping[str, Any]) -> None:
+    """``records`` to Parquet at ``path``, atomically, with ``meta`` (run, model, id column)
+    in the schema's metadata, where :func:`rebuild` reads it back."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pandas(records, preserve_index=False)
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()}
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
@@ -124,12 +136,6 @@ def write_decisions(
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    if runs_dir is None:
-        return None
-    db = index_path(Path(runs_dir))
-    with closing(connect(db)) as conn:
-        index_frame(conn, path, records, meta)
-    return db
 
 
 def index_frame(

@@ -90,7 +90,7 @@ def log_guarded_model(
     }
     # MLflow writes the metadata as YAML: JSON round-trip for plain lists and dicts.
     metadata = {"toolkit_guard": json.loads(json.dumps(guarded.describe(), default=str))}
-    with _by_value(code_modules), _quiet("mlflow.pyfunc"):
+    with pickled_by_value(code_modules), _quiet("mlflow.pyfunc"):
         logged = mlflow_registry.log_pyfunc(
             client,
             guarded,
@@ -152,8 +152,9 @@ def load_guarded_model(model_uri: str, *, tracking_uri: str) -> GuardedModel:
 
 
 @contextlib.contextmanager
-def _by_value(extra: Sequence[ModuleType]) -> Iterator[None]:
-    """Pickle ``toolkit.guard`` (and ``extra``) by value for the duration of the block."""
+def pickled_by_value(extra: Sequence[ModuleType]) -> Iterator[None]:
+    """Pickle ``toolkit.guard`` (and ``extra``) by value for the duration of the block, so a
+    served model needs no toolkit installed."""
     import cloudpickle
 
     import toolkit.guard

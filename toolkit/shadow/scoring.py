@@ -20,9 +20,7 @@ Use (the score notebook)::
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -177,27 +175,15 @@ class Shadow:
         written: indexing costs as much as scoring (~10,000 records/s), and the index answers
         for what was served. Feedback and the report find them through the batch log."""
         import pandas as pd
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         from toolkit.guard.batch import storable
-        from toolkit.guard.record_index import META_KEY, RunRef
+        from toolkit.guard.record_index import RunRef, write_records
 
         assert self._raw is not None and self._out is not None
         records = pd.concat([storable(self._raw), self._out], axis=1)
         records[SHADOW_COLUMN] = True
         meta = {"id_column": id_column, "scored_at": now_iso(), **RunRef.from_env().__dict__}
-        table = pa.Table.from_pandas(records, preserve_index=False)
-        table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()}
-        )
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_records(path, records, meta)
 
 
 def default_runs_dir(decisions: Path) -> Path:

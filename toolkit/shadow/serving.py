@@ -3,8 +3,7 @@ the champion and the version shadowing it, from the registry, as one pyfunc mode
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,7 +50,11 @@ def log_bundle(
     client = mlflow_registry.connect(tracking_uri)
     tags = {"toolkit.bundle.model": bundle.model_name,
             **{f"toolkit.bundle.{k}": v for k, v in bundle.versions.items()}}  # fmt: skip
-    with _by_value(code_modules):
+    import toolkit.shadow.bundle
+    from toolkit.release.guarded import pickled_by_value
+
+    # The bundle's own module too: serving needs no toolkit.
+    with pickled_by_value([toolkit.shadow.bundle, *code_modules]):
         logged = mlflow_registry.log_pyfunc(
             client, bundle, run_id=None, name="release-bundle", tags=tags,
             metadata={"toolkit_bundle": _jsonable(bundle.describe())},
@@ -65,21 +68,3 @@ def _jsonable(data: Any) -> Any:
     import json
 
     return json.loads(json.dumps(data, default=str))
-
-
-@contextlib.contextmanager
-def _by_value(extra: Sequence[ModuleType]) -> Iterator[None]:
-    """Pickle ``toolkit.guard`` and the bundle's module by value: serving needs no toolkit."""
-    import cloudpickle
-
-    import toolkit.guard
-    import toolkit.shadow.bundle
-
-    modules = [toolkit.guard, toolkit.shadow.bundle, *extra]
-    for module in modules:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        yield
-    finally:
-        for module in modules:
-            cloudpickle.unregister_pickle_by_value(module)
