@@ -273,6 +273,8 @@ def entry() -> NoReturn:
         print("interrupted", file=sys.stderr)
         code = int(ExitCode.INTERRUPTED)
     interrupts.stop_raising()
+    if interrupts.received() and code != int(ExitCode.INTERRUPTED):
+        print("interrupted", file=sys.stderr)  # noted during clean-up: the exit code says so
     try:
         threading._shutdown()  # type: ignore[attr-defined]  # joins non-daemon threads
         atexit._run_exitfuncs()

@@ -58,3 +58,23 @@ def sigterm_interrupts() -> Iterator[None]:
     finally:
         if previous is not _handler:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def deferred(*, reraise: bool = True) -> Iterator[None]:
+    """Within the block a SIGTERM is only noted, never raised into it.
+
+    For the clean-up after a run's records are written (closing MLflow runs, stopping kernels):
+    an exception raised at an arbitrary point there can leave a library's lock held, and the
+    abort path that follows then waits on it forever. With ``reraise``, a SIGTERM that arrived
+    during the block raises :class:`KeyboardInterrupt` once the block is done.
+    """
+    global _raising
+    before, seen = _raising, _received.is_set()
+    _raising = False
+    try:
+        yield
+    finally:
+        _raising = before
+    if reraise and before and not seen and _received.is_set():
+        raise KeyboardInterrupt("SIGTERM")

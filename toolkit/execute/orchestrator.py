@@ -20,7 +20,7 @@ from typing import Any
 from toolkit.contracts import step_checks as contract_checks
 from toolkit.core.errors import UsageError
 from toolkit.core.fsutil import atomic_write_json
-from toolkit.core.interrupts import sigterm_interrupts
+from toolkit.core.interrupts import deferred, sigterm_interrupts
 from toolkit.core.runlock import pipeline_lock
 from toolkit.core.settings import Settings
 from toolkit.execute import finish, recovery, release_stage
@@ -219,12 +219,15 @@ class PipelineRun:
         finish.write_records(plan, settings, self.report)
         if self.release is not None:
             self.report = finish.register(plan, settings, self.report, self.release)
-        self.cache.context = finish.backend_context(settings, self.tracked)  # the store exists now
-        self.cache.remember(self.report)
-        if tracking:
-            tracking.finish(self.report)
-            # A new candidate: show the reviewer what changed against the champion.
-            record_champion_diff(settings, self.report)
+        # The outcome is on disk: a SIGTERM from here on is raised once the MLflow runs are
+        # closed, not inside MLflow's clean-up (see interrupts.deferred).
+        with deferred():
+            self.cache.context = finish.backend_context(settings, self.tracked)  # store exists
+            self.cache.remember(self.report)
+            if tracking:
+                tracking.finish(self.report)
+                # A new candidate: show the reviewer what changed against the champion.
+                record_champion_diff(settings, self.report)
         return self.report
 
     def abort(self, status: str, withdraw_why: str, reason: str) -> None:
@@ -236,14 +239,16 @@ class PipelineRun:
         finish.close_summary(self.plan, self.report, status, reason)
 
     def close(self) -> None:
-        if self.execution is not None:
-            # Unused warm kernels and background shutdowns end here; the release stage
-            # overlapped them.
-            self.execution.close_kernels()
-        if self.helper is not None:
-            self.helper.close()
-        if self.tracking:
-            self.tracking.abort("KILLED")  # a no-op when every run was closed properly
+        # Clean-up only: a SIGTERM now is noted (the CLI exits 130), not raised into it.
+        with deferred(reraise=False):
+            if self.execution is not None:
+                # Unused warm kernels and background shutdowns end here; the release stage
+                # overlapped them.
+                self.execution.close_kernels()
+            if self.helper is not None:
+                self.helper.close()
+            if self.tracking:
+                self.tracking.abort("KILLED")  # a no-op when every run was closed properly
 
 
 def _warm_up_engines(plan: Plan, tracked: bool, *, contracts: bool, helper: bool) -> None:
