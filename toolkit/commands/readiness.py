@@ -76,57 +76,36 @@ def readiness_of(path: Path, *, settings: Settings | None = None) -> ReadinessRe
     return evaluate(spec, gather_evidence(spec, settings), settings.secret_patterns)
 
 
-def recorded_spec(model: str, settings: Settings, recorded: str) -> Pipeline | None:
-    """The spec ``model``'s policy was recorded from, if it still loads and releases it."""
-    path = Path(recorded)
-    path = path if path.is_absolute() else settings.root / path
-    try:
-        spec = load_spec(path) if path.is_file() else None
-    except ToolkitError:
-        return None  # a broken spec is `toolkit check`'s to report
-    return (
-        spec if spec is not None and spec.model is not None and spec.model.name == model else None
-    )
-
-
 def spec_releasing(model: str, settings: Settings, recorded: str | None) -> Pipeline | None:
     """The spec that releases ``model``: the one its policy was recorded from, else the first
     under ``pipelines/`` whose ``model.name`` is ``model``."""
     from toolkit.commands.monitor import releasing_spec
 
-    return (recorded and recorded_spec(model, settings, recorded)) or releasing_spec(
-        settings.root, model
-    )
+    if recorded:
+        path = Path(recorded)
+        path = path if path.is_absolute() else settings.root / path
+        try:
+            spec = load_spec(path) if path.is_file() else None
+        except ToolkitError:
+            spec = None  # a broken spec is `toolkit check`'s to report; look further
+        if spec is not None and spec.model is not None and spec.model.name == model:
+            return spec
+    return releasing_spec(settings.root, model)
 
 
 def promotion_gaps(
     registry: Any, model: str, version: str, pipeline: str | None = None
 ) -> tuple[ReadinessReport | None, list[str]]:
     """``(report, required controls missing)`` for promoting ``model`` v``version``; no report
-    when no spec releasing ``model`` can be found: nothing is required of a model registered
-    outside a pipeline, while one whose recorded spec no longer loads is refused."""
+    when no spec releasing ``model`` can be found (nothing to score)."""
     settings = load_settings()
-    recorded = None
     if pipeline:
         spec: Pipeline | None = load_spec(Path(pipeline))
     else:
         record = registry.policy_record(model)
-        recorded = record.source if record else None
-        # The spec it was registered from, and only that one: another spec releasing the same
-        # model may ask less of it.
-        if recorded:
-            spec = recorded_spec(model, settings, recorded)
-        else:
-            spec = spec_releasing(model, settings, None)
+        spec = spec_releasing(model, settings, record.source if record else None)
     if spec is None or spec.model is None or spec.model.name != model:
-        if recorded:
-            # A pipeline registered it, and its readiness level lives in that spec: a spec that
-            # is gone or broken must not read as "nothing required" (fail closed).
-            return None, [
-                f"spec ({model} was registered from {recorded}, which no longer loads: fix it, "
-                "or pass --pipeline with the spec that releases it)"
-            ]
-        # Registered outside any pipeline: no spec, so no readiness level to hold it to.
+        # Nothing to score against: said aloud, since the readiness level lives in the spec.
         print(f"note: no loadable spec releases {model}: readiness not checked", file=sys.stderr)
         return None, []
     evidence = gather_evidence(spec, settings, registry=registry, version=version)
