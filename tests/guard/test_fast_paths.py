@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,10 @@ from sklearn.preprocessing import StandardScaler
 from support.guards import MESSY_BATCH, example_guard
 
 from toolkit.guard.batch import read_batch
+from toolkit.guard.decisions import SMALL
+from toolkit.guard.input_contract import ColumnRule, InputContract
 from toolkit.guard.model import GuardedModel
+from toolkit.guard.one_record import record_check
 from toolkit.guard.policy import row_argmax, row_max
 from toolkit.guard.sklearn_path import plain_linear
 
@@ -65,3 +69,121 @@ def test_row_max_and_argmax_are_numpys(columns: int) -> None:
     proba = rng.choice([0.0, -0.0, 0.25, 0.5, 1.0, np.nan], size=(500, columns))
     assert np.array_equal(row_argmax(proba), proba.argmax(axis=1))
     assert np.array_equal(row_max(proba), proba.max(axis=1), equal_nan=True)
+
+
+def messy_records(guard: GuardedModel) -> list[dict]:
+    """Single records the shortcuts must either answer like the general path or leave to it."""
+    base = read_batch(MESSY_BATCH, guard.contract).iloc[0].to_dict()
+    numeric = [r.name for r in guard.contract.columns if r.kind == "numeric"]
+    first, second = numeric[0], numeric[1]
+    out: list[dict] = [dict(base)]
+    changes: list[dict] = [
+        {first: np.nan},
+        {first: None},
+        {first: pd.NA},
+        {first: np.float32("nan")},
+        {first: np.float32(1.5)},
+        {first: 12},  # an int where floats were trained: same number, same hash
+        {first: 10**400},
+        {first: -5.0},
+        {first: 1e9},
+        {first: float("inf")},
+        {first: "12.5"},
+        {first: True},
+        {first: [1.0]},
+        {"patient_id": None},
+        {"patient_id": 17},
+        {"patient_id": "not an id at all"},
+        {"patient_id": np.str_(base["patient_id"])},
+        {"comment": "sent by a newer client", "zz": 1},
+    ]
+    for change in changes:
+        out.append(dict(base) | change)
+    out.append({k: v for k, v in base.items() if k != first})  # a missing column
+    out.append({k: v for k, v in base.items() if k != "patient_id"})
+    out.append({k: v for k, v in base.items() if k != second} | {second: 0})
+    return out
+
+
+def test_one_valid_record_is_checked_like_the_general_path(guard: GuardedModel) -> None:
+    shortcut = guard.__dict__["_one_record"]
+    assert shortcut is not None, "the example's contract should take the shortcut"
+    answered = 0
+    for record in messy_records(guard):
+        frame = pd.DataFrame([record])
+        general = guard.contract.check(frame)
+        fast = shortcut(frame)
+        if fast is None:
+            continue
+        answered += 1
+        assert fast.valid.tolist() == general.valid.tolist() == [True], record
+        assert fast.reasons.tolist() == general.reasons.tolist()
+        assert fast.hashes.tolist() == general.hashes.tolist(), record
+        assert fast.notes == general.notes
+        pd.testing.assert_frame_equal(fast.frame, general.frame)
+    assert answered >= 5  # valid ones, ints, NaN in an optional column, unknown columns
+    duplicated = pd.DataFrame([list(record.values())], columns=list(record))
+    duplicated.columns = [*duplicated.columns[:-1], duplicated.columns[0]]
+    assert shortcut(duplicated) is None
+
+
+def test_one_record_gives_the_records_of_the_general_path(guard: GuardedModel) -> None:
+    general = copy.copy(guard)
+    general._one_record = None
+    messy = [pd.DataFrame([r]) for r in messy_records(guard)]
+    batch = read_batch(MESSY_BATCH, guard.contract)
+    messy += [batch.iloc[[i]] for i in range(len(batch))]
+    for frame in messy:
+        pd.testing.assert_frame_equal(
+            records(guard.predict(frame)), records(general.predict(frame))
+        )
+
+
+def test_a_few_rows_give_the_table_of_a_large_batch(guard: GuardedModel) -> None:
+    """Up to SMALL rows the decision table is built from Python lists, above from pyarrow."""
+    batch = read_batch(MESSY_BATCH, guard.contract)
+    batch["comment"] = "sent by a newer client"
+    large = pd.concat([batch] * 2, ignore_index=True)
+    assert len(large) > SMALL
+    whole = records(guard.predict(large))
+    assert set(whole["path"]) == {"model", "fallback", "rejected"}
+    for a in range(0, len(large), 10):
+        part = records(guard.predict(large.iloc[a : a + 10]))
+        pd.testing.assert_frame_equal(part, whole.iloc[a : a + 10])
+        one = records(guard.predict(large.iloc[[a]]))
+        pd.testing.assert_frame_equal(one, whole.iloc[[a]])
+
+
+def test_optional_columns_and_untyped_ones_are_checked_like_the_general_path() -> None:
+    contract = InputContract(
+        "optional",
+        (
+            ColumnRule("a", kind="numeric", min_value=0.0, max_value=1.0, strict_min=True),
+            ColumnRule("b", kind="numeric"),
+            ColumnRule("c", kind="str", regex="^x"),
+            ColumnRule("d"),  # untyped
+            ColumnRule("e", kind="numeric", required=True, max_value=5, strict_max=True),
+        ),
+    )
+    shortcut = record_check(contract)
+    assert shortcut is not None
+    values = [None, np.nan, np.float32("nan"), 0.0, -0.0, 0.5, 1, 5, 1.0, "x1", "y", True, pd.NA]
+    answered = 0
+    for i, (a, c) in enumerate(itertools.product(values, values)):
+        b, d = values[i % 4], values[(i * 5) % len(values)]
+        for record in ({"a": a, "b": b, "c": c, "d": d, "e": 4}, {"a": a, "e": 4.99, "z": c}):
+            frame = pd.DataFrame([record])
+            general, fast = contract.check(frame), shortcut(frame)
+            if fast is not None:
+                answered += 1
+                assert general.valid.tolist() == [True], record
+                assert fast.hashes.tolist() == general.hashes.tolist(), record
+                assert fast.notes == general.notes
+                pd.testing.assert_frame_equal(fast.frame, general.frame)
+            else:
+                odd = any(v is pd.NA or isinstance(v, bool) for v in record.values())
+                assert not general.valid.all() or odd, record  # declined: valid but unusual
+    assert answered > 50
+    assert shortcut(pd.DataFrame([{"a": 0.5}])) is None  # "e" is required
+    with_set = InputContract("set", (ColumnRule("a", kind="str", value_set=("x",)),))
+    assert record_check(with_set) is None  # pandas' isin semantics: the general path only

@@ -52,6 +52,9 @@ def decision_table(
     from pandas.arrays import ArrowStringArray
 
     n = len(index)
+    if n <= SMALL and (tops is None or isinstance(tops[1], list)):
+        text = _small_text(codes, path, reasons, check, tops, labels, model_name, version, rules)
+        return _frame(pa, ArrowStringArray, text, numbers, index)
     words = check.hashes.astype(">u8").view(">u2").reshape(n, 4)
     digits = HEX_QUADS[words]  # four hex digits per 16 bits, straight into an Arrow buffer
     offsets = pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int64))
@@ -69,14 +72,51 @@ def decision_table(
         "notes": pa.repeat(pa.scalar(check.notes[0] if check.notes else None, text_type), n),
         "rule": pa.nulls(n, text_type) if rules is None else pa.array(rules, text_type),
     }
+    return _frame(pa, ArrowStringArray, text, numbers, index)
+
+
+def _frame(pa: Any, wrap: Any, text: dict[str, Any], numbers: dict[str, Any], index: Any) -> Any:
+    """The table from pyarrow string columns (or lists of str/None) and numpy numbers."""
+    text_type = pa.large_string()  # what pandas keeps: anything else it casts, column by column
     dtype = pd.StringDtype("pyarrow", na_value=np.nan)
-    columns = {
-        k: ArrowStringArray(v if v.type == text_type else v.cast(text_type), dtype=dtype)
-        for k, v in text.items()
-    }
+    columns = {}
+    for k, v in text.items():
+        v = pa.array(v, text_type) if isinstance(v, list) else v
+        columns[k] = wrap(v if v.type == text_type else v.cast(text_type), dtype=dtype)
     return pd.DataFrame(
         {c: columns.get(c, numbers.get(c)) for c in OUTPUT_COLUMNS}, index=index, copy=False
     )
+
+
+def _small_text(
+    codes: np.ndarray,
+    path: np.ndarray,
+    reasons: np.ndarray,
+    check: CheckResult,
+    tops: tuple[np.ndarray, list[str]] | None,
+    labels: Sequence[str],
+    model_name: str,
+    version: str,
+    rules: np.ndarray | None,
+) -> dict[str, list[Any]]:
+    """The string columns of a few rows as lists: for one record, building them in Python
+    costs a fraction of the pyarrow kernels' set-up (takes, repeats, casts)."""
+    n, ways = len(codes), path.tolist()
+    top_features: list[Any] = [None] * n
+    if tops is not None:
+        for row, text in zip(tops[0].tolist(), tops[1], strict=True):
+            top_features[row] = text
+    return {
+        "prediction": [labels[c] if c >= 0 else None for c in codes.tolist()],
+        "path": [PATHS[p] for p in ways],
+        "reason": [r if p != 0 else None for r, p in zip(reasons.tolist(), ways, strict=True)],
+        "model": [model_name] * n,
+        "version": [version] * n,
+        "input_hash": [f"{h:016x}" for h in check.hashes.tolist()],
+        "top_features": top_features,
+        "notes": [check.notes[0] if check.notes else None] * n,
+        "rule": [None] * n if rules is None else rules.tolist(),
+    }
 
 
 def _labelled(pa: Any, codes: np.ndarray, labels: Sequence[str]) -> Any:

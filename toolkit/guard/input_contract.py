@@ -124,6 +124,11 @@ class InputContract:
         object.__setattr__(self, "_plan", plan)
 
     @property
+    def compiled(self) -> dict[str, Any]:
+        """What :meth:`check` works from (bounds, weights, ...), built once: read-only."""
+        return self._plan
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
@@ -175,7 +180,7 @@ class InputContract:
         for k, rule in enumerate(num):
             if rule.name in wrong:  # hash what was sent, not the null it became
                 hashes[wrong[rule.name]] += (
-                    _hash_objects(raw[rule.name][wrong[rule.name]]) * num_weights[k]
+                    hash_objects(raw[rule.name][wrong[rule.name]]) * num_weights[k]
                 )
         frame = pd.DataFrame(matrix, columns=plan["num_index"], index=df.index, copy=False)
         for rule, weight in zip(plan["other"], other_weights, strict=True):
@@ -311,10 +316,10 @@ def _text_column(rule: ColumnRule, column: pd.Series | np.ndarray) -> tuple[np.n
             failed |= is_str & ~np.fromiter(hits, np.bool_, len(null))
     if rule.value_set or rule.forbidden:
         failed |= _set_failures(rule, column if values is None else values) & ~null
-    return failed, (_hash_objects(values) if values is not None else _hash_arrow(arrow, null))
+    return failed, (hash_objects(values) if values is not None else _hash_arrow(arrow, null))
 
 
-def _hash_objects(values: np.ndarray) -> np.ndarray:
+def hash_objects(values: np.ndarray) -> np.ndarray:
     """:func:`_hash_arrow` of any values: non-strings are tagged with their type first, so that
     5, "5" and None differ, and a string hashes the same whichever path read it."""
     import pyarrow as pa

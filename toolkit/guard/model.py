@@ -30,6 +30,7 @@ import pandas as pd
 from toolkit.guard.decisions import SMALL, contributions_json, decision_table
 from toolkit.guard.explain import top_contributions
 from toolkit.guard.input_contract import CheckResult, InputContract
+from toolkit.guard.one_record import record_check
 from toolkit.guard.policy import ConfidencePolicy, Fallback, OutputContract, row_max
 from toolkit.guard.sklearn_path import (
     finite_inputs,
@@ -90,6 +91,7 @@ class GuardedModel:
         self._linear = linear_parts(estimator, self._numpy_model or estimator)
         # sklearn's arithmetic without its per-call validation, if it gives the same bits
         self._plain = self._linear is not None and plain_linear(*self._linear[:2])
+        self._one_record = record_check(contract)  # a valid record without the matrix set-up
         self.version = ""  # describe() reads it while the fingerprint is computed
         self.version = version or self.fingerprint()
 
@@ -117,7 +119,8 @@ class GuardedModel:
         return out
 
     def _decide(self, df: pd.DataFrame, start: float) -> pd.DataFrame:
-        n, check = len(df), self.contract.check(df)
+        fast = self.__dict__.get("_one_record") if len(df) == 1 else None  # None: older pickles
+        n, check = len(df), (fast and fast(df)) or self.contract.check(df)
         path, reasons = np.where(check.valid, 0, 2).astype(np.int8), check.reasons.copy()
         codes = np.full(n, -1, dtype=np.intp)  # index of the predicted label; -1: none
         probability, confidence = np.full(n, np.nan), np.full(n, np.nan)
