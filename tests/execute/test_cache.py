@@ -135,6 +135,26 @@ def test_damaged_outputs_and_force_rerun_the_step(
     assert "--force: no step named 'nope'" in capsys.readouterr().err
 
 
+def test_the_cache_follows_the_newest_copies_of_reused_outputs(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = _run(project, capsys)
+    again = _run(project, capsys)
+    assert set(_statuses(again).values()) == {"cached"}
+
+    # The entries were stored by the first run; the re-run's copies are what they follow now.
+    shutil.rmtree(first["run_dir"])
+    assert _plan(project, capsys) == {}
+
+    # Without the index of copies the entries point at the deleted folder: a miss, never a hit
+    # on files nobody checked.
+    cache = Path(again["run_dir"]).parents[2] / ".toolkit" / "cache" / "cached"
+    (cache / "_copies.json").unlink()
+    reasons = _plan(project, capsys)
+    assert reasons["a"].startswith("cached output 'out' was deleted or changed")
+    assert reasons["x"].startswith("cached output 'out' was deleted or changed")
+
+
 def test_a_step_can_opt_out_of_the_cache(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:

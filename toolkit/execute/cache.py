@@ -16,7 +16,8 @@ Because inputs are keyed by content, not by path or timestamp, a step whose upst
 but wrote identical bytes stays cached. An entry (``.toolkit/cache/<pipeline>/<step>/<key>.json``)
 records the hash of every output; a hit is only taken when the files still have those hashes, so
 a deleted or edited output means the step runs again. Reused outputs are hard-linked (copied
-across filesystems) into the new run's folder, so every run folder stays complete.
+across filesystems) into the new run's folder, so every run folder stays complete; the cache then
+follows the newest copies (:mod:`toolkit.execute.cache_copies`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.core.fsutil import atomic_write_json
+from toolkit.execute.cache_copies import CopyIndex
 from toolkit.execute.file_audit import still_same
 from toolkit.execute.hashing import FileHashes, digest, notebook_source_hash
 from toolkit.plan.planned import Plan, PlannedStep
@@ -76,6 +77,7 @@ class StepCache:
         self.expectations_dir = expectations_dir
         self.force = force
         self.hashes = FileHashes()
+        self.copies = CopyIndex(self.dir)
 
     # -- keys ----------------------------------------------------------------------------------
     def parts(self, step: PlannedStep, input_hashes: Mapping[str, str | None]) -> dict[str, Any]:
@@ -133,6 +135,7 @@ class StepCache:
         entry = self._read(step.name, f"{key}.json")
         if entry is None:
             return Decision(step.name, key, parts, reason=self._why_changed(step.name, parts))
+        entry = self.copies.newest(step.name, entry)
         damaged = [
             name
             for name, rec in entry["outputs"].items()
@@ -243,6 +246,7 @@ class StepCache:
         }
         atomic_write_json(self.dir / step.name / f"{decision.key}.json", entry)
         atomic_write_json(self.dir / step.name / "_latest.json", entry)
+        self.copies.stored(step.name, decision.key)
         return hashes
 
     def _same(self, path: str, recorded: dict[str, Any] | None) -> bool:
@@ -268,12 +272,9 @@ class StepCache:
             notebook = run_dir / "notebooks" / f"{step.name}.ipynb"
             _link(Path(old["notebook"]), notebook)
             old["notebook"] = str(notebook)
-        # Point the entry at the newest copies (same bytes, same inode), so that deleting old
-        # run folders does not empty the cache.
-        _repoint(
-            self.dir / step.name / f"{entry['key']}.json",
-            {**entry, "outputs": outputs, "report": old},
-        )
+        # Follow the newest copies (same bytes, same inode), so that deleting old run folders
+        # does not empty the cache; written once for the whole run (save_copies).
+        self.copies.moved(step.name, entry, outputs, old.get("notebook"))
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         return StepReport(
             name=step.name,
@@ -317,21 +318,9 @@ class StepCache:
     def previous_run(self, run_key: str) -> dict[str, Any] | None:
         return self._read("_runs", f"{run_key}.json")
 
-
-def _repoint(path: Path, entry: Mapping[str, Any]) -> None:
-    """Replace an entry atomically, but without ``fsync``: it only moves the entry's paths to
-    newer copies of the same bytes, so losing this write in a crash keeps the older entry (or
-    leaves a file that reads as a miss), never a wrong hit. An fsync per reused step was most
-    of a no-change re-run's time per step."""
-    text = json.dumps(entry, default=str)  # no indent: json's C encoder, 5x faster
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def save_copies(self) -> None:
+        """Record where this run put the files of the steps it reused (once, at its end)."""
+        self.copies.save()
 
 
 def _link(src: Path, dest: Path) -> None:

@@ -62,6 +62,10 @@ class CacheSession:
                 step, decision, report, self.plan.run_dir.name
             )
 
+    def save_copies(self) -> None:
+        """The steps are done: record where the reused ones' files are now (one write)."""
+        self.cache.save_copies()
+
     def run_key(self) -> str | None:
         if set(self.decisions) != set(self.plan.names):
             return None

@@ -88,6 +88,8 @@ def build_report(
 
 def readiness_line(plan: Plan, settings: Settings) -> str | None:
     """The spec's readiness in one line; a spec that no longer loads only loses the line."""
+    if plan.model is None:
+        return None  # nothing released, nothing to be ready: no need to read the spec again
     from toolkit.core.errors import ToolkitError
     from toolkit.readiness.controls import run_line
     from toolkit.specs.load import load_spec

@@ -110,6 +110,8 @@ def run_steps(
             for future, name in execution.running.items():
                 if future.done() and not future.cancelled():
                     results[name] = future.result()
+    if cache is not None:
+        cache.save_copies()
     execution.with_run_ids(results)
     return results, interrupted
 
