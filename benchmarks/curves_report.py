@@ -10,9 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from _common import Row, fmt_s, fmt_x, pct, spread
+from _common import Row, fmt_ms, fmt_s, fmt_x, pct, spread
 
 # --------------------------------------------------------------------------- scale
+
+
+def _cpu(stats_cpu: Mapping[str, float] | None) -> str:
+    return f"; CPU {fmt_s(stats_cpu['median'])}" if stats_cpu else ""
 
 
 def scale_rows(d: Mapping[str, Any]) -> list[Row]:
@@ -26,29 +30,14 @@ def scale_rows(d: Mapping[str, Any]) -> list[Row]:
             rows.append(
                 Row(
                     f"{what}, {n} steps",
-                    spread(s[key]),
-                    f"`toolkit --version`: {fmt_s(base['median'])}",
+                    spread(s[key]) + _cpu(s.get(f"{key}_cpu")),
+                    f"`toolkit --version`: {fmt_s(base['median'])}{_cpu(d.get('baseline_cpu'))}",
                     fmt_x(s[key]["median"] / base["median"]),
                     f"≤ {target:g} s" if last else "—",
                     s[key]["median"] <= target if last else None,
                 )
             )
-    small = d["per_size"][str(sizes[0])]
-    big = d["per_size"][largest]
-    for n in map(str, sizes):
-        s = d["per_size"][n]
-        rows.append(
-            Row(
-                f"orchestrator time per step in the re-run, {n} steps",
-                f"{s['per_step_ms']:.2f} ms",
-                f"{sizes[0]} steps: {small['per_step_ms']:.2f} ms" if n != str(sizes[0]) else "—",
-                fmt_x(s["per_step_ms"] / small["per_step_ms"]) if n != str(sizes[0]) else "—",
-                f"within ±{d['target_flat']:.0%} of {sizes[0]} steps" if n == largest else "—",
-                abs(big["per_step_ms"] / small["per_step_ms"] - 1) <= d["target_flat"]
-                if n == largest
-                else None,
-            )
-        )
+    rows += _per_step_rows(d)
     cold = d["cold"]
     rows.append(
         Row(
@@ -58,6 +47,35 @@ def scale_rows(d: Mapping[str, Any]) -> list[Row]:
             f"{fmt_s(cold['wall_per_step_s'])} per step",
         )
     )
+    return rows
+
+
+def _per_step_rows(d: Mapping[str, Any]) -> list[Row]:
+    """The re-run's cost of one more step between consecutive sizes, and its fixed cost."""
+    if "marginal" not in d:  # measured before the slope was: the average per step
+        return []
+    marginal, flat = d["marginal"], d["target_flat"]
+    first = marginal[0]
+    rows = [
+        Row(
+            "orchestrator's fixed cost in the re-run (any size: run folder, plan record, summary)",
+            fmt_ms(d["fixed_ms"]),
+        )
+    ]
+    for m in marginal:
+        is_first, is_last = m is first, m is marginal[-1]
+        rows.append(
+            Row(
+                f"orchestrator time per added step in the re-run, {m['from']} -> {m['to']} steps",
+                fmt_ms(m["ms_per_step"]),
+                "—"
+                if is_first
+                else f"{first['from']} -> {first['to']}: {fmt_ms(first['ms_per_step'])}",
+                "—" if is_first else fmt_x(m["ms_per_step"] / first["ms_per_step"]),
+                f"within ±{flat:.0%} of {first['from']} -> {first['to']}" if is_last else "—",
+                abs(d["flat_ratio"] - 1) <= flat if is_last else None,
+            )
+        )
     return rows
 
 
@@ -84,19 +102,36 @@ def scale_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
                 f"`toolkit --version` pays too, the remaining {fmt_s(wall - base)} the command's "
                 f"imports and work{inside}."
             )
-    if abs(d["flat_ratio"] - 1) > d["target_flat"]:
-        small = d["per_size"][str(d["sizes"][0])]
+    if "marginal" in d:
+        first, last = d["marginal"][0], d["marginal"][-1]
+        verdict = (
+            "flat"
+            if abs(d["flat_ratio"] - 1) <= d["target_flat"]
+            else "growing with the pipeline's size"
+            if d["flat_ratio"] > 1
+            else "falling with the pipeline's size"
+        )
         notes.append(
-            f"Per step the re-run spends {small['per_step_ms']:.2f} ms at {d['sizes'][0]} steps "
-            f"and {big['per_step_ms']:.2f} ms at {largest} ({fmt_x(d['flat_ratio'])}): "
-            + (
-                "the orchestrator's work per step grows with the pipeline's size."
-                if d["flat_ratio"] > 1
-                else "a fixed cost inside the run (settings, spec, run folder, summary) is "
-                "spread over more steps."
-            )
+            f"One more step costs the re-run {fmt_ms(first['ms_per_step'])} between "
+            f"{first['from']} and {first['to']} steps and {fmt_ms(last['ms_per_step'])} between "
+            f"{last['from']} and {last['to']} ({fmt_x(d['flat_ratio'])}): {verdict}. The fixed "
+            f"cost is {fmt_ms(d['fixed_ms'])}, whatever the size; the time inside the run divided "
+            f"by the steps ({', '.join(_average(d, n) for n in d['sizes'])}) falls with size "
+            "because of it, and is no measure of the per-step cost."
+        )
+    if "marginal_cpu" in d:
+        slopes = ", ".join(
+            f"{fmt_ms(m['ms_per_step'])} ({m['from']} -> {m['to']})" for m in d["marginal_cpu"]
+        )
+        notes.append(
+            "The whole re-run command's CPU time per added step (the spec's loading and "
+            f"planning, the cache, the summary and HTML report included): {slopes}."
         )
     return notes
+
+
+def _average(d: Mapping[str, Any], n: int) -> str:
+    return f"{d['per_size'][str(n)]['per_step_ms']:.2f} ms at {n}"
 
 
 # --------------------------------------------------------------------------- store
@@ -251,8 +286,13 @@ def _plot_store(d: Mapping[str, Any], plt: Any, ax: Any) -> None:
 def _plot_per_step(d: Mapping[str, Any], plt: Any, ax: Any) -> None:
     sizes = d["sizes"]
     values = [d["per_size"][str(n)]["per_step_ms"] for n in sizes]
-    ax.plot(sizes, values, "o-", label="re-run, per step")
-    first = values[0]
+    ax.plot(sizes, values, "o:", color="grey", label="in-run time / steps")
+    if "marginal" in d:  # each slope drawn at the larger size of its pair
+        slopes = [m["ms_per_step"] for m in d["marginal"]]
+        ax.plot(sizes[1:], slopes, "o-", label="one more step (slope)")
+        first = slopes[0]
+    else:
+        first = values[0]
     ax.fill_between(
         sizes,
         first * (1 - d["target_flat"]),
