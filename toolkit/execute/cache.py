@@ -115,8 +115,19 @@ class StepCache:
                     found[str(path.resolve())] = self.hashes.of(path) or ""
         return found
 
-    def decide(self, step: PlannedStep, upstream: Mapping[str, Mapping[str, str]]) -> Decision:
-        """Decide for a step whose upstream steps are done; ``upstream`` maps their output hashes."""
+    def decide(
+        self,
+        step: PlannedStep,
+        upstream: Mapping[str, Mapping[str, str]],
+        earlier: Decision | None = None,
+    ) -> Decision:
+        """Decide for a step whose upstream steps are done; ``upstream`` maps their output hashes.
+
+        ``earlier`` is this run's preview of the step: a hit whose parts are still the same has
+        the same key and entry (entries are written under the pipeline's lock, and a step the
+        preview found cached is not executed), so the entry is not read and hashed again; its
+        files are checked again all the same.
+        """
         input_hashes: dict[str, str | None] = {}
         for key, item in step.inputs.items():
             if item.producer:
@@ -124,7 +135,8 @@ class StepCache:
             else:
                 input_hashes[key] = self.hashes.of(item.path)
         parts = self.parts(step, input_hashes)
-        key = digest(parts)
+        known = earlier if earlier is not None and earlier.hit and earlier.parts == parts else None
+        key = known.key if known is not None and known.key else digest(parts)
         if not step.cache:
             return Decision(step.name, key, parts, reason="caching is off for this step")
         if ALL in self.force or step.name in self.force:
@@ -132,10 +144,13 @@ class StepCache:
         missing = [k for k, v in input_hashes.items() if v is None]
         if missing:
             return Decision(step.name, key, parts, reason=f"input {missing[0]!r} is missing")
-        entry = self._read(step.name, f"{key}.json")
-        if entry is None:
-            return Decision(step.name, key, parts, reason=self._why_changed(step.name, parts))
-        entry = self.copies.newest(step.name, entry)
+        if known is not None and known.entry is not None:
+            entry = dict(known.entry)
+        else:
+            read = self._read(step.name, f"{key}.json")
+            if read is None:
+                return Decision(step.name, key, parts, reason=self._why_changed(step.name, parts))
+            entry = self.copies.newest(step.name, read)
         damaged = [
             name
             for name, rec in entry["outputs"].items()

@@ -34,7 +34,7 @@ class CacheSession:
 
     def ready(self, step: PlannedStep) -> StepReport | None:
         """A cached report when the step can be reused (its outputs are then in place)."""
-        decision = self.cache.decide(step, self.hashes)
+        decision = self.cache.decide(step, self.hashes, self.expected.get(step.name))
         self.decisions[step.name] = decision
         if decision.entry is None:
             return None

@@ -105,32 +105,42 @@ class RunPage:
         planned = self.plan.get("steps") or [{"name": n} for n in done]
         self.steps = [{**p, **done.get(p["name"], {"status": "unknown"})} for p in planned]
         self.run_id = self.summary.get("run_id") or run_dir.name
-        self._local: dict[str, Path | None] = {}
+        self._local: dict[str, tuple[Path, str] | None] = {}
+        self._href: dict[str, str | None] = {}
         self.pipeline = self.summary.get("pipeline") or self.plan.get("pipeline") or "?"
 
     # ------------------------------------------------------------------------------ files
-    def local(self, path: str | None) -> Path | None:
-        """``path`` inside this run folder, also when the folder was moved since the run."""
+    def _inside(self, path: str | None) -> tuple[Path, str] | None:
+        """``path`` in this run folder (also moved since the run), and relative to it. Kept, and
+        found on normalised strings: pathlib's parsing was most of a 200-step page's time."""
         if not path:
             return None
-        if path not in self._local:  # each file is shown several times: pathlib is slow
-            full, self._local[path] = Path(path), None
-            for root in (self.dir, self.recorded):
-                if full.is_relative_to(root):
-                    self._local[path] = self.dir / full.relative_to(root)
+        if path not in self._local:
+            full, self._local[path] = str(Path(path)), None
+            for root in (str(self.dir), str(self.recorded)):
+                prefix = root if root.endswith("/") else root + "/"
+                if full == root or full.startswith(prefix):
+                    inner = full[len(prefix) :] or "."
+                    self._local[path] = (self.dir / inner, inner)
                     break
         return self._local[path]
 
     def href(self, path: str | None) -> str | None:
         """A relative link to an existing file of the run folder (local page only), else None."""
-        full = self.local(path) if self.target == "local" else None
-        if full is None or not full.exists():
+        if self.target != "local" or not path:
             return None
-        return urllib.parse.quote(Path(os.path.relpath(full, self.base)).as_posix())
+        if path not in self._href:
+            inside = self._inside(path)
+            self._href[path] = (
+                urllib.parse.quote(Path(os.path.relpath(inside[0], self.base)).as_posix())
+                if inside is not None and inside[0].exists()
+                else None
+            )
+        return self._href[path]
 
     def rel(self, path: str | None) -> str:
-        full = self.local(path)
-        return full.relative_to(self.dir).as_posix() if full else str(path or "")
+        inside = self._inside(path)
+        return inside[1] if inside else str(path or "")
 
     def link(self, path: str | None, label: str | None = None) -> dict[str, Any]:
         """A file of the run: its text, and its relative URL when the page can link it."""
@@ -227,7 +237,7 @@ class RunPage:
             items = []
             masked = redact_params(st.get("parameters") or {}, patterns=self.patterns)
             for key, value in masked.items():
-                if isinstance(value, str) and self.local(value) is not None:
+                if isinstance(value, str) and self._inside(value) is not None:
                     items.append((key, self.rel(value), True))
                 else:
                     items.append((key, fmt(value), False))
