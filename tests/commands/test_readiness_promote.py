@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from conftest import copy_example
 from mlflow import MlflowClient
 from sklearn.dummy import DummyClassifier
@@ -21,6 +22,7 @@ from toolkit.cli.main import main
 from toolkit.core.errors import ExitCode
 from toolkit.gates.evaluation import evaluate_gates
 from toolkit.readiness.controls import Evidence
+from toolkit.readiness.record import TAG_READINESS, at_registration
 from toolkit.release.identity import os_identity
 from toolkit.release.registry import PolicyRecord, Registry
 from toolkit.specs.load import load_spec
@@ -30,10 +32,18 @@ MODEL = "breast_cancer_clf"
 ME = os_identity().name
 
 
-def register(root: Path, uri: str, *, verdict: str | None = "identical") -> str:
-    """What `toolkit run pipelines/train.yaml` leaves, minus the training: a finished run that
-    logged the model and metrics, a version registered with the spec's policy, and (unless
-    None) a reproduction verdict on the run."""
+def register(
+    root: Path,
+    uri: str,
+    *,
+    verdict: str | None = "identical",
+    spec_path: Path | None = None,
+    record: bool = True,
+) -> str:
+    """What `toolkit run pipelines/train.yaml` (or ``spec_path``) leaves, minus the training: a
+    finished run that logged the model and metrics, a version registered with the spec's
+    policy and (unless ``record`` is false, as before it was recorded) its readiness at that
+    moment, and (unless None) a reproduction verdict on the run."""
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name("train")
     exp_id = exp.experiment_id if exp else client.create_experiment("train")
@@ -43,6 +53,9 @@ def register(root: Path, uri: str, *, verdict: str | None = "identical") -> str:
     estimator = DummyClassifier(strategy="constant", constant=0).fit(np.zeros((4, 2)), [0, 1, 0, 1])
     model_uri = registry.log_sklearn_model(run_id, estimator)
     spec = load_spec(root / "pipelines" / "train.yaml")
+    released = load_spec(spec_path or root / "pipelines" / "train.yaml")
+    source = released.source.relative_to(root).as_posix()
+    readiness = at_registration(released, root, (), source=source, run=run_id)
     info = registry.register(
         MODEL,
         model_uri=model_uri,
@@ -52,6 +65,7 @@ def register(root: Path, uri: str, *, verdict: str | None = "identical") -> str:
         toolkit_run_id=f"run-{run_id[:6]}",
         git_commit="0123abc",
         data_fingerprints={"features.train": "ab" * 32},
+        readiness=readiness if record else None,
     )
     client.set_terminated(run_id, "FINISHED")
     if verdict:
@@ -185,3 +199,94 @@ def test_a_version_from_before_cards_says_what_is_missing(project, cli) -> None:
     code, out, _ = cli("card", MODEL, run_id)
     assert code == 0
     assert "not in the store" in out and "contract results" in out
+
+
+def lose(path: Path, how: str) -> None:
+    if how == "deleted":
+        path.unlink()
+    else:  # a typo: the spec no longer loads
+        path.write_text(path.read_text().replace("readiness:", "readines:"))
+
+
+@pytest.mark.parametrize("how", ["deleted", "typo"])
+def test_a_lost_spec_is_replaced_by_the_record_made_at_registration(project, cli, how) -> None:
+    """The spec a version was registered from is gone or broken (another spec under pipelines/
+    still releases the model, and must not stand in): the version's record decides, and only
+    the reproduction is read again, from the store."""
+    root, uri, _ = project
+    ownerless = register(root, uri, spec_path=variant(root, f"{how}_ownerless", REMOVE["owner"]))
+    ready_path = variant(root, f"{how}_ready", None)
+    ready = register(root, uri, spec_path=ready_path, verdict=None)
+    lose(root / "pipelines" / f"variant_{how}_ownerless.yaml", how)
+    lose(ready_path, how)
+
+    code, _, err = cli("promote", MODEL, ownerless)
+    assert code == ExitCode.GATE, err
+    assert "lacks required readiness controls: owner (no owner (at registration))" in err
+    assert (
+        f"read from the record made at registration from pipelines/variant_{how}_ownerless" in err
+    )
+    assert "reproduced (" not in err  # reproduced since: the store says so
+    code, _, err = cli("promote", MODEL, ready)
+    assert code == ExitCode.GATE and "reproduced (v" in err and "never reproduced" in err, err
+    assert "owner" not in err
+
+    client = MlflowClient(tracking_uri=uri)
+    client.set_tag(client.get_model_version(MODEL, ready).run_id, "toolkit.reproduce.verdict",
+                   "identical")  # fmt: skip
+    code, _, err = cli("review", "approve", MODEL, ready, "--reviewer", "user-b")
+    assert code == 0, err
+    code, _, err = cli("promote", MODEL, ready)
+    assert code == 0, err
+    assert json.loads(cli("releases", MODEL, "--json")[1])[-1]["to_version"] == ready
+
+
+def test_a_spec_edited_down_still_owes_what_it_required_at_registration(project, cli) -> None:
+    root, uri, _ = project
+    path = variant(root, "edited_down", None)
+    version = register(root, uri, spec_path=path)
+    data = yaml.safe_load(path.read_text())
+    data["readiness"] = {"level": "draft"}
+    del data["owner"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    code, _, err = cli("promote", MODEL, version)
+    assert code == ExitCode.GATE, err
+    assert "lacks required readiness controls: owner (no owner)" in err
+    assert "held to what it required at registration (" in err
+    # Named on the command line, a spec is scored as it is (--pipeline only ever tightens the
+    # release policy): the review policy is all that holds it.
+    code, _, err = cli("promote", MODEL, version, "--pipeline", str(path))
+    assert code == ExitCode.USAGE and "approval" in err and "readiness" not in err
+
+
+def test_neither_spec_nor_record_refuses_and_force_is_recorded(project, cli) -> None:
+    """A version registered before readiness was recorded (or by hand), promoted where its spec
+    does not load; and a damaged record, which never reads as "nothing required"."""
+    root, uri, _ = project
+    version = register(root, uri, record=False)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.set_model_version_tag(MODEL, version, TAG_READINESS, '{"format": 1, "level": "none"}')
+    code, _, err = cli("promote", MODEL, version)
+    assert code == ExitCode.GATE and "is unreadable: unknown readiness level 'none'" in err, err
+    client.delete_model_version_tag(MODEL, version, TAG_READINESS)
+
+    spec = root / "pipelines" / "train.yaml"
+    spec.rename(root / "train.yaml.away")
+    try:
+        code, _, err = cli("promote", MODEL, version)
+        assert code == ExitCode.GATE, err
+        assert "its readiness cannot be read (pipelines/train.yaml no longer loads here" in err
+        assert "--pipeline SPEC" in err and "--force --reason" in err
+        code, out, err = cli("promote", MODEL, version, "--force", "--reason", "restore", "--json")
+    finally:
+        (root / "train.yaml.away").rename(spec)
+    assert code == 0, err
+    entry = json.loads(out)
+    assert (
+        entry["forced"]
+        and "readiness: unknown (pipelines/train.yaml no longer loads here; "
+        "no readiness recorded at registration)"
+        in entry["overrides"]
+    )
+    assert json.loads(cli("releases", MODEL, "--json")[1])[-1]["overrides"] == entry["overrides"]

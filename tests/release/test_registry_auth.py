@@ -19,6 +19,7 @@ from support.servers import AuthServer, mlflow_auth_server
 
 from toolkit.cli.main import main
 from toolkit.gates.evaluation import evaluate_gates
+from toolkit.readiness.record import ReadinessRecord
 from toolkit.release.registry import PolicyRecord, Registry
 from toolkit.specs.models import ReleaseSpec
 
@@ -55,6 +56,10 @@ def trained(server: AuthServer) -> str:
             run_id=run_id,
             gate_report=report,
             policy=PolicyRecord(POLICY, "pipelines/train.yaml", "0" * 64),
+            # As a run records it: reviewers promote from their own checkout, without the spec.
+            readiness=ReadinessRecord(
+                "train", MODEL, "draft", (), (), (), "pipelines/train.yaml", "0" * 64
+            ),
         )
         client.set_terminated(run_id, "FINISHED")
     # user-a created the model (MANAGE); reviewers get EDIT, as a team would grant them.

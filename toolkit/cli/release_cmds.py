@@ -147,7 +147,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
     version = registry.resolve(args.model, args.version)
     from toolkit.commands.readiness import promotion_gaps
 
-    _, gaps = promotion_gaps(registry, args.model, version, getattr(args, "pipeline", None))
+    _, gaps, source = promotion_gaps(
+        registry, args.model, version, getattr(args, "pipeline", None), force=args.force
+    )
     entry = registry.promote(
         args.model,
         version,
@@ -156,6 +158,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
         force=args.force,
         reason=args.reason or "",
         readiness_gaps=tuple(gaps),
+        readiness_source=source,
     )
     _refresh_card(args.model, version, "promoted")
     _print_entry(entry, args.json)

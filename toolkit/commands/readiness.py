@@ -11,7 +11,8 @@ from typing import Any
 from toolkit.core.errors import ToolkitError
 from toolkit.core.lineage.machine import lock_info
 from toolkit.core.settings import Settings, load_settings
-from toolkit.readiness.controls import Evidence, ReadinessReport, evaluate
+from toolkit.readiness.controls import Evidence, ReadinessReport, evaluate, required_controls
+from toolkit.readiness.record import TAG_READINESS, ReadinessRecord, ReadinessUnknown
 from toolkit.specs.load import load_spec
 from toolkit.specs.models import Pipeline
 
@@ -48,14 +49,23 @@ def gather_evidence(
 ) -> Evidence:
     """The lock at the project root, and the reproduction recorded on the source run of
     ``version`` (default: the latest candidate) of the spec's model."""
+    return evidence_for(
+        spec.model.name if spec.model else None, settings, registry=registry, version=version
+    )
+
+
+def evidence_for(
+    model: str | None, settings: Settings, *, registry: Any = None, version: str | None = None
+) -> Evidence:
+    """:func:`gather_evidence` for ``model`` by name: a version whose spec is gone has one."""
     lock = lock_info(settings.root)
-    if spec.model is None or not _store_exists(settings.tracking_uri):
+    if model is None or not _store_exists(settings.tracking_uri):
         return Evidence(lock)
     registry = registry or _registry(settings)
-    version = version or latest_version(registry, spec.model.name)
+    version = version or latest_version(registry, model)
     if version is None:
         return Evidence(lock)
-    info = registry.get_version(spec.model.name, version)
+    info = registry.get_version(model, version)
     run_id = info.tags.get("toolkit.mlflow_run_id") or info.run_id
     toolkit_run = info.tags.get("toolkit.run_id") or run_id
     verdict = None
@@ -76,39 +86,114 @@ def readiness_of(path: Path, *, settings: Settings | None = None) -> ReadinessRe
     return evaluate(spec, gather_evidence(spec, settings), settings.secret_patterns)
 
 
+def recorded_spec(model: str, settings: Settings, recorded: str) -> Pipeline | None:
+    """The spec at ``recorded`` (relative to the project), if it loads and releases ``model``."""
+    path = Path(recorded)
+    path = path if path.is_absolute() else settings.root / path
+    try:
+        spec = load_spec(path) if path.is_file() else None
+    except ToolkitError:
+        return None  # a broken spec is `toolkit check`'s to report
+    return (
+        spec if spec is not None and spec.model is not None and spec.model.name == model else None
+    )
+
+
 def spec_releasing(model: str, settings: Settings, recorded: str | None) -> Pipeline | None:
-    """The spec that releases ``model``: the one its policy was recorded from, else the first
+    """The spec that releases ``model``: the one it was recorded from when there is one (and
+    only that one: another spec releasing the same model may ask less of it), else the first
     under ``pipelines/`` whose ``model.name`` is ``model``."""
     from toolkit.commands.monitor import releasing_spec
 
     if recorded:
-        path = Path(recorded)
-        path = path if path.is_absolute() else settings.root / path
-        try:
-            spec = load_spec(path) if path.is_file() else None
-        except ToolkitError:
-            spec = None  # a broken spec is `toolkit check`'s to report; look further
-        if spec is not None and spec.model is not None and spec.model.name == model:
-            return spec
+        return recorded_spec(model, settings, recorded)
     return releasing_spec(settings.root, model)
 
 
+def version_record(info: Any) -> ReadinessRecord | None:
+    """The readiness recorded on a version at registration; None for a version registered
+    before it was recorded, or by hand. A damaged one raises ValueError: it never means
+    "nothing required"."""
+    raw = info.tags.get(TAG_READINESS)
+    return None if raw is None else ReadinessRecord.from_json(raw)
+
+
+HINT = (
+    "pass --pipeline SPEC naming the spec that releases it, or override with --force --reason "
+    "TEXT (recorded in the release history)"
+)
+
+
 def promotion_gaps(
-    registry: Any, model: str, version: str, pipeline: str | None = None
-) -> tuple[ReadinessReport | None, list[str]]:
-    """``(report, required controls missing)`` for promoting ``model`` v``version``; no report
-    when no spec releasing ``model`` can be found (nothing to score)."""
+    registry: Any, model: str, version: str, pipeline: str | None = None, *, force: bool = False
+) -> tuple[ReadinessReport | None, list[str], str]:
+    """``(report, required controls missing, where the readiness was read)`` for promoting
+    ``model`` v``version``.
+
+    ``pipeline`` (``--pipeline``) is scored as given. Otherwise the spec the version was
+    registered from is scored, held to the controls its record (written at registration)
+    required; when that spec no longer loads, the record stands in for it (controls whose
+    evidence comes later are scored now). No spec and no record, or a damaged record: refused
+    (:class:`ReadinessUnknown`), or with ``force`` one gap saying so, for the history.
+    """
     settings = load_settings()
     if pipeline:
-        spec: Pipeline | None = load_spec(Path(pipeline))
-    else:
-        record = registry.policy_record(model)
-        spec = spec_releasing(model, settings, record.source if record else None)
-    if spec is None or spec.model is None or spec.model.name != model:
-        # Nothing to score against: said aloud, since the readiness level lives in the spec.
-        print(f"note: no loadable spec releases {model}: readiness not checked", file=sys.stderr)
-        return None, []
+        given = load_spec(Path(pipeline))
+        if given.model is None or given.model.name != model:
+            print(
+                f"note: {pipeline} does not release {model}: readiness not checked", file=sys.stderr
+            )
+            return None, [], f"the spec {pipeline}"
+        return _scored(given, settings, registry, version, (), f"the spec {pipeline}")
+    try:
+        record = version_record(registry.get_version(model, version))
+    except ValueError as exc:
+        why = f"the readiness recorded on it at registration ({TAG_READINESS}) is unreadable: {exc}"
+        if force:
+            return None, [f"unknown ({why})"], "an unreadable record"
+        raise ReadinessUnknown(f"cannot promote {model!r} v{version}: {why}", hint=HINT) from None
+    policy = registry.policy_record(model)
+    recorded = record.spec if record else (policy.source if policy else None)
+    spec = spec_releasing(model, settings, recorded)
+    if spec is not None and spec.model is not None and spec.model.name == model:
+        floor = record.required if record else ()
+        label = _label(spec, settings)
+        raised = sorted(set(floor) - required_controls(spec))
+        where = f"the spec {label}" + (
+            f", held to what it required at registration ({', '.join(raised)})" if raised else ""
+        )
+        return _scored(spec, settings, registry, version, floor, where)
+    if record is not None:
+        evidence = evidence_for(model, settings, registry=registry, version=version)
+        report = record.report(evidence)
+        where = (
+            f"the record made at registration from {record.spec} (sha256 "
+            f"{record.spec_sha256[:12]}), since that spec no longer loads here"
+        )
+        print(f"note: readiness of {model} v{version} read from {where}", file=sys.stderr)
+        return report, [f"{c.name} ({c.detail})" for c in report.missing_required], where
+    gone = (
+        f"{recorded} no longer loads here" if recorded else "no spec under pipelines/ releases it"
+    )
+    message = (
+        f"cannot promote {model!r} v{version}: its readiness cannot be read ({gone}, and the "
+        "version has no readiness recorded at registration)"
+    )
+    if force:
+        return None, [f"unknown ({gone}; no readiness recorded at registration)"], "nowhere"
+    raise ReadinessUnknown(message, hint=HINT)
+
+
+def _label(spec: Pipeline, settings: Settings) -> str:
+    try:
+        return spec.source.resolve().relative_to(settings.root.resolve()).as_posix()
+    except ValueError:
+        return str(spec.source)
+
+
+def _scored(
+    spec: Pipeline, settings: Settings, registry: Any, version: str, floor: Any, where: str
+) -> tuple[ReadinessReport | None, list[str], str]:
     evidence = gather_evidence(spec, settings, registry=registry, version=version)
-    report = evaluate(spec, evidence, settings.secret_patterns)
-    gaps = [f"{c.name} ({c.detail})" for c in report.missing_required]
-    return report, gaps
+    report = evaluate(spec, evidence, settings.secret_patterns, floor)
+    return report, [f"{c.name} ({c.detail})" for c in report.missing_required], where

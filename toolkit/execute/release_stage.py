@@ -23,6 +23,8 @@ from toolkit.tracking.run_tracking import RunTracking
 if TYPE_CHECKING:
     import pandas as pd
 
+    from toolkit.readiness.record import ReadinessRecord
+
 REFERENCE_ARTIFACT = "reference/reference_profile.json"
 TAG_REFERENCE = "toolkit.reference"
 
@@ -117,6 +119,27 @@ def _spec_label(path: Path, settings: Settings) -> str:
         return str(path)
 
 
+def readiness_record(plan: Plan, settings: Settings) -> ReadinessRecord | None:
+    """What the spec requires of the version being registered, recorded on it so that
+    ``promote`` holds it to that even once the spec is edited, moved or gone. A spec that no
+    longer loads records nothing: promote then refuses without a spec (fails closed)."""
+    from toolkit.core.errors import ToolkitError
+    from toolkit.readiness.record import at_registration
+    from toolkit.specs.load import load_spec
+
+    assert plan.model is not None
+    try:
+        spec = load_spec(plan.spec_path)
+        if spec.model is None or spec.model.name != plan.model.name:
+            return None  # edited during the run into another pipeline: nothing true to record
+        label = _spec_label(plan.spec_path, settings)
+        return at_registration(
+            spec, settings.root, settings.secret_patterns, source=label, run=plan.run_dir.name
+        )
+    except (ToolkitError, OSError):
+        return None
+
+
 def gate_and_register(
     plan: Plan,
     settings: Settings,
@@ -202,6 +225,7 @@ class Release:
             git_commit=tracking.git_commit,
             data_fingerprints=prints,
             tags={TAG_REFERENCE: f"runs:/{parent}/{REFERENCE_ARTIFACT}"} if plan.guard else None,
+            readiness=readiness_record(plan, settings),
         )
         from toolkit.cards.publish import refresh
 

@@ -281,9 +281,15 @@ def _lock(spec: Pipeline, ev: Evidence, pats: tuple[str, ...]) -> tuple[bool, st
 def _reproduced(
     spec: Pipeline, ev: Evidence, pats: tuple[str, ...]
 ) -> tuple[bool, str, str | None]:
+    return reproduced(ev, spec.source.name)
+
+
+def reproduced(ev: Evidence, spec_file: str) -> tuple[bool, str, str | None]:
+    """The one control whose evidence comes after registration: it reads only ``ev``, so a
+    version whose spec is gone is still scored on it (:mod:`toolkit.readiness.record`)."""
     fix = f"toolkit reproduce {ev.reproduce_run or 'RUN_ID'}"
     if ev.candidate is None:
-        return False, "no candidate registered yet", f"toolkit run {spec.source.name}, then {fix}"
+        return False, "no candidate registered yet", f"toolkit run {spec_file}, then {fix}"
     if ev.reproduce_verdict in REPRODUCED:
         return True, f"{ev.candidate}: reproduced ({ev.reproduce_verdict})", None
     if ev.reproduce_verdict:
@@ -320,16 +326,26 @@ def required_controls(spec: Pipeline) -> frozenset[str]:
     return (REQUIRED_AT[r.level] | set(r.require)) - set(r.waive)
 
 
-def evaluate(spec: Pipeline, evidence: Evidence, secret_patterns: Iterable[str]) -> ReadinessReport:
-    """Score ``spec``; a pipeline that releases no model gets a report with no controls."""
+def evaluate(
+    spec: Pipeline,
+    evidence: Evidence,
+    secret_patterns: Iterable[str],
+    floor: Iterable[str] = (),
+) -> ReadinessReport:
+    """Score ``spec``; a pipeline that releases no model gets a report with no controls.
+
+    ``floor`` names controls required whatever the spec says now (those a version was held to
+    when it was registered): a spec edited since to a lower level, or waiving one, lowers
+    nothing for that version."""
     model = spec.model.name if spec.model else None
     label = str(spec.source)
     if model is None:
         return ReadinessReport(spec.name, label, None, spec.readiness.level)
-    required, pats = required_controls(spec), tuple(secret_patterns)
+    floor = frozenset(floor)
+    required, pats = required_controls(spec) | floor, tuple(secret_patterns)
     controls = []
     for name, check in CHECKS.items():
-        if name in spec.readiness.waive:
+        if name in spec.readiness.waive and name not in floor:
             why = spec.readiness.waive[name]
             controls.append(Control(name, NOT_APPLICABLE, False, f"waived: {why}"))
             continue

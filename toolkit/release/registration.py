@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from toolkit.gates.evaluation import GateReport
+from toolkit.readiness.record import TAG_READINESS, ReadinessRecord
 from toolkit.release import mlflow_registry
 from toolkit.release.governance import GovernedStore
 from toolkit.release.vocabulary import (
@@ -91,6 +92,7 @@ class Registration(GovernedStore):
         git_commit: str | None = None,
         data_fingerprints: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
+        readiness: ReadinessRecord | None = None,
     ) -> ModelVersionInfo:
         """Register ``model_uri`` as a new version with alias ``candidate``, if every gate passed.
 
@@ -101,7 +103,8 @@ class Registration(GovernedStore):
         checks is the caller's system identity (``triggered_by`` naming someone else is an
         admin override, recorded with the real user). ``policy`` is recorded on the model when
         it has none yet, or replaces it when at least as strict (a run can tighten, never
-        loosen, the policy of a model).
+        loosen, the policy of a model). ``readiness`` (what the releasing spec required and
+        lacked at this moment) is recorded on the version: ``promote`` holds it to that.
         """
         report = (
             gate_report
@@ -124,6 +127,7 @@ class Registration(GovernedStore):
         all_tags |= {TAG_REGISTERED_BY: who.real} if who.override else {}
         all_tags |= {TAG_RUN_ID: toolkit_run_id} if toolkit_run_id else {}
         all_tags |= {TAG_GIT_COMMIT: git_commit} if git_commit else {}
+        all_tags |= {TAG_READINESS: readiness.to_json()} if readiness else {}
         with self._guard(f"register model {model_name!r}"), self._lock(model_name):
             source, model_id = self._source(model_uri)
             try:

@@ -221,11 +221,14 @@ class Registry(Registration):
         force: bool = False,
         reason: str = "",
         readiness_gaps: tuple[str, ...] = (),
+        readiness_source: str = "",
     ) -> ReleaseEntry:
         """Move ``champion`` to ``version`` if its gates passed and the policy is met.
 
         ``readiness_gaps`` are the required readiness controls its pipeline lacks (the caller
         scores them, :mod:`toolkit.commands.readiness`): any refuses it (exit 4) unless forced.
+        ``readiness_source`` says where they were read (a spec, or the record made at
+        registration), for the refusal.
 
         The policy is the model's recorded one, tightened by ``policy``. ``force=True`` (with a
         ``reason``) overrides the policy; the entry records that it did and what it overrode.
@@ -251,7 +254,9 @@ class Registry(Registration):
             if readiness_gaps and not force:
                 raise GateFailed(
                     f"cannot promote {model_name!r} v{version}: its pipeline lacks required "
-                    "readiness controls: " + "; ".join(readiness_gaps),
+                    "readiness controls: "
+                    + "; ".join(readiness_gaps)
+                    + (f" (readiness read from {readiness_source})" if readiness_source else ""),
                     hint="toolkit check --readiness prints the YAML or command that adds each; "
                     "or --force --reason TEXT (recorded in the release history)",
                 )
