@@ -90,6 +90,12 @@ def test_1_training_pipeline_runs_end_to_end(project: Path) -> None:
     tags = client.get_registered_model("breast_cancer_clf").tags
     assert tags["toolkit.policy.source"] == "pipelines/train.yaml"
     assert json.loads(tags["toolkit.policy"])["min_approvals"] == 1
+    # And the version carries the readiness it was registered at (promote's floor).
+    record = json.loads(
+        client.get_model_version("breast_cancer_clf", "1").tags["toolkit.readiness"]
+    )
+    assert (record["level"], record["spec"]) == ("production", "pipelines/train.yaml")
+    assert [m["name"] for m in record["missing"]] == ["reproduced"]
 
 
 def test_2_review_promote_and_load_the_champion(
