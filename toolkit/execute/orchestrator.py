@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.contracts import step_checks as contract_checks
 from toolkit.core.errors import UsageError
@@ -25,17 +25,18 @@ from toolkit.core.runlock import pipeline_lock
 from toolkit.core.settings import Settings
 from toolkit.execute import finish, recovery, release_stage
 from toolkit.execute.cache_session import CacheSession
-from toolkit.execute.engine_client import EngineHelper, start_helper
 from toolkit.execute.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.execute.request import RunRequest, prepare, run_redactor, step_cache
 from toolkit.execute.resume import reusable_steps
-from toolkit.execute.run_diff import record_champion_diff
 from toolkit.execute.run_record import build_report, plan_record
 from toolkit.execute.scheduler import Execution, run_steps
 from toolkit.execute.step_context import Event, EventSink, now_iso
 from toolkit.plan.planned import Plan
 from toolkit.reports.summary import FAILED, INTERRUPTED, SKIPPED, RunReport, StepReport
 from toolkit.tracking.run_tracking import RunTracking, tracking_disabled
+
+if TYPE_CHECKING:  # imported where used: a run with nothing to execute needs neither
+    from toolkit.execute.engine_client import EngineHelper
 
 __all__ = ["EventSink", "RunRequest", "prepare", "run_pipeline", "step_cache"]
 
@@ -160,6 +161,8 @@ class PipelineRun:
         else:
             contracts = contract_checks.needs_gx(plan, cache.expect_hit)
             if self.executor.name == "local":
+                from toolkit.execute.engine_client import start_helper
+
                 # First, so GX's import starts on the other core as early as it can.
                 self.helper = start_helper(
                     plan.run_dir, contracts=contracts, notebooks=self.tracked
@@ -226,6 +229,8 @@ class PipelineRun:
             self.cache.remember(self.report)
             if tracking:
                 tracking.finish(self.report)
+                from toolkit.execute.run_diff import record_champion_diff
+
                 # A new candidate: show the reviewer what changed against the champion.
                 record_champion_diff(settings, self.report)
         return self.report
