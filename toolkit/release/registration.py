@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from toolkit.gates.evaluation import GateReport
-from toolkit.readiness.record import TAG_READINESS, ReadinessRecord
 from toolkit.release import mlflow_registry
 from toolkit.release.governance import GovernedStore
 from toolkit.release.vocabulary import (
@@ -29,6 +28,11 @@ from toolkit.release.vocabulary import (
     PolicyRecord,
     key_part,
 )
+
+if TYPE_CHECKING:
+    # Only the type: the record's module brings the spec models (pydantic) with it, which
+    # reading the registry does not need.
+    from toolkit.readiness.record import ReadinessRecord
 
 
 class Registration(GovernedStore):
@@ -127,7 +131,10 @@ class Registration(GovernedStore):
         all_tags |= {TAG_REGISTERED_BY: who.real} if who.override else {}
         all_tags |= {TAG_RUN_ID: toolkit_run_id} if toolkit_run_id else {}
         all_tags |= {TAG_GIT_COMMIT: git_commit} if git_commit else {}
-        all_tags |= {TAG_READINESS: readiness.to_json()} if readiness else {}
+        if readiness is not None:
+            from toolkit.readiness.record import TAG_READINESS
+
+            all_tags[TAG_READINESS] = readiness.to_json()
         with self._guard(f"register model {model_name!r}"), self._lock(model_name):
             source, model_id = self._source(model_uri)
             try:
