@@ -130,6 +130,40 @@ def _setup(rows: int, folder: Path) -> tuple[Any, Any, Any, Any]:
     return estimator, guarded, sample, bare_features
 
 
+# Where predict's CPU time goes: (stage, functions whose cumulative time it is), by cProfile.
+STAGES = (
+    ("contract check", ("input_contract:check", "one_record:__call__")),
+    ("preprocess + features", ("model:features",)),
+    ("scoring", ("model:_score",)),  # includes features: subtracted below
+    ("explanations", ("model:_explain",)),
+    ("fallback", ("model:_fall_back",)),
+    ("decision table", ("decisions:decision_table",)),
+)
+
+
+def _profile(call: Any, arg: Any, times: int) -> dict[str, float]:
+    """Each stage's share of ``call(arg)`` in CPU time (percent), by cProfile."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    for _ in range(times):
+        call(arg)
+    profiler.disable()
+    cumulative: dict[str, float] = {}
+    for (path, _line, name), row in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        where = Path(path)
+        if where.parent.name == "guard":
+            key = f"{where.stem}:{name}"
+            cumulative[key] = cumulative.get(key, 0.0) + row[3]
+    total = cumulative.get("model:predict", 0.0) or 1.0
+    shares = {stage: sum(cumulative.get(f, 0.0) for f in functions) for stage, functions in STAGES}
+    shares["scoring"] -= shares["preprocess + features"]
+    shares["other (policy, hashes, bookkeeping)"] = total - sum(shares.values())
+    return {k: round(100 * v / total, 1) for k, v in shares.items()}
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -224,6 +258,8 @@ def run(rows: int = 100_000, repeat: int = 3) -> dict[str, Any]:
         for q in (50, 95):
             result[f"overhead{suffix}_row_p{q}_ms"] = round(_percentile(values, q), 3)
     result["paths"] = {str(k): int(v) for k, v in out["path"].value_counts().items()}
+    result["batch_profile_pct"] = _profile(guarded.predict, sample, 2)
+    result["row_profile_pct"] = _profile(guarded.predict, sample.iloc[[0]], 300)
     result |= {"target_ratio": TARGET_RATIO, "target_row_overhead_ms": TARGET_ROW_OVERHEAD_MS}
     return result
 

@@ -232,6 +232,10 @@ def _guard_where(d: Mapping[str, Any], _all: Mapping[str, Any]) -> list[str]:
                 f" The bare calls' own p95 is {fmt_x(tail)} their p50: on this machine the "
                 f"tail is noisy for both."
             )
+    for key, what in (("batch_profile_pct", "the batch"), ("row_profile_pct", "one record")):
+        if key in d:  # cProfile in CPU time, by the benchmark
+            shares = ", ".join(f"{k} {v:g}%" for k, v in d[key].items())
+            notes.append(f"Share of `predict` for {what} (cProfile, CPU time): {shares}.")
     return notes
 
 

@@ -79,10 +79,17 @@ def _frame(pa: Any, wrap: Any, text: dict[str, Any], numbers: dict[str, Any], in
     """The table from pyarrow string columns (or lists of str/None) and numpy numbers."""
     text_type = pa.large_string()  # what pandas keeps: anything else it casts, column by column
     dtype = pd.StringDtype("pyarrow", na_value=np.nan)
-    columns = {}
-    for k, v in text.items():
-        v = pa.array(v, text_type) if isinstance(v, list) else v
-        columns[k] = wrap(v if v.type == text_type else v.cast(text_type), dtype=dtype)
+    lists = [v for v in text.values() if isinstance(v, list)]
+    if lists:  # one conversion for all of them, then zero-copy slices
+        flat = pa.array([x for v in lists for x in v], text_type)
+        n = len(lists[0])
+        keys = [key for key, v in text.items() if isinstance(v, list)]
+        for i, key in enumerate(keys):
+            text[key] = flat.slice(i * n, n)
+    columns = {
+        key: wrap(v if v.type == text_type else v.cast(text_type), dtype=dtype)
+        for key, v in text.items()
+    }
     return pd.DataFrame(
         {c: columns.get(c, numbers.get(c)) for c in OUTPUT_COLUMNS}, index=index, copy=False
     )

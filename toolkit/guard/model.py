@@ -149,7 +149,7 @@ class GuardedModel:
             if positions.size:
                 picked = check.frame.iloc[positions]
                 self._fall_back(picked, positions, why, path, codes, reasons, rules)
-        if path.shape != (n,) or not np.isin(path, (0, 1, 2)).all():
+        if path.shape != (n,) or not ((path >= 0) & (path <= 2)).all():  # isin: 5x slower
             raise RuntimeError("a record was left without a decision")
         latency = np.full(n, (time.perf_counter() - start) * 1000.0)
         numbers = {"probability": probability, "confidence": confidence, "latency_ms": latency}
@@ -252,7 +252,7 @@ class GuardedModel:
         return x, x.to_numpy(np.float64)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_numbers"}  # a per-process cache
+        return {k: v for k, v in self.__dict__.items() if k not in ("_numbers", "_keys")}  # caches
 
     def _score(
         self, frame: pd.DataFrame, rows: np.ndarray, path: np.ndarray, reasons: np.ndarray
@@ -296,7 +296,10 @@ class GuardedModel:
         Signed: a positive value pushes towards the second class (binary) or the predicted one.
         """
         top, values = top_contributions(z, coef, chosen, min(self.top_k, z.shape[1]))
-        keys = [json.dumps(name) for name in features]
+        cached = self.__dict__.get("_keys")  # the names as JSON: once, not per call
+        if cached is None or cached[0] is not features:
+            cached = self._keys = (features, [json.dumps(name) for name in features])
+        keys = cached[1]
         text, self._numbers = contributions_json(top, values, keys, self.__dict__.get("_numbers"))
         return text
 
