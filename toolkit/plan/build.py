@@ -73,10 +73,11 @@ def build_plan(
     secret_names = spec.secret_names()
     secret_values: set[str] = set()
     steps: list[PlannedStep] = []
+    by_name = {s.name: s for s in spec.steps}  # spec.step() scans: quadratic over a pipeline
     for name in order:
         if name not in selected:
             continue
-        step = spec.step(name)
+        step = by_name[name]
         declared = params_of[name].names
         merged = step_parameters(spec, name, params_of[name], overrides)
         inputs = dict(resolved_inputs[name])

@@ -6,6 +6,7 @@ Steps free to go in any order keep the spec's order: readers expect it.
 from __future__ import annotations
 
 import graphlib
+import heapq
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def order_steps(graph: Mapping[str, set[str]], spec: Pipeline) -> list[str]:
     """
     sorter = graphlib.TopologicalSorter(graph)
     try:
-        order = list(sorter.static_order())
+        sorter.prepare()
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
         raise SpecError(
@@ -80,13 +81,15 @@ def order_steps(graph: Mapping[str, set[str]], spec: Pipeline) -> list[str]:
             path=spec.source,
             hint="a step cannot consume, directly or not, an output of itself",
         ) from exc
+    # Of the steps whose producers are done, the first in spec order: a heap, not a scan of
+    # every step per step (that made planning cubic in the number of steps).
     position = {name: i for i, name in enumerate(spec.step_names)}
-    ready = sorted(order, key=lambda n: position[n])
+    ready: list[tuple[int, str]] = []
     done: list[str] = []
-    while ready:
-        for name in ready:
-            if graph[name] <= set(done):
-                done.append(name)
-                ready.remove(name)
-                break
+    while sorter.is_active():
+        for name in sorter.get_ready():
+            heapq.heappush(ready, (position[name], name))
+        name = heapq.heappop(ready)[1]
+        done.append(name)
+        sorter.done(name)
     return done

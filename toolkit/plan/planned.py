@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,12 @@ class Plan:
     guard: Mapping[str, Any] | None = None
 
     def step(self, name: str) -> PlannedStep:
-        return next(s for s in self.steps if s.name == name)
+        return self._by_name[name]
+
+    @cached_property
+    def _by_name(self) -> dict[str, PlannedStep]:
+        # The scheduler looks steps up by name several times each: a scan made that quadratic.
+        return {s.name: s for s in self.steps}
 
     @property
     def names(self) -> list[str]:

@@ -74,20 +74,26 @@ def load_spec(path: Path | str) -> Pipeline:
 
 def _resolve_paths(pipeline: Pipeline, path: Path, digest: str) -> Pipeline:
     base = path.parent
+    resolved: dict[Path, Path] = {}
+
+    def resolve(relative: Path) -> Path:
+        # Steps share notebooks and folders: each is resolved (a syscall per component) once.
+        if relative not in resolved:
+            resolved[relative] = (base / relative).resolve()
+        return resolved[relative]
+
     steps = []
     for step in pipeline.steps:
         inputs = {
-            k: v.model_copy(update={"path": (base / v.path).resolve()})
-            if isinstance(v, ExternalInput)
-            else v
+            k: v.model_copy(update={"path": resolve(v.path)}) if isinstance(v, ExternalInput) else v
             for k, v in step.inputs.items()
         }
         steps.append(
             step.model_copy(
                 update={
-                    "notebook": (base / step.notebook).resolve(),
+                    "notebook": resolve(step.notebook),
                     "inputs": inputs,
-                    "cwd": (base / step.cwd).resolve() if step.cwd is not None else None,
+                    "cwd": resolve(step.cwd) if step.cwd is not None else None,
                 }
             )
         )
