@@ -127,15 +127,14 @@ def schedule(
     sorter.prepare()
     running = execution.running
     blocked: dict[str, str] = {}
+    # Steps that may need a kernel, in plan order; decided once, not per round of ready steps
+    # (with every step cached there is none, and a round costs nothing per step).
+    may_run = [n for n in plan.names if not (cache and cache.expect_hit(n))]
     while sorter.is_active():
         ready = sorter.get_ready()
-        if execution.kernels is not None:
+        if execution.kernels is not None and may_run:
             busy = set(results) | set(running.values()) | set(blocked) | set(execution.reused)
-            execution.kernels.warm(
-                plan.step(n)
-                for n in plan.names
-                if n not in busy and not (cache and cache.expect_hit(n))
-            )
+            execution.kernels.warm(plan.step(n) for n in may_run if n not in busy)
         for name in ready:
             if name in blocked:
                 results[name] = StepReport(name, SKIPPED, reason=blocked[name])
