@@ -254,6 +254,11 @@ def test_a_spec_edited_down_still_owes_what_it_required_at_registration(project,
     assert code == ExitCode.GATE, err
     assert "lacks required readiness controls: owner (no owner)" in err
     assert "held to what it required at registration (" in err
+    # Named on the command line, the laxer spec is held to the same record: --pipeline can
+    # tighten the release policy, never lower what the version owes.
+    code, _, err = cli("promote", MODEL, version, "--pipeline", str(path))
+    assert code == ExitCode.GATE, err
+    assert "lacks required readiness controls: owner (no owner)" in err
 
 
 def test_neither_spec_nor_record_refuses_and_force_is_recorded(project, cli) -> None:

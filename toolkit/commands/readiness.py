@@ -130,21 +130,14 @@ def promotion_gaps(
     """``(report, required controls missing, where the readiness was read)`` for promoting
     ``model`` v``version``.
 
-    ``pipeline`` (``--pipeline``) is scored as given. Otherwise the spec the version was
-    registered from is scored, held to the controls its record (written at registration)
-    required; when that spec no longer loads, the record stands in for it (controls whose
-    evidence comes later are scored now). No spec and no record, or a damaged record: refused
-    (:class:`ReadinessUnknown`), or with ``force`` one gap saying so, for the history.
+    ``pipeline`` (``--pipeline``) is scored as given, held like any spec to the controls the
+    version's record (written at registration) required: naming a laxer spec lowers nothing.
+    Otherwise the spec the version was registered from is scored, held to that record; when that
+    spec no longer loads, the record stands in for it (controls whose evidence comes later are
+    scored now). No spec and no record, or a damaged record: refused (:class:`ReadinessUnknown`),
+    or with ``force`` one gap saying so, for the history.
     """
     settings = load_settings()
-    if pipeline:
-        given = load_spec(Path(pipeline))
-        if given.model is None or given.model.name != model:
-            print(
-                f"note: {pipeline} does not release {model}: readiness not checked", file=sys.stderr
-            )
-            return None, [], f"the spec {pipeline}"
-        return _scored(given, settings, registry, version, (), f"the spec {pipeline}")
     try:
         record = version_record(registry.get_version(model, version))
     except ValueError as exc:
@@ -152,17 +145,21 @@ def promotion_gaps(
         if force:
             return None, [f"unknown ({why})"], "an unreadable record"
         raise ReadinessUnknown(f"cannot promote {model!r} v{version}: {why}", hint=HINT) from None
+    floor = record.required if record else ()
+    if pipeline:
+        given = load_spec(Path(pipeline))
+        if given.model is not None and given.model.name == model:
+            return _scored(given, settings, registry, version, floor, _held(pipeline, given, floor))
+        # Not this model's spec: it says nothing about this version, so it cannot stand in.
+        print(f"note: {pipeline} does not release {model}; readiness read as without it",
+              file=sys.stderr)  # fmt: skip
     policy = registry.policy_record(model)
     recorded = record.spec if record else (policy.source if policy else None)
     spec = spec_releasing(model, settings, recorded)
     if spec is not None and spec.model is not None and spec.model.name == model:
-        floor = record.required if record else ()
-        label = _label(spec, settings)
-        raised = sorted(set(floor) - required_controls(spec))
-        where = f"the spec {label}" + (
-            f", held to what it required at registration ({', '.join(raised)})" if raised else ""
+        return _scored(
+            spec, settings, registry, version, floor, _held(_label(spec, settings), spec, floor)
         )
-        return _scored(spec, settings, registry, version, floor, where)
     if record is not None:
         evidence = evidence_for(model, settings, registry=registry, version=version)
         report = record.report(evidence)
@@ -182,6 +179,14 @@ def promotion_gaps(
     if force:
         return None, [f"unknown ({gone}; no readiness recorded at registration)"], "nowhere"
     raise ReadinessUnknown(message, hint=HINT)
+
+
+def _held(label: str, spec: Pipeline, floor: Any) -> str:
+    """Where the readiness was read: the spec, and what the record holds it to beyond it."""
+    raised = sorted(set(floor) - required_controls(spec))
+    return f"the spec {label}" + (
+        f", held to what it required at registration ({', '.join(raised)})" if raised else ""
+    )
 
 
 def _label(spec: Pipeline, settings: Settings) -> str:
