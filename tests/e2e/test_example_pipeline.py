@@ -1,4 +1,5 @@
-"""The shipped example project, end to end, as a user runs it: a fresh copy and the real CLI.
+"""The shipped example project, end to end, as a user runs it: a fresh copy and the real CLI
+(its ``main``, in this process: see ``support.cli``; the second reviewer is a real process).
 
 One module-scoped project walks the README tour: train, reproduce, review (as a second person:
 the example forbids self-approval), promote, then a worse model that the champion gate stops.
@@ -19,6 +20,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, copy_example
 from support.browser import chromium
+from support.cli import run_here
 
 from toolkit.core.settings import load_settings
 
@@ -48,13 +50,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def toolkit(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "toolkit", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_here(project, *args)
 
 
 def test_1_training_pipeline_runs_end_to_end(project: Path) -> None:

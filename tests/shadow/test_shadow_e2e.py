@@ -1,30 +1,28 @@
-"""Shadow mode and outcomes end to end, on a copy of the example with the real CLI: v1 trained
-and promoted, v2 trained and set to shadow it, the example's batches scored by the score
-pipeline. Callers get v1's output while v2's decisions are recorded; the report compares them;
-labels give each version's live ROC AUC; a policy asking for 3 shadowed batches blocks the
-promotion of v2 until the third batch is scored."""
+"""Shadow mode and outcomes end to end, on a copy of the example with the real CLI (its
+``main``, in this process: see ``support.cli``): v1 trained and promoted, v2 trained and set to
+shadow it, the example's batches scored by the score pipeline. Callers get v1's output while
+v2's decisions are recorded; the report compares them; labels give each version's live ROC AUC;
+a policy asking for 3 shadowed batches blocks the promotion of v2 until the third batch is
+scored."""
 
 from __future__ import annotations
 
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import copy_example
+from support.cli import run_here
 
 pytestmark = pytest.mark.slow
 MODEL = "breast_cancer_clf"
 
 
 def toolkit(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "toolkit", *args],
-        cwd=project, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    return run_here(project, *args)
 
 
 def ok(project: Path, *args: str) -> str:

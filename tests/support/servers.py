@@ -198,6 +198,10 @@ def mlflow_auth_server(
         f"database_uri = sqlite:///{root / 'basic_auth.db'}\n"
         f"admin_username = {admin[0]}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # MLflow's own credential cache (off by default): without it every request re-checks a
+        # scrypt hash, ~0.14 s of CPU, and one CLI command makes dozens of requests. Only
+        # successful checks are cached; wrong or missing credentials are still refused each time.
+        "auth_cache_ttl_seconds = 600\n"
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}"

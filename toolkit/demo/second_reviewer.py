@@ -79,6 +79,8 @@ def main(argv: list[str]) -> int:
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{folder / 'basic_auth.db'}\nadmin_username = {admin[0]}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # MLflow's credential cache: each request would otherwise re-check a scrypt hash.
+        "auth_cache_ttl_seconds = 600\n"
     )
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
