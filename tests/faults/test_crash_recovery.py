@@ -3,7 +3,8 @@
 The orchestrator (or one of its kernels) is killed with SIGKILL, so no clean-up code runs.
 Afterwards ``toolkit runs list`` reports the run as dead, ``toolkit runs repair`` closes its
 MLflow runs KILLED (tagged) and writes a summary ``interrupted``, the next run of the pipeline
-does the same on its own (stale lock), and ``--resume`` finishes it.
+does the same on its own (stale lock), and ``--resume`` finishes it. The killed run is a real
+process; the commands that find and repair it run in the test's process (``support.cli``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.procs import children, cmdline, kill_group, run_toolkit, start_toolkit, wait_for
+from support.cli import run_here
+from support.procs import children, cmdline, kill_group, start_toolkit, wait_for
 from support.projects import mini_project, tracking_uri
 from support.stores import run_statuses, run_tags, running_runs
 
@@ -81,11 +83,11 @@ def test_kill_9_of_the_orchestrator_is_detected_and_repaired(project: Path, poin
     closes its MLflow runs KILLED with a tag and writes a summary 'interrupted'."""
     run_dir = _kill_orchestrator(project, point)
     uri = tracking_uri(project)
-    listed = run_toolkit(["runs", "list"], project)
+    listed = run_here(project, "runs", "list")
     left_running = running_runs(uri)
     if left_running:  # the run was tracked: the list must say it died
         assert "DIED" in listed.stdout and run_dir.name in listed.stderr, listed
-    repaired = run_toolkit(["runs", "repair", "--json"], project)
+    repaired = run_here(project, "runs", "repair", "--json")
     assert repaired.returncode == 0, repaired.stderr
     found = json.loads(repaired.stdout)
     assert [f["run_id"] for f in found] == [run_dir.name]
@@ -96,7 +98,7 @@ def test_kill_9_of_the_orchestrator_is_detected_and_repaired(project: Path, poin
         assert "toolkit.interrupted" in run_tags(uri, run_id)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["exit_code"] == 130
-    again = run_toolkit(["runs", "repair", "--json"], project)
+    again = run_here(project, "runs", "repair", "--json")
     assert json.loads(again.stdout) == []  # nothing left to repair
 
 
@@ -105,7 +107,7 @@ def test_the_next_run_repairs_a_dead_run_through_its_stale_lock(project: Path) -
     """kill -9, then simply run again: the new run closes the dead one's MLflow runs and
     writes its summary, then runs normally."""
     dead = _kill_orchestrator(project, "while the first step executes")
-    result = run_toolkit(["run", "pipelines/crash.yaml", "-p", "second.seconds=0"], project)
+    result = run_here(project, "run", "pipelines/crash.yaml", "-p", "second.seconds=0")
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"run {dead.name} had died" in result.stderr
     assert json.loads((dead / "summary.json").read_text())["status"] == "interrupted"
@@ -117,12 +119,12 @@ def test_resume_finishes_a_run_killed_with_kill_9(project: Path) -> None:
     """`--resume RUN_ID` of a run killed by kill -9 (never repaired) works, and `--run-id`
     with its id points at `--resume`."""
     dead = _kill_orchestrator(project, "while the second step executes")
-    same_id = run_toolkit(["run", "pipelines/crash.yaml", "--run-id", dead.name], project)
+    same_id = run_here(project, "run", "pipelines/crash.yaml", "--run-id", dead.name)
     assert same_id.returncode == 2 and f"--resume {dead.name}" in same_id.stderr
-    resumed = run_toolkit(
-        ["run", "pipelines/crash.yaml", "--resume", dead.name, "-p", "second.seconds=0", "--json"],
-        project,
-    )
+    resumed = run_here(
+        project, "run", "pipelines/crash.yaml", "--resume", dead.name, "-p", "second.seconds=0",
+        "--json",
+    )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     summary = json.loads(resumed.stdout)
     assert summary["run_id"] == dead.name and summary["status"] == "succeeded"

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.procs import children, cmdline, kill_group, run_toolkit, start_toolkit, wait_for
+from support.cli import run_here
+from support.procs import children, cmdline, kill_group, start_toolkit, wait_for
 from support.projects import mini_project, tracking_uri
 from support.stores import model_versions, running_runs, usable_versions
 
@@ -75,7 +76,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(project: Path, env: dict[str, str]) -> dict[str, Any]:
     before = len(model_versions(tracking_uri(project), "helper_model"))
-    result = run_toolkit(["run", "pipelines/helper.yaml", "--force", "--json"], project, env)
+    result = run_here(project, "run", "pipelines/helper.yaml", "--force", "--json", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     uri = tracking_uri(project)
@@ -150,7 +151,7 @@ def test_the_helper_dies_with_an_orchestrator_killed_by_kill_9(project: Path) ->
             wait_for(lambda pid=pid: not _alive(pid), timeout=15, what=f"helper {pid} to exit")
     finally:
         kill_group(proc)
-    run_toolkit(["runs", "repair"], project)  # the dead run's MLflow runs: not this test's
+    run_here(project, "runs", "repair")  # the dead run's MLflow runs: not this test's
     assert running_runs(tracking_uri(project)) == []
 
 
