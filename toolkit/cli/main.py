@@ -238,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        if interrupts.received():  # the SIGTERM's KeyboardInterrupt, turned into another error
+            print("interrupted", file=sys.stderr)  # by the code it hit (an import, a library)
+            return int(ExitCode.INTERRUPTED)
         environmental = environment_failure(exc)
         if environmental is not None:
             print(f"error: {environmental}", file=sys.stderr)
@@ -270,6 +273,13 @@ def entry() -> NoReturn:
     try:
         code = main()
     except KeyboardInterrupt:  # outside main's own boundary (parsing, its last lines)
+        print("interrupted", file=sys.stderr)
+        code = int(ExitCode.INTERRUPTED)
+    except BaseException:
+        # A SIGTERM during a C extension's import: pydantic-core's init saw the KeyboardInterrupt
+        # as a failed import of `datetime` and panicked (pyo3's PanicException is no Exception).
+        if not interrupts.received():
+            raise
         print("interrupted", file=sys.stderr)
         code = int(ExitCode.INTERRUPTED)
     interrupts.stop_raising()
