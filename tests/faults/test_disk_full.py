@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.procs import run_toolkit
+from support.cli import run_here
 from support.projects import mini_project, tracking_uri
 from support.stores import model_versions, running_runs, usable_versions
 
@@ -63,7 +63,7 @@ def test_disk_full_after_the_steps(tmp_path: Path, reserve: int) -> None:
         spec = SPEC.replace("{fill}", str(runs_dir)).replace("{reserve}", str(reserve))
         mini_project(tmp_path, spec, {"fit_tiny": NOTEBOOKS / "fit_tiny.ipynb"}, name="full")
         env = {"TOOLKIT_RUNS_DIR": str(runs_dir)}
-        result = run_toolkit(["run", "pipelines/full.yaml", "--json"], tmp_path, env)
+        result = run_here(tmp_path, "run", "pipelines/full.yaml", "--json", env=env)
         uri = tracking_uri(tmp_path)
         assert "this is a bug" not in result.stderr
         assert running_runs(uri) == []
