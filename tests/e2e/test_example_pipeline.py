@@ -30,14 +30,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_example(tmp_path_factory.mktemp("example") / "example", store=True)
-    # The example's 50 ms latency budgets are wall-clock measurements: on a 2-core machine running
+    # The example's 200 ms latency budgets are wall-clock measurements: on a 2-core machine running
     # the suite's other workers they fail for reasons that have nothing to do with the tour. The
     # copy gets a budget no machine misses; the latency gate itself is tested in tests/gates.
     for spec in ("train.yaml", "score.yaml"):
         path = root / "pipelines" / spec
         text = path.read_text()
-        relaxed = text.replace("latency_p95_ms <= 50", "latency_p95_ms <= 60000")
-        relaxed = relaxed.replace("predict_p95_ms <= 50", "predict_p95_ms <= 60000")
+        relaxed = text.replace("latency_p95_ms <= 200", "latency_p95_ms <= 60000")
+        relaxed = relaxed.replace("predict_p95_ms <= 200", "predict_p95_ms <= 60000")
         assert relaxed != text, f"the example's latency gate moved: update {__file__}"
         path.write_text(relaxed)
     for name in ("uv.lock", ".gitignore"):
