@@ -11,6 +11,7 @@ from conftest import MakeProject
 
 from toolkit.core.errors import ExitCode
 from toolkit.execute import RunRequest, run_pipeline
+from toolkit.reports.summary import to_text
 
 BRANCHES = """
 name: branches
@@ -81,7 +82,10 @@ def test_dead_kernel_and_missing_output_are_step_failures(make_project: MakeProj
     assert "kernel died" in dies.error["message"]
     assert lazy.status == "failed" and lazy.error["kind"] == "missing_output"
     assert "out" in lazy.error["message"] and "never.txt" in lazy.error["message"]
+    assert "parameter of that name: write to out (e.g. df.to_csv(out))" in lazy.error["hint"]
     assert lazy.notebook is not None and Path(lazy.notebook).exists()
+    shown = to_text(report)  # what the terminal shows, under the step's failure
+    assert "  hint: the notebook receives each output's absolute path" in shown
 
 
 def test_step_timeout_is_enforced(make_project: MakeProject) -> None:

@@ -88,8 +88,9 @@ class StepFailed(ToolkitError):
         traceback: str | None = None,
         notebook: object | None = None,
         details: list[str] | None = None,
+        hint: str | None = None,
     ) -> None:
-        super().__init__(f"step {step!r} failed: {reason}")
+        super().__init__(f"step {step!r} failed: {reason}", hint=hint)
         self.details = details or []
         self.step = step
         self.reason = reason

@@ -242,6 +242,10 @@ def _attempt(
             + ", ".join(f"{k} ({step.outputs[k].path})" for k in missing),
             kind="missing_output",
             notebook=output,
+            # The usual cause in a notebook written before it was a step: a relative path, which
+            # lands in the notebook's folder. The injected parameters say where to write.
+            hint=f"the notebook receives each output's absolute path as a parameter of that name: "
+            f"write to {', '.join(missing)} (e.g. df.to_csv({missing[0]}))",
         )
 
 
@@ -267,7 +271,7 @@ def error_dict(exc: StepFailed) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": exc.kind, "message": exc.reason}
     if exc.details:
         data["details"] = exc.details
-    for key in ("cell_index", "ename", "evalue", "traceback"):
+    for key in ("cell_index", "ename", "evalue", "traceback", "hint"):
         value = getattr(exc, key)
         if value is not None:
             data[key] = value

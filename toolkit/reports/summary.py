@@ -135,6 +135,8 @@ def to_text(report: RunReport) -> str:
         if s.error.get("traceback"):
             tail = s.error["traceback"].strip().splitlines()[-12:]
             lines.extend("    " + t for t in tail)
+        if s.error.get("hint"):
+            lines.append(f"  hint: {s.error['hint']}")
         if s.notebook:
             lines.append(f"  executed notebook kept at {s.notebook}")
     for s in report.steps:
