@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 from support.guards import MESSY_BATCH, example_guard
 
+from toolkit.cards import build
 from toolkit.cli.main import main
 from toolkit.core.errors import ExitCode, RegistryError
 from toolkit.guard.batch import read_batch, storable
@@ -165,9 +166,9 @@ def test_stop_shadow_without_one_is_a_registry_error(project: Path) -> None:
     assert shadow_for(f"models:/{STATE}@champion", tracking_uri=uri) is None
 
 
-def test_feedback_gives_each_versions_live_metrics_and_counts_every_label(
-    project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def write_labels(project: Path) -> pd.DataFrame:
+    """Outcomes for the messy batch, less its first record, plus one never scored, one not a
+    label of the model's and one duplicate."""
     raw = pd.read_csv(MESSY_BATCH)
     truth = (pd.to_numeric(raw["worst_area"], errors="coerce") > 880).map(
         {True: "malignant", False: "benign"}
@@ -179,6 +180,13 @@ def test_feedback_gives_each_versions_live_metrics_and_counts_every_label(
     )  # fmt: skip
     labels = pd.concat([labels.iloc[1:], extra], ignore_index=True)
     labels.to_csv(project / "labels.csv", index=False)
+    return labels
+
+
+def test_feedback_gives_each_versions_live_metrics_and_counts_every_label(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = write_labels(project)
     code, out, err = cli(
         capsys, "feedback", NAME, "--labels", "labels.csv", "--key", "patient_id", "--json"
     )
@@ -201,3 +209,36 @@ def test_feedback_gives_each_versions_live_metrics_and_counts_every_label(
     assert code == ExitCode.USAGE and "its columns: id, y" in err
     code, _, err = cli(capsys, "feedback", "other", "--labels", "bad.csv", "--key", "id")
     assert code == ExitCode.USAGE and "decision records are written when" in err
+
+
+def test_the_card_shows_shadow_evidence_and_live_feedback_once_recorded(
+    store: dict[str, Any], project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = MlflowClient(tracking_uri=store["uri"], registry_uri=store["uri"])
+    code, before, err = cli(capsys, "card", NAME, "1")
+    assert code == 0, err
+    assert "shadow evidence: none recorded (this version never shadowed)" in before
+    code, card, err = cli(capsys, "card", STATE, "1")
+    assert code == 0, err
+    assert "- _Not recorded:_ live metrics from feedback: none recorded" in card
+    assert "- _Not recorded:_ shadow evidence: none recorded" in card
+
+    assert cli(capsys, "shadow", "report", NAME)[0] == 0  # tracked: a run in shadow-NAME
+    write_labels(project)
+    code, _, err = cli(capsys, "feedback", NAME, "--labels", "labels.csv", "--key", "patient_id")
+    assert code == 0, err
+    for version in ("1", "2"):  # each version scored gets a fresh card
+        tag = client.get_model_version(NAME, version).tags["toolkit.card"]
+        assert tag.endswith("-feedback.html"), tag
+    code, card, err = cli(capsys, "card", NAME, "2")
+    assert code == 0, err
+    production = card.split("## Production so far")[1].split("## Lineage")[0]
+    assert "**Shadow:** shadowing since" in production
+    assert "| shadow.batches | 1 |" in production and "| shadow.agreement | 0." in production
+    assert "**Latest shadow report:**" in production and "PSI -" not in production
+    assert "| shadow v2 |" in production and "| champion v1 |" in production
+    assert "**Live feedback:** 1 labelled batches," in production and "(shadow)" in production
+    assert "| roc_auc | " in production and "| brier | " in production
+    assert "Not recorded" not in production.split("drift monitoring")[1]
+    html = build(NAME, "2").html
+    assert "Live metrics from feedback (latest batch)" in html and "<script" not in html

@@ -1,6 +1,6 @@
 """Gather a model card from records only: the registered version and its tags, the release
 history, the source run (summary, environment, tags), the spec that releases the model, the
-guard's rules file, and monitoring runs. Whatever no record holds is listed as missing, so a
+guard's rules file, monitoring, shadow and feedback runs. Whatever no record holds is listed as missing, so a
 version registered before cards existed still gets an honest card."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.cards.model import ModelCard, Section, Table
+from toolkit.cards.production import fmt, production
 from toolkit.core.errors import ToolkitError
 from toolkit.core.settings import Settings
 from toolkit.specs.load import discover_specs, load_spec
@@ -17,7 +18,6 @@ from toolkit.specs.models import Pipeline
 
 DATA_PREFIX = "toolkit.data."
 LOCK_TAG, VERDICT_TAG = "toolkit.lock.sha256", "toolkit.reproduce.verdict"
-NONE_RECORDED = "none recorded"
 
 
 def releasing_spec(settings: Settings, model: str, recorded: str | None) -> Pipeline | None:
@@ -35,12 +35,6 @@ def releasing_spec(settings: Settings, model: str, recorded: str | None) -> Pipe
         if spec is not None and spec.model is not None and spec.model.name == model:
             return spec
     return None
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
 
 
 def _identity(spec: Pipeline | None, info: Any) -> Section:
@@ -103,7 +97,7 @@ def _evaluation(info: Any, metrics: dict[str, float]) -> Section:
     s = Section("Evaluation")
     gates = info.gates
     if gates is not None:
-        rows = [(g.expression, _fmt(g.value), _fmt(g.threshold), "pass" if g.passed else "FAIL")
+        rows = [(g.expression, fmt(g.value), fmt(g.threshold), "pass" if g.passed else "FAIL")
                 for g in gates.results]  # fmt: skip
         s.tables.append(Table("Release gates at registration",
                               ("gate", "value", "threshold", "verdict"), rows))  # fmt: skip
@@ -120,11 +114,11 @@ def _evaluation(info: Any, metrics: dict[str, float]) -> Section:
     plain = {k: v for k, v in metrics.items() if not k.startswith("slice")}
     if plain:
         s.tables.append(Table("Metrics logged by the evaluation step", ("metric", "value"),
-                              [(k, _fmt(v)) for k, v in sorted(plain.items())]))  # fmt: skip
+                              [(k, fmt(v)) for k, v in sorted(plain.items())]))  # fmt: skip
     slices = {k: v for k, v in metrics.items() if k.startswith("slice")}
     if slices:
         s.tables.append(Table("Slices", ("slice metric", "value"),
-                              [(k, _fmt(v)) for k, v in sorted(slices.items())]))  # fmt: skip
+                              [(k, fmt(v)) for k, v in sorted(slices.items())]))  # fmt: skip
     else:
         s.missing.append("slices (the evaluation step logs no slice.* metrics)")
     return s
@@ -182,31 +176,6 @@ def _review(info: Any) -> Section:
     return s
 
 
-def _production(info: Any, history: list[Any], monitors: list[Any]) -> Section:
-    s = Section("Production so far")
-    moves = [e for e in history if e.to_version == info.version or e.from_version == info.version]
-    if moves:
-        moved = [(e.at, e.action + (" (FORCED)" if e.forced else ""), e.by or "?", e.reason)
-                 for e in moves]  # fmt: skip
-        s.tables.append(Table("Release history of this version", ("when", "action", "by",
-                                                                   "reason"), moved))  # fmt: skip
-    rows: list[tuple[str, ...]] = []
-    for run in monitors:
-        m = run.metrics
-        rows.append((str(run.start_time or "?"), run.tags.get("toolkit.monitor.status", "?"),
-                     str(run.run_name or ""), _fmt(m.get("rate.fallback")),
-                     _fmt(m.get("rate.rejected"))))  # fmt: skip
-    if rows:
-        s.tables.append(Table("Monitored batches (drift)", ("when", "status", "batch",
-                                                            "fallback rate", "rejected rate"),
-                              rows))  # fmt: skip
-    else:
-        s.missing.append(f"drift monitoring: {NONE_RECORDED}")
-    s.missing.append(f"shadow evidence: {NONE_RECORDED}")
-    s.missing.append(f"live metrics from feedback: {NONE_RECORDED}")
-    return s
-
-
 def _lineage(info: Any, run: Any, environment: dict[str, Any] | None) -> Section:
     s = Section("Lineage")
     s.fact("Git commit", info.tags.get("git.commit") or "not recorded")
@@ -253,18 +222,13 @@ def collect(
             metrics = tracker.run_metrics(info.tags.get("toolkit.metrics_run_id") or run_id)
         except ToolkitError:
             run = None  # the source run is gone: the card says what that leaves out
-    try:
-        monitors = [r for r in tracker.list_runs(f"monitor-{model}", max_results=200)
-                    if r.tags.get("toolkit.monitor.version") == str(version)]  # fmt: skip
-    except ToolkitError:
-        monitors = []
     sections = [
         _identity(spec, info),
         _training(info, summary if isinstance(summary, dict) else None),
         _evaluation(info, metrics),
         _guard(spec, reference if isinstance(reference, dict) else None),
         _review(info),
-        _production(info, registry.releases(model), monitors),
+        production(info, registry.releases(model), tracker),
         _lineage(info, run, environment if isinstance(environment, dict) else None),
     ]
     if run is None:

@@ -28,6 +28,11 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     for hook in outcome.hooks:
         if not hook.ok:
             print(f"warning: alert hook {hook.hook} failed: {hook.detail}", file=sys.stderr)
+    if outcome.mlflow_run_id:  # the cards read the logged metrics; untracked, nothing is new
+        from toolkit.cards.publish import refresh
+
+        for version in result.versions:
+            refresh(args.model, version.version, "feedback")  # warns, never fails the command
     if result.breaches:  # last, so a failed hook or a logging problem never hides it
         raise MonitorAlert(
             f"{result.model}: {len(result.breaches)} live metric(s) below the floor: "
