@@ -242,3 +242,31 @@ def test_the_card_shows_shadow_evidence_and_live_feedback_once_recorded(
     assert "Not recorded" not in production.split("drift monitoring")[1]
     html = build(NAME, "2").html
     assert "Live metrics from feedback (latest batch)" in html and "<script" not in html
+
+
+def test_the_card_tells_a_stopped_or_replaced_shadow_from_a_current_one(
+    store: dict[str, Any],
+) -> None:
+    from toolkit.cards.production import production
+    from toolkit.release.registry import Registry
+    from toolkit.release.vocabulary import ReleaseEntry
+    from toolkit.tracking.client import Tracker
+
+    info = Registry(store["uri"]).get_version(STATE, "2")
+    tracker = Tracker(store["uri"])
+
+    def move(seq: int, action: str, version: str) -> ReleaseEntry:
+        return ReleaseEntry(STATE, "k", seq, action, "1", version, "me", f"2026-01-0{seq}")
+
+    started = [move(1, "shadow_started", "2")]
+    shown = {
+        label: dict(production(info, history, tracker).facts)["Shadow"]
+        for label, history in (
+            ("current", started),
+            ("replaced", [*started, move(2, "shadow_started", "3")]),
+            ("stopped", [*started, move(2, "shadow_stopped", "2")]),
+        )
+    }
+    assert shown["current"] == "shadowing since 2026-01-01 (champion then: v1)"
+    assert shown["replaced"].startswith("replaced by v3 at 2026-01-02")
+    assert shown["stopped"].startswith("stopped at 2026-01-02")

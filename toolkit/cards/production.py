@@ -30,15 +30,22 @@ def _runs(tracker: Any, experiment: str) -> list[Any]:
 
 
 def _shadow(s: Section, info: Any, history: list[Any], tracker: Any) -> None:
-    moves = [e for e in history if e.action in SHADOW_MOVES and e.to_version == info.version]
+    every = [e for e in history if e.action in SHADOW_MOVES]
+    moves = [e for e in every if e.to_version == info.version]
     raw = info.tags.get(TAG_SHADOW_EVIDENCE)
     if not moves and not raw:
         s.missing.append(f"shadow evidence: {NONE_RECORDED} (this version never shadowed)")
         return
     if moves:
         last = moves[-1]
-        state = "shadowing" if last.action == "shadow_started" else "stopped"
-        s.fact("Shadow", f"{state} since {last.at} (champion then: v{last.from_version or '?'})")
+        state = f"shadowing since {last.at}"
+        # `shadow start` of another version replaces this one without a stop entry
+        after = every[every.index(last) + 1 :]
+        if last.action != "shadow_started":
+            state = f"stopped at {last.at}"
+        elif after:
+            state = f"replaced by v{after[0].to_version} at {after[0].at}"
+        s.fact("Shadow", f"{state} (champion then: v{last.from_version or '?'})")
     try:
         evidence = json.loads(raw) if raw else None
     except ValueError:
