@@ -159,6 +159,21 @@ def test_close_all_leaves_no_run_running(tracker: Tracker, client: MlflowClient)
     assert client.get_run(done).info.status == "FINISHED"
 
 
+def test_an_error_inside_failing_ends_the_open_runs_failed_and_propagates(
+    tracker: Tracker, client: MlflowClient
+) -> None:
+    """What monitor, feedback and shadow report wrap their logging in."""
+    run_id = tracker.start_pipeline(_name(), run_name="interrupted", params={}, tags={})
+    with pytest.raises(KeyboardInterrupt), tracker.failing():
+        tracker.log_metrics(run_id, [("m", 1.0, 0, None)])
+        raise KeyboardInterrupt
+    assert client.get_run(run_id).info.status == "FAILED"
+    finished = tracker.start_pipeline(_name(), run_name="fine", params={}, tags={})
+    with tracker.failing():
+        tracker.end(finished, "FINISHED")
+    assert client.get_run(finished).info.status == "FINISHED"
+
+
 def test_failed_step_gets_error_tags_and_duration(tracker: Tracker, client: MlflowClient) -> None:
     parent = tracker.start_pipeline(_name(), run_name="fail", params={}, tags={})
     step = tracker.start_step(parent, "boom", params={})

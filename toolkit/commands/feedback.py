@@ -40,7 +40,7 @@ def run_feedback(request: FeedbackRequest) -> FeedbackOutcome:
     from dataclasses import replace
 
     from toolkit.core.tables import read_table
-    from toolkit.monitor.alerts import CommandHook, WebhookHook, deliver, hooks_from_dict
+    from toolkit.monitor.alerts import alert_hooks, deliver
     from toolkit.shadow.outcomes import (
         HASH_KEY,
         breaches,
@@ -52,9 +52,7 @@ def run_feedback(request: FeedbackRequest) -> FeedbackOutcome:
     settings = load_settings(request.start)
     spec = releasing_spec(settings.root, request.model)
     floors = {str(k): float(v) for k, v in ((spec.feedback if spec else None) or {}).items()}
-    hooks = hooks_from_dict((spec.alerts if spec else None) or {})
-    hooks += [WebhookHook(url) for url in request.webhooks]
-    hooks += [CommandHook(cmd) for cmd in request.commands]
+    hooks = alert_hooks(spec.alerts if spec else None, request.webhooks, request.commands)
     labels = read_table(request.labels)
     columns = [str(c) for c in labels.columns]
     label_column = choose_label_column(columns, request.key, request.label)
@@ -86,7 +84,7 @@ def _track(settings: Any, outcomes: Any, request: FeedbackRequest) -> str:
         tags={"toolkit.feedback.model": outcomes.model},
         source=str(request.labels),
     )
-    try:
+    with tracker.failing():
         points = []
         for v in outcomes.versions:
             for batch in v.batches:
@@ -99,7 +97,4 @@ def _track(settings: Any, outcomes: Any, request: FeedbackRequest) -> str:
         tracker.log_metrics(run_id, points)
         tracker.log_dict(run_id, outcomes.to_dict(), "feedback.json")
         tracker.end(run_id, "FINISHED")
-    except BaseException:
-        tracker.close_all("FAILED")
-        raise
     return run_id

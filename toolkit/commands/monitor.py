@@ -55,12 +55,10 @@ def run_monitor(request: MonitorRequest) -> MonitorOutcome:
     """Profile one batch against its model version's reference; log, report and alert."""
     from toolkit.core.tables import read_table
     from toolkit.monitor import (
-        CommandHook,
         MonitorThresholds,
         ReferenceProfile,
-        WebhookHook,
+        alert_hooks,
         fire_alerts,
-        hooks_from_dict,
         monitor_batch,
     )
     from toolkit.release.guarded import load_guarded_model
@@ -70,9 +68,7 @@ def run_monitor(request: MonitorRequest) -> MonitorOutcome:
     settings = load_settings(request.start)
     spec = releasing_spec(settings.root, request.model)
     thresholds = MonitorThresholds.from_dict((spec.monitoring if spec else None) or {})
-    hooks = hooks_from_dict((spec.alerts if spec else None) or {})
-    hooks += [WebhookHook(url) for url in request.webhooks]
-    hooks += [CommandHook(cmd) for cmd in request.commands]
+    hooks = alert_hooks(spec.alerts if spec else None, request.webhooks, request.commands)
     batch = read_table(request.batch)  # empty or unreadable: a clear ContractError
 
     registry = Registry(settings.tracking_uri)
@@ -99,7 +95,7 @@ def run_monitor(request: MonitorRequest) -> MonitorOutcome:
         tags={"toolkit.monitor.model": request.model, "toolkit.monitor.version": version},
         source=str(request.batch),
     )
-    try:
+    with tracker.failing():
         result = monitor_batch(
             batch,
             reference,
@@ -119,8 +115,5 @@ def run_monitor(request: MonitorRequest) -> MonitorOutcome:
         tracker.log_artifact(run_id, report, "drift")
         tracker.log_dict(run_id, result.to_dict(), "monitor.json")
         tracker.end(run_id, "FINISHED", tags={"toolkit.monitor.status": result.status})
-    except BaseException:
-        tracker.close_all("FAILED")
-        raise
     outcomes = fire_alerts(result, hooks)
     return MonitorOutcome(result, tuple(outcomes), Path(report), run_id)

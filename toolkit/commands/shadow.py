@@ -89,7 +89,7 @@ def _track(settings: Any, report: Any, page: Path) -> str:
         tags={"toolkit.shadow.model": report.model},
         source=str(page),
     )  # fmt: skip
-    try:
+    with tracker.failing():
         metrics = {k: v for k, v in report.evidence.items()}
         if report.psi is not None:
             metrics["shadow.psi"] = report.psi
@@ -97,9 +97,6 @@ def _track(settings: Any, report: Any, page: Path) -> str:
         tracker.log_artifact(run_id, page, "shadow")
         tracker.log_dict(run_id, report.to_dict(), "shadow_report.json")
         tracker.end(run_id, "FINISHED")
-    except BaseException:
-        tracker.close_all("FAILED")
-        raise
     return run_id
 
 

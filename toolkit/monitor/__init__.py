@@ -19,6 +19,7 @@ from toolkit.monitor.alerts import (
     CommandHook,
     HookOutcome,
     WebhookHook,
+    alert_hooks,
     deliver,
     hooks_from_dict,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "NumericProfile",
     "ReferenceProfile",
     "WebhookHook",
+    "alert_hooks",
     "build_profile",
     "chi_square",
     "compare",

@@ -27,7 +27,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -136,6 +136,16 @@ def hooks_from_dict(
         CommandHook(cmd) if timeout is None else CommandHook(cmd, timeout_s=float(timeout))
         for cmd in listed("command")
     ]
+    return hooks
+
+
+def alert_hooks(
+    config: Mapping[str, Any] | None, webhooks: Iterable[str] = (), commands: Iterable[str] = ()
+) -> list[AlertHook]:
+    """A command's hooks: the spec's ``alerts:`` and those given with ``--webhook``/``--command``."""
+    hooks = hooks_from_dict(config)
+    hooks += [WebhookHook(url) for url in webhooks]
+    hooks += [CommandHook(cmd) for cmd in commands]
     return hooks
 
 

@@ -12,12 +12,13 @@ The one module of ``toolkit.tracking`` that imports MLflow, inside functions (~1
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,16 @@ class Tracker(RunQueries):
             except Exception:
                 log.exception("could not end MLflow run %s", run_id)
         return closed
+
+    @contextlib.contextmanager
+    def failing(self) -> Iterator[None]:
+        """Within the block, any error (an interrupt included) ends every run this tracker
+        still has open as FAILED, then propagates: a command's run is never left RUNNING."""
+        try:
+            yield
+        except BaseException:
+            self.close_all("FAILED")
+            raise
 
     def end_orphaned_steps(self, parent_run_id: str, steps: Iterable[str]) -> list[str]:
         """End as KILLED the step runs of ``steps`` under ``parent_run_id`` still RUNNING.
