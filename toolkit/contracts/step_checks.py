@@ -25,7 +25,8 @@ def load_suites(plan: Plan, expectations_dir: Path, cache_dir: Path | None = Non
     fully cached run should not pay it. Any edit changes the hash and brings GX back.
 
     Raises:
-        ContractError: naming the step and attachment, with "did you mean" for a typo.
+        ContractError: naming the step and attachment (or ``guard.input_contract``), with
+            "did you mean" for a typo.
     """
     for step in plan.steps:
         for direction, items in (("inputs", step.inputs), ("outputs", step.outputs)):
@@ -39,6 +40,15 @@ def load_suites(plan: Plan, expectations_dir: Path, cache_dir: Path | None = Non
                     raise ContractError(
                         f"step {step.name!r}, {direction}.{key}: {exc.message}", hint=exc.hint
                     ) from exc
+    # The suite the model's guard compiles at registration: checked here too, so that a typo
+    # fails before any step, and registration finds it validated (no GX import at the end).
+    contract = (plan.guard or {}).get("input_contract")
+    name = contract.get("suite") if isinstance(contract, Mapping) else contract
+    if isinstance(name, str):
+        try:
+            _load_once(name, expectations_dir, cache_dir)
+        except ContractError as exc:
+            raise ContractError(f"guard.input_contract: {exc.message}", hint=exc.hint) from exc
 
 
 def needs_gx(plan: Plan, skip: Callable[[str], bool]) -> bool:

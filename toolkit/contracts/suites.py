@@ -99,11 +99,13 @@ def load_suite(name: str, expectations_dir: Path, *, gx: bool = True) -> Suite:
     return suite
 
 
-def load_suite_once(name: str, expectations_dir: Path, cache_dir: Path | None) -> None:
-    """Validate a suite file, unless its exact bytes already passed with this GX version.
+def load_suite_once(name: str, expectations_dir: Path, cache_dir: Path | None) -> Suite:
+    """Load a suite, validated with GX unless its exact bytes already passed with this GX
+    version.
 
-    Importing GX costs seconds; ``toolkit check``, ``toolkit plan`` and a fully cached run
-    should not pay it for a suite nobody edited. Any edit changes the hash and brings GX back.
+    Importing GX costs seconds; ``toolkit check``, ``toolkit plan``, a fully cached run and the
+    guard built at registration should not pay it for a suite nobody edited. Any edit changes
+    the hash and brings GX back. The file's shape and types are still checked without GX.
 
     Raises:
         ContractError: the suite is missing or invalid.
@@ -115,11 +117,12 @@ def load_suite_once(name: str, expectations_dir: Path, cache_dir: Path | None) -
 
         marker = cache_dir / "suites" / f"{sha256_file(path)}-{gx_version()}.ok"
         if marker.exists():
-            return
-    load_suite(name, expectations_dir)
+            return load_suite(name, expectations_dir, gx=False)
+    suite = load_suite(name, expectations_dir)
     if marker is not None:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
+    return suite
 
 
 def list_suites(expectations_dir: Path) -> list[Suite]:

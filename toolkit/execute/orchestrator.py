@@ -259,17 +259,14 @@ class PipelineRun:
 def _warm_up_engines(plan: Plan, tracked: bool, *, contracts: bool, helper: bool) -> None:
     """Import what the run will need, in the order it needs it: GX for the first contract
     check (unless the engine helper imports it in its own process), then what registering a
-    model needs (wrapping it in its guard compiles a suite: GX again, last when the helper
-    does the checks). One thread, not one each: imports hold the GIL, so side by side they
-    would only delay the one needed first."""
+    model needs. Wrapping the model in its guard compiles a suite that the run validated
+    before its first step, so it needs no GX. One thread, not one each: imports hold the GIL,
+    so side by side they would only delay the one needed first."""
     tasks: list[Callable[[], None]] = []
-    registers = tracked and release_stage.may_register(plan)
     if contracts and not helper:
         tasks.append(contract_checks.warm_up)
-    if registers:
+    if tracked and release_stage.may_register(plan):
         tasks.append(release_stage.warm_up)
-        if contracts and helper and plan.guard is not None:
-            tasks.append(contract_checks.warm_up)
 
     def warm() -> None:
         for task in tasks:

@@ -91,6 +91,7 @@ def _log_guarded(
         expectations_dir=settings.expectations_dir,
         base_dir=plan.spec_path.parent,
         input_example=reference.head(5),
+        cache_dir=settings.cache_dir,
     )
     inputs = reference.loc[:, [c for c in reference.columns if c in set(guarded.contract.names)]]
     scored = guarded.predict(inputs)

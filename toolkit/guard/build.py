@@ -79,16 +79,25 @@ _BETWEEN, _REGEX = "expect_column_values_to_be_between", "expect_column_values_t
 
 
 def compile_suite(
-    name: str, expectations_dir: Path, *, exclude_columns: Iterable[str] = ()
+    name: str,
+    expectations_dir: Path,
+    *,
+    exclude_columns: Iterable[str] = (),
+    cache_dir: Path | None = None,
 ) -> InputContract:
     """Compile ``<expectations_dir>/<name>.json``, loaded strictly so that typos fail here.
+
+    With ``cache_dir`` (a run's), a suite whose exact bytes GX already validated is not
+    validated again: a run checks every suite it attaches before its first step, and importing
+    GX again in the orchestrator at registration would cost seconds of CPU on the critical path.
 
     Raises:
         ContractError: unknown or invalid suite, or a column declared both numeric and string.
     """
-    from toolkit.contracts.suites import load_suite  # imports GX (~2 s): build time only
+    # Imports GX (seconds) unless the suite already passed: build time only.
+    from toolkit.contracts.suites import load_suite_once
 
-    suite = load_suite(name, Path(expectations_dir))
+    suite = load_suite_once(name, Path(expectations_dir), cache_dir)
     return compile_expectations(
         suite.expectations, name=suite.name, exclude_columns=exclude_columns
     )
@@ -210,6 +219,7 @@ def build_guarded_model(
     base_dir: Path | None = None,
     preprocess: Callable[[pd.DataFrame], pd.DataFrame | None] | None = None,
     input_example: pd.DataFrame | None = None,
+    cache_dir: Path | None = None,
 ) -> GuardedModel:
     """Build a :class:`GuardedModel` from a config dict, checked against the estimator.
 
@@ -221,6 +231,8 @@ def build_guarded_model(
         base_dir: what a relative rules file or ``file.py:function`` is relative to.
         preprocess: contract columns -> model features, run inside the model.
         input_example: a few raw records, checked end to end here and logged with the model.
+        cache_dir: a project's cache folder: a suite GX already validated is not validated
+            again (:func:`compile_suite`).
 
     Raises:
         SpecError: an unknown or invalid key, labels not covering the estimator's classes, a
@@ -251,7 +263,9 @@ def build_guarded_model(
                 hint=hint,
             )
         excluded = spec.get("exclude_columns") or ()
-        contract = compile_suite(spec["suite"], Path(expectations_dir), exclude_columns=excluded)
+        contract = compile_suite(
+            spec["suite"], Path(expectations_dir), exclude_columns=excluded, cache_dir=cache_dir
+        )
     output = _output_contract(estimator, config.get("output_contract") or {})
     confidence = config.get("confidence", 0.0)
     confidence = (
