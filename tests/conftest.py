@@ -23,6 +23,9 @@ _STATE = Path(tempfile.mkdtemp(prefix="toolkit-tests-"))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ["IPYTHONDIR"] = str(_STATE / "ipython")
 os.environ["JUPYTER_RUNTIME_DIR"] = str(_STATE / "jupyter-runtime")
+# A run with the engine helper on would leave the project's helper daemon running for its idle
+# time: the tests that exercise it turn it back on, and stop it.
+os.environ["TOOLKIT_NO_DAEMON"] = "1"
 for _var in ("MLFLOW_TRACKING_URI", "TOOLKIT_RUNS_DIR", "TOOLKIT_EXPECTATIONS_DIR"):
     os.environ.pop(_var, None)
 

@@ -1,48 +1,57 @@
-"""The engine helper process: what it does equals what the orchestrator would do itself, and
-losing it only moves the work back into the orchestrator."""
+"""The engine helper, a process of the run's own or the project's daemon: what it does equals
+what the orchestrator would do itself, and losing it only moves the work back into the
+orchestrator."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
+from support.procs import wait_for
 
+from toolkit.execute import engine_daemon
 from toolkit.execute.engine_client import EngineHelper, start_helper
 from toolkit.reports.notebook_html import render_html
+
+NOTEBOOK = FIXTURES / "notebooks" / "ok.ipynb"
 
 
 @pytest.fixture(scope="module")
 def helper(tmp_path_factory: pytest.TempPathFactory) -> EngineHelper:
     log = tmp_path_factory.mktemp("helper") / "logs" / "engine-helper.log"
-    started = EngineHelper(log, warm_gx=False, warm_html=True)
+    started = EngineHelper.spawn(log, warm_gx=False, warm_html=True)
     yield started
     started.close()
     assert started.process is not None and started.process.returncode is not None
 
 
 def test_a_render_by_the_helper_equals_one_in_process(helper: EngineHelper, tmp_path: Path) -> None:
-    notebook = FIXTURES / "notebooks" / "ok.ipynb"
-    by_helper = helper.render(notebook, tmp_path / "helper.html", "ok")
-    here = render_html(notebook, tmp_path / "here.html", title="ok")
+    by_helper = helper.render(NOTEBOOK, tmp_path / "helper.html", "ok")
+    here = render_html(NOTEBOOK, tmp_path / "here.html", title="ok")
     assert helper.failure is None  # the helper did it, no fallback
     assert by_helper.read_bytes() == here.read_bytes()
 
 
+def _hands_back(helper: EngineHelper, tmp_path: Path) -> None:
+    """The helper is gone: the render is done here, identical, and the helper is not used
+    again."""
+    out = helper.render(NOTEBOOK, tmp_path / "ok.html", "ok")
+    assert helper.failure is not None and "ended" in helper.failure
+    assert out.read_bytes() == render_html(NOTEBOOK, tmp_path / "b.html", title="ok").read_bytes()
+    assert helper.ping() is None
+
+
 def test_a_killed_helper_hands_the_work_back(tmp_path: Path) -> None:
-    helper = EngineHelper(tmp_path / "engine-helper.log", warm_gx=False)
+    helper = EngineHelper.spawn(tmp_path / "engine-helper.log", warm_gx=False)
     assert helper.pid is not None
     os.kill(helper.pid, signal.SIGKILL)
-    out = helper.render(FIXTURES / "notebooks" / "ok.ipynb", tmp_path / "ok.html", "ok")
-    assert helper.failure is not None and "ended" in helper.failure
-    assert (
-        out.read_bytes()
-        == render_html(
-            FIXTURES / "notebooks" / "ok.ipynb", tmp_path / "b.html", title="ok"
-        ).read_bytes()
-    )
+    _hands_back(helper, tmp_path)
     helper.close()  # never hangs on a dead helper
     assert helper.process is not None and helper.process.returncode == -signal.SIGKILL
 
@@ -51,9 +60,101 @@ def test_the_helper_is_off_unless_turned_on_and_needs_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TOOLKIT_HELPER", raising=False)
-    assert start_helper(tmp_path, contracts=True, notebooks=True) is None
+    assert start_helper(tmp_path, tmp_path / ".toolkit", contracts=True, notebooks=True) is None
     monkeypatch.setenv("TOOLKIT_HELPER", "1")
-    assert start_helper(tmp_path, contracts=False, notebooks=False) is None
-    helper = start_helper(tmp_path, contracts=False, notebooks=True)
-    assert helper is not None and helper.pid is not None
+    assert start_helper(tmp_path, tmp_path / ".toolkit", contracts=False, notebooks=False) is None
+    helper = start_helper(tmp_path, tmp_path / ".toolkit", contracts=False, notebooks=True)
+    assert helper is not None and helper.pid is not None  # TOOLKIT_NO_DAEMON=1 (conftest)
     helper.close()
+
+
+# ----------------------------------------------------------------------------- the daemon
+
+IDLE_S = 2
+
+
+@pytest.fixture
+def daemon_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLKIT_HELPER", "1")
+    monkeypatch.delenv("TOOLKIT_NO_DAEMON")
+    monkeypatch.setenv("TOOLKIT_DAEMON_IDLE", str(IDLE_S))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def _daemon(project: Path) -> EngineHelper:
+    helper = start_helper(project / "run", project / ".toolkit", contracts=False, notebooks=True)
+    assert helper is not None and helper.process is None, "expected a session with the daemon"
+    return helper
+
+
+@pytest.mark.usefixtures("daemon_env")
+def test_the_daemon_stays_warm_between_runs_then_exits_when_idle(tmp_path: Path) -> None:
+    first = _daemon(tmp_path)
+    pid = first.ping()
+    assert pid is not None and pid != os.getpid()
+    assert (
+        first.render(NOTEBOOK, tmp_path / "daemon.html", "ok").read_bytes()
+        == render_html(NOTEBOOK, tmp_path / "here.html", title="ok").read_bytes()
+    )
+    assert first.failure is None
+    first.close()
+    second = _daemon(tmp_path)  # the next run: the same process, its imports done
+    assert second.ping() == pid
+    other = _daemon(tmp_path / "other")  # another project: a daemon of its own
+    assert other.ping() not in {None, pid}
+    other_pid = other.ping()
+    other.close()
+    time.sleep(IDLE_S + 1)
+    assert not _gone(pid)  # a run still holds a session: not idle
+    second.close()
+    for each in (pid, other_pid):
+        wait_for(lambda each=each: _gone(each), timeout=20, what=f"daemon {each} to idle out")
+    found = engine_daemon.address(tmp_path / ".toolkit")
+    assert found is not None and not found[0].exists()  # it took its socket file along
+
+
+@pytest.mark.usefixtures("daemon_env")
+def test_a_killed_daemon_hands_the_work_back_and_the_next_run_starts_another(
+    tmp_path: Path,
+) -> None:
+    helper = _daemon(tmp_path)
+    pid = helper.ping()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # its socket file stays behind
+    _hands_back(helper, tmp_path)
+    helper.close()  # never hangs on a dead daemon
+    replacement = _daemon(tmp_path)
+    new_pid = replacement.ping()
+    assert new_pid not in {None, pid}
+    replacement.close()
+    wait_for(lambda: _gone(new_pid), timeout=20, what="the new daemon to idle out")
+
+
+@pytest.mark.usefixtures("daemon_env")
+def test_one_daemon_per_address_even_when_two_start_at_once(tmp_path: Path) -> None:
+    found = engine_daemon.address(tmp_path / ".toolkit")
+    assert found is not None
+    address = found[0]
+    cmd = [sys.executable, "-m", engine_daemon.DAEMON_MODULE, str(address), str(IDLE_S)]
+    procs = [subprocess.Popen(cmd) for _ in range(2)]
+    try:
+        wait_for(address.exists, timeout=30, what="a daemon to listen")
+        session = _daemon(tmp_path)  # reaches the one that listens; starts no third
+        serving = session.ping()
+        assert serving in {p.pid for p in procs}
+        (other,) = [p for p in procs if p.pid != serving]
+        assert other.wait(timeout=30) == 0  # the address was taken: it left at once
+        session.close()
+        (server,) = [p for p in procs if p.pid == serving]
+        assert server.wait(timeout=30) == 0  # idle: it left, and took its socket file along
+        assert not address.exists()
+    finally:
+        for proc in procs:
+            proc.kill()

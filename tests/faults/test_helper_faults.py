@@ -11,6 +11,7 @@ orchestrator, even one killed with kill -9.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -130,6 +131,36 @@ def test_a_helper_killed_at_any_point_changes_nothing(
     for step in summary["steps"]:  # every step run carries its notebook, rendered
         run_id = step["mlflow_run_id"]
         assert run_id and list(project.rglob(f"{run_id}/artifacts/notebook/{step['name']}.html"))
+
+
+@pytest.mark.slow
+def test_a_daemon_killed_mid_run_changes_nothing_and_the_next_run_starts_another(
+    project: Path, without_helper: dict[str, Any]
+) -> None:
+    """The project's daemon (the helper kept warm between runs) is SIGKILLed with a check's
+    result files written and its reply not sent: the run ends like one without a helper. The
+    next run finds the daemon's socket dead, starts another, and gets the same results."""
+    daemon = {"TOOLKIT_HELPER": "1", "TOOLKIT_NO_DAEMON": "", "TOOLKIT_DAEMON_IDLE": "120"}
+    log = project / ".toolkit" / "logs" / "engine-daemon.log"
+    try:
+        killed = _run(project, daemon | {FAULT_ENV: "check-written"})
+        assert len(_daemons(log)) == 1  # the run used a daemon
+        again = _run(project, daemon)
+        first, second = _daemons(log)  # the first was killed (its idle time is 2 minutes)
+        assert first != second
+        for summary in (killed, again):
+            assert summary["status"] == "succeeded" and summary["gates"]["passed"] is True
+            assert _verdicts(summary) == _verdicts(without_helper)
+        assert "Traceback" not in log.read_text()
+    finally:
+        for pid in _daemons(log) if log.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _daemons(log: Path) -> list[int]:
+    """The pids of the daemons that started listening, in order, from their shared log."""
+    return [int(line.split()[2]) for line in log.read_text().splitlines() if " listening " in line]
 
 
 def _helpers_of(proc: subprocess.Popen) -> list[int]:

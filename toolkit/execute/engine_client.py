@@ -46,17 +46,33 @@ def helper_enabled() -> bool:
 
 
 class EngineHelper:
-    """One helper process for one run; thread-safe (parallel steps' checks take turns)."""
+    """The run's side of a helper: a process of the run's own (:meth:`spawn`), or a session with
+    the project's daemon (:func:`toolkit.execute.engine_daemon.connect`). Thread-safe: parallel
+    steps' checks take turns."""
 
-    def __init__(self, log_path: Path, *, warm_gx: bool = True, warm_html: bool = False) -> None:
-        self.failure: str | None = None
+    def __init__(
+        self,
+        requests: Connection | None,
+        replies: Connection | None,
+        process: subprocess.Popen[bytes] | None = None,
+        failure: str | None = None,
+    ) -> None:
+        self.failure = failure
+        self.process = process  # None for the daemon: not this run's to kill or wait for
         self._lock = threading.Lock()
+        self._requests, self._replies = requests, replies
+
+    @classmethod
+    def spawn(
+        cls, log_path: Path, *, warm_gx: bool = True, warm_html: bool = False
+    ) -> EngineHelper:
+        """A helper process of this run's own, which dies with it."""
         requests_read, requests_write = os.pipe()
         replies_read, replies_write = os.pipe()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with log_path.open("ab") as out:
-                self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+                process = subprocess.Popen(
                     [
                         sys.executable,
                         "-m",
@@ -73,16 +89,17 @@ class EngineHelper:
                     stderr=out,
                 )
         except OSError as exc:
-            self.process = None
-            self.failure = f"could not start: {exc}"
             os.close(requests_write)
             os.close(replies_read)
+            return cls(None, None, failure=f"could not start: {exc}")
         finally:
             os.close(requests_read)
             os.close(replies_write)
-        if self.process is not None:
-            self._requests = Connection(requests_write, readable=False)
-            self._replies = Connection(replies_read, writable=False)
+        return cls(
+            Connection(requests_write, readable=False),
+            Connection(replies_read, writable=False),
+            process,
+        )
 
     @property
     def pid(self) -> int | None:
@@ -93,6 +110,7 @@ class EngineHelper:
         with self._lock:
             if self.failure is not None:
                 return None
+            assert self._requests is not None and self._replies is not None
             try:
                 self._requests.send((kind, args))
                 reply: tuple[Any, ...] = self._replies.recv()
@@ -115,6 +133,11 @@ class EngineHelper:
         if self.process is not None:
             with contextlib.suppress(OSError):
                 self.process.kill()
+
+    def ping(self) -> int | None:
+        """The pid of the process doing the work (a daemon's, too); None once it failed."""
+        reply = self._call("ping")
+        return int(reply[1]) if reply is not None else None
 
     def check(
         self,
@@ -145,22 +168,23 @@ class EngineHelper:
         return html
 
     def _close_pipes(self) -> None:
-        for conn in (getattr(self, "_requests", None), getattr(self, "_replies", None)):
-            if conn is not None:
-                with contextlib.suppress(OSError):
-                    conn.close()
+        for conn in {id(c): c for c in (self._requests, self._replies) if c is not None}.values():
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def close(self, timeout: float = 5) -> None:
-        """Stop the helper; never leaves it behind the run.
+        """Stop the run's helper, or end the session with the daemon; never leaves a helper of
+        the run's own behind it.
 
         A check still under way (a step interrupted mid-check) holds the lock: the helper is
-        killed at once rather than waited for, and that check falls back to this process.
+        killed at once rather than waited for, or the daemon's socket shut, and that check falls
+        back to this process.
         """
         if self._lock.acquire(timeout=0.1):
             try:
                 if self.failure is None:
                     with contextlib.suppress(OSError):
-                        self._requests.send(("stop", ()))
+                        self._requests.send(("stop", ()))  # type: ignore[union-attr]
                     self.failure = "closed"
                     self._close_pipes()
             finally:
@@ -168,6 +192,8 @@ class EngineHelper:
         elif self.process is not None:
             with contextlib.suppress(OSError):
                 self.process.kill()
+        elif self._replies is not None:
+            _shut(self._replies)
         if self.process is None:
             return
         try:
@@ -177,11 +203,29 @@ class EngineHelper:
             self.process.wait()
 
 
-def start_helper(run_dir: Path, *, contracts: bool, notebooks: bool) -> EngineHelper | None:
+def _shut(conn: Connection) -> None:
+    """Wake a thread blocked reading the daemon's socket (closing the descriptor would not)."""
+    import socket
+
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def start_helper(
+    run_dir: Path, cache_dir: Path, *, contracts: bool, notebooks: bool
+) -> EngineHelper | None:
     """The run's helper, when it has work to do (contracts to check, notebooks to render for
-    MLflow) and it is turned on (``TOOLKIT_HELPER=1``)."""
+    MLflow) and it is turned on (``TOOLKIT_HELPER=1``): the project's daemon, started when
+    there is none, unless ``TOOLKIT_NO_DAEMON=1``; else (or when the daemon cannot be reached)
+    a helper process of the run's own."""
     if not (contracts or notebooks) or not helper_enabled():
         return None
+    from toolkit.execute import engine_daemon
+
+    if engine_daemon.daemon_enabled():
+        log_path = cache_dir / "logs" / "engine-daemon.log"
+        if (conn := engine_daemon.connect(cache_dir, log_path)) is not None:
+            return EngineHelper(conn, conn)
     log_path = run_dir / "logs" / "engine-helper.log"
-    helper = EngineHelper(log_path, warm_gx=contracts, warm_html=notebooks)
+    helper = EngineHelper.spawn(log_path, warm_gx=contracts, warm_html=notebooks)
     return helper if helper.process is not None else None

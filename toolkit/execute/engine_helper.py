@@ -19,6 +19,7 @@ while a check is under way, when its parent process is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -102,6 +103,16 @@ def check(*args: Any) -> tuple[Any, ...]:
     return ("ok", entries)
 
 
+def warm_all(*, gx: bool = True, html: bool = True) -> None:
+    """The imports the work needs, GX first (the first contract check waits for it)."""
+    for wanted, name, task in ((gx, "GX", warm_up), (html, "nbconvert", warm_up_html)):
+        if wanted:
+            try:
+                task()
+            except Exception as exc:  # the real use reports it, here or in the orchestrator
+                print(f"warming {name} failed: {exc}", file=sys.stderr)
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {
     "check": check,
     "render": render,
@@ -109,8 +120,12 @@ HANDLERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def serve(requests: Connection, replies: Connection) -> None:
-    """Answer requests, one at a time, until the orchestrator closes the pipe or says stop."""
+def serve(requests: Connection, replies: Connection, work: threading.Lock | None = None) -> None:
+    """Answer requests, one at a time, until the orchestrator closes the pipe or says stop.
+
+    ``work`` is held while a request is handled: the daemon serves several runs, one request
+    at a time (nbconvert is not known to be thread-safe, and they would share 2 cores anyway).
+    """
     while True:
         try:
             kind, args = requests.recv()
@@ -120,7 +135,8 @@ def serve(requests: Connection, replies: Connection) -> None:
             return
         handler = HANDLERS.get(kind)
         try:
-            reply = handler(*args) if handler else (FALLBACK, f"unknown request {kind!r}")
+            with work or contextlib.nullcontext():
+                reply = handler(*args) if handler else (FALLBACK, f"unknown request {kind!r}")
         except Exception as exc:
             reply = (FALLBACK, f"{type(exc).__name__}: {exc}")
         try:
@@ -137,12 +153,7 @@ def main(argv: list[str]) -> int:
     _watch_parent(int(argv[2]))
     requests = Connection(int(argv[0]), writable=False)
     replies = Connection(int(argv[1]), readable=False)
-    for flag, task in (("--warm-gx", warm_up), ("--warm-html", warm_up_html)):
-        if flag in argv[3:]:
-            try:
-                task()
-            except Exception as exc:  # the real use reports it, here or in the orchestrator
-                print(f"{flag} failed: {exc}", file=sys.stderr)
+    warm_all(gx="--warm-gx" in argv[3:], html="--warm-html" in argv[3:])
     serve(requests, replies)
     return 0
 

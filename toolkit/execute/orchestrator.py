@@ -165,7 +165,7 @@ class PipelineRun:
 
                 # First, so GX's import starts on the other core as early as it can.
                 self.helper = start_helper(
-                    plan.run_dir, contracts=contracts, notebooks=self.tracked
+                    plan.run_dir, settings.cache_dir, contracts=contracts, notebooks=self.tracked
                 )
             _warm_up_engines(
                 plan, self.tracked, contracts=contracts, helper=self.helper is not None

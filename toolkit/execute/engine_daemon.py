@@ -1,0 +1,237 @@
+"""The engine helper kept warm between runs: one process per project and toolkit build.
+
+A run's own helper (:mod:`toolkit.execute.engine_helper`) imports GX and nbconvert again for
+every run, seconds of CPU that an edit-and-rerun loop pays each time. The daemon does the same
+work (contract checks, notebook HTML) with the same handlers, but stays alive between runs for
+a bounded idle time (``TOOLKIT_DAEMON_IDLE`` seconds, 900 by default), so the next run's checks
+find GX imported. ``TOOLKIT_NO_DAEMON=1`` turns it off (each run then starts its own helper).
+
+It is never needed for correctness: a run that cannot reach it, or loses it mid-run, does the
+work itself (:class:`toolkit.execute.engine_client.EngineHelper`). It is never stale either: its
+address is derived from the interpreter, the installed packages (the site-packages folder's
+modification time), the toolkit's own source files and the project, so a changed toolkit or
+library, or another project, gets a daemon of its own, and the old one idles out.
+
+The socket lives in ``$TMPDIR/toolkit-<uid>/`` (a socket path is limited to about 100 bytes,
+which a project folder can exceed), a folder only this user may enter; each connection also
+proves it knows a per-user key (``multiprocessing.connection``'s challenge), since the daemon
+unpickles what it receives. One daemon per address: it holds an exclusive lock on
+``<address>.lock`` for its lifetime, so a second one started at the same time exits at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import secrets
+import signal
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Client, Connection, Listener
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+NO_DAEMON_ENV = "TOOLKIT_NO_DAEMON"
+IDLE_ENV = "TOOLKIT_DAEMON_IDLE"
+DEFAULT_IDLE_S = 900.0
+DAEMON_MODULE = "toolkit.execute.engine_daemon"
+CONNECT_WAIT_S = 5.0  # a new daemon's interpreter and imports, before its socket listens
+KEY_BYTES = 32
+
+
+def daemon_enabled() -> bool:
+    return os.environ.get(NO_DAEMON_ENV, "").lower() not in {"1", "true", "yes", "on"}
+
+
+def idle_seconds() -> float:
+    try:
+        return max(1.0, float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_S)))
+    except ValueError:
+        return DEFAULT_IDLE_S
+
+
+def build_key(root: Path) -> str:
+    """What a daemon must have been started from to serve this project: the interpreter, the
+    installed packages, the toolkit's source files (stat only: a few ms) and the project."""
+    digest = hashlib.sha256(f"{sys.executable}\0{Path(root).resolve()}".encode())
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        info = path.stat()
+        digest.update(f"\0{path.relative_to(package)}:{info.st_mtime_ns}:{info.st_size}".encode())
+    for folder in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+        with contextlib.suppress(OSError):
+            digest.update(f"\0{folder}:{Path(folder).stat().st_mtime_ns}".encode())
+    return digest.hexdigest()[:24]
+
+
+def private_folder() -> Path | None:
+    """``$TMPDIR/toolkit-<uid>``, created private; None when it exists but is not ours alone
+    (then no daemon is used: another user could reach it)."""
+    folder = Path(tempfile.gettempdir()) / f"toolkit-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    try:
+        info = folder.lstat()
+    except OSError:
+        return None
+    private = stat.S_ISDIR(info.st_mode) and not info.st_mode & 0o077
+    return folder if private and info.st_uid == os.getuid() else None
+
+
+def _authkey(folder: Path) -> bytes | None:
+    path = folder / "authkey"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        return key if len(key) == KEY_BYTES else None
+    key = secrets.token_bytes(KEY_BYTES)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+def _reach(address: Path, key: bytes) -> Connection | None:
+    try:
+        return Client(str(address), family="AF_UNIX", authkey=key)
+    except (OSError, EOFError) as exc:  # no daemon, a stale socket, a daemon going away
+        log.debug("engine daemon at %s: %s", address, exc)
+        return None
+    except Exception as exc:  # AuthenticationError: not ours; do the work without it
+        log.warning("engine daemon at %s refused this run: %s", address, exc)
+        return None
+
+
+def address(project: Path) -> tuple[Path, bytes] | None:
+    """Where this project's daemon listens, and the key it asks for; None when no private
+    folder or key can be had (no daemon then)."""
+    folder = private_folder()
+    key = _authkey(folder) if folder is not None else None
+    if folder is None or key is None:
+        return None
+    return folder / f"engine-{build_key(project)}.sock", key
+
+
+def connect(project: Path, log_path: Path) -> Connection | None:
+    """A connection to this project's daemon, started (detached) when there is none; None when
+    it cannot be reached in time, and the run does without it."""
+    if (found := address(project)) is None:
+        return None
+    address_, key = found
+    if (conn := _reach(address_, key)) is not None:
+        return conn
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with log_path.open("ab") as out:
+            # Its own session: it outlives this run, and a Ctrl-C of the run is not its business.
+            subprocess.Popen(
+                [sys.executable, "-m", DAEMON_MODULE, str(address_), str(idle_seconds())],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+    except OSError as exc:
+        log.warning("could not start the engine daemon: %s", exc)
+        return None
+    deadline = time.monotonic() + CONNECT_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        if (conn := _reach(address_, key)) is not None:
+            return conn
+    log.warning("the engine daemon did not answer within %.0f s", CONNECT_WAIT_S)
+    return None
+
+
+class _Activity:
+    """Open sessions and the time of the last one's end: what the idle timeout looks at."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sessions = 0
+        self.since = time.monotonic()
+
+    def begin(self) -> None:
+        with self.lock:
+            self.sessions += 1
+
+    def end(self) -> None:
+        with self.lock:
+            self.sessions -= 1
+            self.since = time.monotonic()
+
+    def idle_for(self) -> float:
+        with self.lock:
+            return 0.0 if self.sessions else time.monotonic() - self.since
+
+
+def _lock_path(address: Path) -> Path:
+    return address.with_name(address.name + ".lock")
+
+
+def _exit_when_idle(activity: _Activity, idle: float, address: Path) -> None:
+    def watch() -> None:
+        while activity.idle_for() < idle:
+            time.sleep(min(5.0, idle / 4))
+        # A run connecting right now gets an end of file, and does its work itself. The lock
+        # file goes too, so that the folder does not fill up with one per build and project: a
+        # daemon starting right now may then run beside another one for a moment, unreached,
+        # until it idles out.
+        for path in (address, _lock_path(address)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="toolkit-daemon-idle", daemon=True).start()
+
+
+def main(argv: list[str]) -> int:
+    from toolkit.execute import engine_helper
+
+    engine_helper.fault("start")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    address, idle = Path(argv[0]), float(argv[1])
+    key = _authkey(address.parent)
+    lock = _lock_path(address).open("a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0  # another daemon serves this address
+    if key is None:
+        return 1
+    with contextlib.suppress(FileNotFoundError):
+        address.unlink()  # a dead daemon's socket: nobody holds its lock
+    listener = Listener(str(address), family="AF_UNIX", authkey=key)
+    print(f"engine daemon {os.getpid()} listening at {address} (idle exit: {idle:g} s)", flush=True)
+    activity = _Activity()
+    _exit_when_idle(activity, idle, address)
+    threading.Thread(target=engine_helper.warm_all, name="toolkit-daemon-warm", daemon=True).start()
+    work = threading.Lock()  # one request at a time, whichever run sent it
+
+    def session(conn: Connection) -> None:
+        try:
+            engine_helper.serve(conn, conn, work)
+        finally:
+            conn.close()
+            activity.end()
+
+    while True:
+        try:
+            conn = listener.accept()
+        except Exception as exc:  # a client that failed the challenge, or went away
+            print(f"refused a connection: {exc}", file=sys.stderr)
+            continue
+        activity.begin()
+        threading.Thread(target=session, args=(conn,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
