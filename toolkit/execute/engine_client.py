@@ -31,14 +31,12 @@ from typing import Any
 
 from toolkit.contracts import step_checks as contract_checks
 from toolkit.contracts.step_checks import ContractFailed
+from toolkit.execute.engine_helper import FALLBACK
 from toolkit.plan.planned import PlannedInput, PlannedOutput, PlannedStep
 
 log = logging.getLogger(__name__)
 HELPER_ENV = "TOOLKIT_HELPER"
 HELPER_MODULE = "toolkit.execute.engine_helper"
-FAULT_ENV = "TOOLKIT_HELPER_FAULT"  # read by the helper only: the fault-injection suite's
-# The helper's answer "do it yourself": anything but a contract's verdict.
-FALLBACK = "fallback"
 
 
 def helper_enabled() -> bool:

@@ -30,9 +30,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from toolkit.execute.engine_client import FALLBACK, FAULT_ENV
+__all__ = ["FALLBACK", "FAULT_ENV", "FAULT_POINTS", "main"]
 
-__all__ = ["FAULT_ENV", "FAULT_POINTS", "main"]
+# Read by the helper only: the fault-injection suite's way to crash it at a chosen point.
+FAULT_ENV = "TOOLKIT_HELPER_FAULT"
+# The helper's answer "do it yourself": anything but a contract's verdict.
+FALLBACK = "fallback"
 
 # Where the fault-injection suite may crash the helper: before any work, during GX's import,
 # when a check arrives (nothing validated yet), after a check wrote its result files but
