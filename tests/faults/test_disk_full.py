@@ -61,7 +61,9 @@ def test_disk_full_after_the_steps(tmp_path: Path, reserve: int) -> None:
     version, no MLflow run RUNNING, and no exit 70."""
     with small_tmpfs("4m") as runs_dir:
         spec = SPEC.replace("{fill}", str(runs_dir)).replace("{reserve}", str(reserve))
-        mini_project(tmp_path, spec, {"fit_tiny": NOTEBOOKS / "fit_tiny.ipynb"}, name="full")
+        mini_project(
+            tmp_path, spec, {"fit_tiny": NOTEBOOKS / "fit_tiny.ipynb"}, name="full", store=True
+        )
         env = {"TOOLKIT_RUNS_DIR": str(runs_dir)}
         result = run_here(tmp_path, "run", "pipelines/full.yaml", "--json", env=env)
         uri = tracking_uri(tmp_path)

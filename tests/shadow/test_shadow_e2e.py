@@ -41,7 +41,7 @@ def score(project: Path, batch: str) -> dict:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """v1 champion, v2 shadowing it, the clean and messy batches scored."""
-    root = copy_example(tmp_path_factory.mktemp("shadow-e2e") / "example")
+    root = copy_example(tmp_path_factory.mktemp("shadow-e2e") / "example", store=True)
     for spec in ("train.yaml", "score.yaml"):  # wall-clock budgets a loaded machine misses
         path = root / "pipelines" / spec
         text = path.read_text().replace("p95_ms <= 200", "p95_ms <= 60000")
