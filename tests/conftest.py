@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.data import breast_cancer_raw
 from support.reliability import pytest_addoption, pytest_collection_finish  # noqa: F401
-from support.servers import tracking_server
+from support.servers import shared_tracking_server
 from support.template_store import migrated_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -124,7 +124,11 @@ def raw_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``(url, artifacts_destination)`` of a private MLflow server, stopped after the session."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    with tracking_server(root, store=True) as url:
-        yield url, root / "artifacts"
+    """``(url, artifacts_destination)`` of a private MLflow server, stopped after the session.
+
+    Under pytest-xdist, the workers of this run share one (``shared_tracking_server``): the
+    parent of a worker's base temp folder is this run's own."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with shared_tracking_server(shared / "shared-mlflow-server") as served:
+        yield served

@@ -7,11 +7,14 @@ it with every child it spawned (uvicorn workers, job consumers)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -84,12 +87,7 @@ def mlflow_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def tracking_server(root: Path, *, store: bool = False) -> Iterator[str]:
-    """A plain ``mlflow server`` (SQLite store and artifacts under ``root``) on loopback; its URL.
-
-    ``store=True``: the server opens a migrated, empty store (``template_store``) instead of
-    migrating a new one."""
+def _start_tracking_server(root: Path, *, store: bool) -> tuple[subprocess.Popen[bytes], str]:
     if store:
         # --artifacts-destination makes the server's default artifact root this proxy URI.
         migrated_store(root / "server.db", artifact_root="mlflow-artifacts:/")
@@ -103,9 +101,92 @@ def tracking_server(root: Path, *, store: bool = False) -> Iterator[str]:
     proc = spawn(argv, cwd=root, env=env, log=root / "server.log")
     try:
         wait_healthy(url, proc, root / "server.log")
+    except BaseException:
+        stop_group(proc)
+        raise
+    return proc, url
+
+
+@contextlib.contextmanager
+def tracking_server(root: Path, *, store: bool = False) -> Iterator[str]:
+    """A plain ``mlflow server`` (SQLite store and artifacts under ``root``) on loopback; its URL.
+
+    ``store=True``: the server opens a migrated, empty store (``template_store``) instead of
+    migrating a new one."""
+    proc, url = _start_tracking_server(root, store=store)
+    try:
         yield url
     finally:
         stop_group(proc)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _stop_foreign_group(pgid: int, timeout: float = 20.0) -> None:
+    """``stop_group`` for a server another process started (so this one cannot wait for it):
+    SIGTERM its group, then SIGKILL what is left after ``timeout``."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pgid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                return
+            if state == "Z":  # exited; its parent, the worker that started it, reaps it
+                return
+            time.sleep(0.1)
+
+
+_SERVING_OTHERS: list[subprocess.Popen[bytes]] = []
+
+
+@contextlib.contextmanager
+def shared_tracking_server(shared: Path) -> Iterator[tuple[str, Path]]:
+    """One ``tracking_server`` (migrated store) for every process that enters this with the same
+    ``shared`` folder, e.g. the pytest-xdist workers of one run: ``(url, artifacts folder)``.
+
+    A server costs ~15 s of CPU to start (two processes importing MLflow); started once per
+    worker, each worker whose files use it paid that. The first to enter starts it, the others
+    count themselves in (``shared/mlflow-server.json``, under a file lock), and the last to leave
+    stops it. Tests that use it already share it with whatever ran before them on their worker,
+    so they name their experiments and models apart.
+    """
+    shared.mkdir(parents=True, exist_ok=True)
+    state = shared / "mlflow-server.json"
+    proc: subprocess.Popen[bytes] | None = None
+    with _locked(shared / "mlflow-server.lock"):
+        info = json.loads(state.read_text()) if state.exists() else None
+        if info is None:
+            root = Path(tempfile.mkdtemp(prefix="mlflow-server-", dir=shared))
+            proc, url = _start_tracking_server(root, store=True)
+            info = {"url": url, "pgid": proc.pid, "root": str(root), "users": 0}
+        info["users"] += 1
+        state.write_text(json.dumps(info))
+    try:
+        yield info["url"], Path(info["root"]) / "artifacts"
+    finally:
+        with _locked(shared / "mlflow-server.lock"):
+            info = json.loads(state.read_text())
+            info["users"] -= 1
+            if info["users"] > 0:
+                state.write_text(json.dumps(info))
+                if proc is not None:  # still serving others: not garbage while this one exits
+                    _SERVING_OTHERS.append(proc)
+            else:
+                state.unlink()
+                if proc is not None and proc.pid == info["pgid"]:
+                    stop_group(proc)
+                else:
+                    _stop_foreign_group(info["pgid"])
 
 
 @contextlib.contextmanager
