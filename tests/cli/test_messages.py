@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import MakeProject
+from support.cli import run_here
 
 from toolkit.cli.main import main
 
@@ -81,9 +82,10 @@ def test_quiet_stderr_and_runs_show_for_a_fully_cached_run(make_project: MakePro
     for chatter in ("INFO", "database tables", "parameters", "IPKernelApp", "KeyboardInterrupt"):
         assert chatter not in first.stderr, first.stderr
 
-    again = _toolkit(root, "run", "pipelines/p.yaml", "--quiet", "--json")
+    # What follows is about results, not a fresh process's stderr: in this process (support.cli).
+    again = run_here(root, "run", "pipelines/p.yaml", "--quiet", "--json")
     summary = json.loads(again.stdout)
     assert [s["status"] for s in summary["steps"]] == ["cached"]
-    shown = _toolkit(root, "runs", "show", summary["run_id"])
+    shown = run_here(root, "runs", "show", summary["run_id"])
     assert shown.returncode == 0, shown.stderr
     assert summary["run_id"] in shown.stdout and "cached from run" in shown.stdout
