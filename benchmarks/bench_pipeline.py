@@ -75,6 +75,7 @@ TARGET_HELP_S = 0.3
 # Imported by a toolkit run (GX to check suites before the first step, MLflow when tracking).
 HEAVY_MODULES = ("great_expectations", "mlflow", "papermill", "nbconvert")
 NO_PREWARM = {"TOOLKIT_NO_PREWARM": "1"}
+NO_DAEMON = {"TOOLKIT_NO_DAEMON": "1"}  # no engine helper kept warm between runs
 
 
 def _progress(message: str) -> None:
@@ -212,6 +213,9 @@ def run(repeat: int = 5, pipeline_repeat: int = 5) -> dict[str, Any]:
             "no_prewarm": lambda rep: {
                 "no_prewarm": _time_toolkit(project, track=True, env=NO_PREWARM)
             },
+            "no_daemon": lambda rep: {
+                "no_daemon": _time_toolkit(project, track=True, env=NO_DAEMON)
+            },
             "bare_last": lambda rep: {
                 "bare_last": incremental.time_bare_last(project, rep, data_from)
             },
@@ -253,6 +257,7 @@ def run(repeat: int = 5, pipeline_repeat: int = 5) -> dict[str, Any]:
     segments_by_variant = {v: segment_medians(samples[v]) for v in ("untracked", "tracked")}
     no_prewarm = samples["no_prewarm"]
     pairs_np = list(zip(samples["tracked"], no_prewarm, strict=True))
+    pairs_nd = list(zip(samples["tracked"], samples["no_daemon"], strict=True))
     step_names = list(samples["tracked"][0]["step_durations"])
     step_medians = {
         variant: {
@@ -286,6 +291,12 @@ def run(repeat: int = 5, pipeline_repeat: int = 5) -> dict[str, Any]:
             statistics.median(n["wall_s"] - t["wall_s"] for t, n in pairs_np), 3
         ),
         "no_prewarm_segments_s": segment_medians(no_prewarm),
+        "no_daemon_s": stats(walls["no_daemon"]),
+        "no_daemon_vs_tracked_ratio": round(medians["no_daemon"] / medians["tracked"], 2),
+        "no_daemon_paired_delta_s": round(
+            statistics.median(n["wall_s"] - t["wall_s"] for t, n in pairs_nd), 3
+        ),
+        "no_daemon_segments_s": segment_medians(samples["no_daemon"]),
         "no_prewarm_step_durations_s": {
             name: round(median_of(no_prewarm, lambda s, n=name: s["step_durations"][n]), 3)
             for name in step_names

@@ -59,6 +59,19 @@ def rows(d: Mapping[str, Any]) -> list[Row]:
             f"pre-warm on: {fmt_s(tracked)}",
             fmt_x(d["no_prewarm_vs_tracked_ratio"]),
         ),
+        *(
+            [
+                Row(
+                    "the same with `TOOLKIT_NO_DAEMON=1` (no engine helper kept warm: GX "
+                    "imported in the run)",
+                    spread(d["no_daemon_s"]),
+                    f"daemon on: {fmt_s(tracked)}",
+                    fmt_x(d["no_daemon_vs_tracked_ratio"]),
+                )
+            ]
+            if "no_daemon_s" in d
+            else []
+        ),
         Row(
             "re-run with nothing changed (tracked, every step cached)",
             spread(d["no_change_s"]),
@@ -121,6 +134,9 @@ def segment_table(d: Mapping[str, Any]) -> list[str]:
         "untracked": seg["untracked"],
         "tracked": seg["tracked"],
         "tracked, no pre-warm": d["no_prewarm_segments_s"],
+        **(
+            {"tracked, no daemon": d["no_daemon_segments_s"]} if "no_daemon_segments_s" in d else {}
+        ),
         "no change": d["no_change_segments_s"],
         "last notebook edited": d["edit_last_segments_s"],
     }
@@ -215,6 +231,17 @@ def _cold_where(d: Mapping[str, Any]) -> list[str]:
         f"run; median paired difference {prewarm:+.2f} s): pre-warming {effect} "
         f"{fmt_s(abs(prewarm))} per run on this machine. On 2 cores the kernels warming for "
         f"the next steps compete for the CPU with the step that is running.",
+        *(
+            [
+                f"Engine helper kept warm (the default outside CI and Airflow): with "
+                f"`TOOLKIT_NO_DAEMON=1` the cold tracked run takes {fmt_s(_m(d, 'no_daemon_s'))} "
+                f"({fmt_x(d['no_daemon_vs_tracked_ratio'])} the run using the daemon; median "
+                f"paired difference {d['no_daemon_paired_delta_s']:+.2f} s): without it the run "
+                f"imports GX itself, and its first contract check waits for that import."
+            ]
+            if "no_daemon_s" in d
+            else []
+        ),
     ]
 
 

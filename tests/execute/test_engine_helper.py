@@ -56,16 +56,24 @@ def test_a_killed_helper_hands_the_work_back(tmp_path: Path) -> None:
     assert helper.process is not None and helper.process.returncode == -signal.SIGKILL
 
 
-def test_the_helper_is_off_unless_turned_on_and_needs_work(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_which_helper_a_run_gets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def helper(notebooks: bool = True) -> EngineHelper | None:
+        return start_helper(tmp_path, tmp_path / ".toolkit", contracts=False, notebooks=notebooks)
+
     monkeypatch.delenv("TOOLKIT_HELPER", raising=False)
-    assert start_helper(tmp_path, tmp_path / ".toolkit", contracts=True, notebooks=True) is None
+    assert helper() is None  # by default the daemon, but not here (TOOLKIT_NO_DAEMON=1)
+    monkeypatch.delenv("TOOLKIT_NO_DAEMON")
+    monkeypatch.setenv("CI", "true")
+    assert helper() is None  # nor under CI, unless asked for
+    monkeypatch.setenv("TOOLKIT_HELPER", "off")
+    monkeypatch.delenv("CI")
+    assert helper() is None  # turned off
     monkeypatch.setenv("TOOLKIT_HELPER", "1")
-    assert start_helper(tmp_path, tmp_path / ".toolkit", contracts=False, notebooks=False) is None
-    helper = start_helper(tmp_path, tmp_path / ".toolkit", contracts=False, notebooks=True)
-    assert helper is not None and helper.pid is not None  # TOOLKIT_NO_DAEMON=1 (conftest)
-    helper.close()
+    monkeypatch.setenv("TOOLKIT_NO_DAEMON", "1")
+    assert helper(notebooks=False) is None  # nothing to do
+    own = helper()  # asked for, without a daemon: a helper of the run's own
+    assert own is not None and own.pid is not None and own.ping() == own.pid
+    own.close()
 
 
 # ----------------------------------------------------------------------------- the daemon
@@ -75,8 +83,9 @@ IDLE_S = 2
 
 @pytest.fixture
 def daemon_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TOOLKIT_HELPER", "1")
-    monkeypatch.delenv("TOOLKIT_NO_DAEMON")
+    """The default outside CI and Airflow: the daemon."""
+    for name in ("TOOLKIT_HELPER", "TOOLKIT_NO_DAEMON", "CI", "AIRFLOW_CTX_DAG_ID"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TOOLKIT_DAEMON_IDLE", str(IDLE_S))
 
 
@@ -95,10 +104,15 @@ def _daemon(project: Path) -> EngineHelper:
 
 
 @pytest.mark.usefixtures("daemon_env")
-def test_the_daemon_stays_warm_between_runs_then_exits_when_idle(tmp_path: Path) -> None:
+def test_the_daemon_stays_warm_between_runs_then_exits_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WAREHOUSE_DSN", "postgres://analyst:hunter2@db/prod")
     first = _daemon(tmp_path)
     pid = first.ping()
     assert pid is not None and pid != os.getpid()
+    # It outlives the run that started it: it keeps none of that run's credentials.
+    assert b"hunter2" not in Path(f"/proc/{pid}/environ").read_bytes()
     assert (
         first.render(NOTEBOOK, tmp_path / "daemon.html", "ok").read_bytes()
         == render_html(NOTEBOOK, tmp_path / "here.html", title="ok").read_bytes()

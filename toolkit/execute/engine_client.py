@@ -1,19 +1,17 @@
 """The orchestrator's side of the engine helper (:mod:`toolkit.execute.engine_helper`).
 
-:class:`EngineHelper` starts the helper at the beginning of a run, so GX's import overlaps
-the first kernel on the other core, and hands it each step's contract checks and the HTML
-renders of the notebooks logged to MLflow. Every failure
-of the helper (it died, a pipe broke, it answered "do it yourself") ends in the orchestrator
-running the very same function (:func:`toolkit.contracts.step_checks.check`,
-:func:`toolkit.reports.notebook_html.render_html`) itself: the results are
-identical with and without the helper, only where the CPU is spent differs. After one failure
-the helper is not used again in that run.
+:class:`EngineHelper` hands the helper each step's contract checks and the HTML renders of the
+notebooks logged to MLflow. Every failure of the helper (it died, a pipe broke, it answered "do
+it yourself") ends in the orchestrator running the very same function
+(:func:`toolkit.contracts.step_checks.check`, :func:`toolkit.reports.notebook_html.render_html`)
+itself: the results are identical with and without the helper, only where the CPU is spent
+differs. After one failure the helper is not used again in that run.
 
-Off unless ``TOOLKIT_HELPER=1``: measured on the example pipeline (2 cores, tracked, a guarded
-model registered), the helper added CPU instead of moving it (about 12 s more in all per
-run, 118-125 s against 92-103 s wall under load): the orchestrator still imports GX to wrap
-the model in its guard, so GX was imported twice, and the helper's own start-up is paid on
-every run. It pays off once registration moves into it or it stays warm between runs.
+By default the helper is the project's daemon (:mod:`toolkit.execute.engine_daemon`), kept warm
+between runs, so a run finds GX and nbconvert imported. Where no daemon may run (CI, Airflow,
+``TOOLKIT_NO_DAEMON=1``) the run does the work itself: a helper process of the run's own
+(``TOOLKIT_HELPER=1``) only moves GX's import to another core, and was measured to gain nothing
+on the example (2 cores, where the kernels use both). ``TOOLKIT_HELPER=0`` turns helpers off.
 """
 
 from __future__ import annotations
@@ -39,8 +37,15 @@ HELPER_ENV = "TOOLKIT_HELPER"
 HELPER_MODULE = "toolkit.execute.engine_helper"
 
 
-def helper_enabled() -> bool:
-    return os.environ.get(HELPER_ENV, "").lower() in {"1", "true", "yes", "on"}
+ON, OFF = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def helper_mode() -> str:
+    """``off``, ``on`` (``TOOLKIT_HELPER=1``: the daemon, else a helper of the run's own), or
+    ``auto`` (unset: the daemon when one may run, else no helper at all: a helper of the run's
+    own only moves GX's import to another process, and costs one more interpreter)."""
+    value = os.environ.get(HELPER_ENV, "").strip().lower()
+    return "on" if value in ON else "off" if value in OFF else "auto"
 
 
 class EngineHelper:
@@ -213,17 +218,20 @@ def start_helper(
     run_dir: Path, cache_dir: Path, *, contracts: bool, notebooks: bool
 ) -> EngineHelper | None:
     """The run's helper, when it has work to do (contracts to check, notebooks to render for
-    MLflow) and it is turned on (``TOOLKIT_HELPER=1``): the project's daemon, started when
-    there is none, unless ``TOOLKIT_NO_DAEMON=1``; else (or when the daemon cannot be reached)
-    a helper process of the run's own."""
-    if not (contracts or notebooks) or not helper_enabled():
+    MLflow) and :func:`helper_mode` allows one: the project's daemon, started when there is
+    none, when :func:`toolkit.execute.engine_daemon.daemon_allowed`; else, with
+    ``TOOLKIT_HELPER=1`` (or when the daemon cannot be reached), a helper of the run's own."""
+    mode = helper_mode()
+    if not (contracts or notebooks) or mode == "off":
         return None
     from toolkit.execute import engine_daemon
 
-    if engine_daemon.daemon_enabled():
+    if engine_daemon.daemon_allowed():
         log_path = cache_dir / "logs" / "engine-daemon.log"
         if (conn := engine_daemon.connect(cache_dir, log_path)) is not None:
             return EngineHelper(conn, conn)
+    if mode == "auto":
+        return None
     log_path = run_dir / "logs" / "engine-helper.log"
     helper = EngineHelper.spawn(log_path, warm_gx=contracts, warm_html=notebooks)
     return helper if helper.process is not None else None

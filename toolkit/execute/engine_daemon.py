@@ -47,8 +47,22 @@ CONNECT_WAIT_S = 5.0  # a new daemon's interpreter and imports, before its socke
 KEY_BYTES = 32
 
 
-def daemon_enabled() -> bool:
-    return os.environ.get(NO_DAEMON_ENV, "").lower() not in {"1", "true", "yes", "on"}
+# Set by CI services and in Airflow tasks: nobody runs the next edit there, and a process left
+# behind a job is unwelcome (as Nx does for its daemon, CI gets none unless asked for).
+SCHEDULED_ENV = ("CI", "AIRFLOW_CTX_DAG_ID")
+TRUE = {"1", "true", "yes", "on"}
+
+
+def daemon_allowed() -> bool:
+    """Whether a run may use (and start) the daemon: not with ``TOOLKIT_NO_DAEMON=1``, and not
+    under CI or Airflow unless ``TOOLKIT_HELPER=1`` asks for a helper explicitly."""
+    if os.environ.get(NO_DAEMON_ENV, "").strip().lower() in TRUE:
+        return False
+    if os.environ.get("TOOLKIT_HELPER", "").strip().lower() in TRUE:
+        return True
+    return not any(
+        os.environ.get(name, "").strip().lower() not in {"", "0", "false"} for name in SCHEDULED_ENV
+    )
 
 
 def idle_seconds() -> float:
@@ -138,6 +152,8 @@ def connect(project: Path, log_path: Path) -> Connection | None:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
+                cwd=address_.parent,  # requests carry absolute paths; pin no project folder
+                env=_daemon_env(),
             )
     except OSError as exc:
         log.warning("could not start the engine daemon: %s", exc)
@@ -149,6 +165,17 @@ def connect(project: Path, log_path: Path) -> Connection | None:
             return conn
     log.warning("the engine daemon did not answer within %.0f s", CONNECT_WAIT_S)
     return None
+
+
+# What the daemon's work (GX, nbconvert, the toolkit) reads from the environment. It outlives the
+# run that starts it, so it gets nothing else: no credentials or secrets kept for minutes in a
+# process that does not need them.
+ENV_KEPT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT")
+ENV_PREFIXES = ("LC_", "PYTHON", "JUPYTER", "IPYTHON", "XDG_", "TOOLKIT_", "GX_")
+
+
+def _daemon_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in ENV_KEPT or k.startswith(ENV_PREFIXES)}
 
 
 class _Activity:
