@@ -75,7 +75,7 @@ def register(
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    root = copy_example(tmp_path_factory.mktemp("promote") / "example")
+    root = copy_example(tmp_path_factory.mktemp("promote") / "example", store=True)
     (root / "pyproject.toml").write_text(f'[tool.toolkit]\nrelease_admins = ["{ME}"]\n')
     (root / "uv.lock").write_text("# the project's dependency lock\n")
     uri = f"sqlite:///{root / 'mlflow.db'}"

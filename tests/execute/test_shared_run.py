@@ -47,7 +47,7 @@ def test_steps_of_a_shared_run_then_finish(
 
     from toolkit.core.settings import load_settings
 
-    spec = make_project(TWO_STEPS)
+    spec = make_project(TWO_STEPS, store=True)
     args = ["run", str(spec), "--run-id", "af-1", "--quiet"]
     assert main([*args, "--step", "first"]) == 0
     first = _summary(spec, "shared", "af-1")
@@ -134,7 +134,7 @@ def test_a_model_output_joblib_cannot_load_fails_clearly(
 ) -> None:
     """The gates pass but the model output is a text file: the run fails saying so, in a
     shared run's --finish and in a whole run alike, and registers nothing; never exit 70."""
-    spec = make_project(NOT_JOBLIB)
+    spec = make_project(NOT_JOBLIB, store=True)
     args = ["run", str(spec), "--run-id", "tm-1", "--quiet"]
     assert main([*args, "--step", "fit"]) == 0
     code = main([*args, "--finish", "--json"])
