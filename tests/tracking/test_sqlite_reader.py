@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from mlflow import MlflowClient
+from support.template_store import migrated_store
 
 from toolkit.cli.main import main
 from toolkit.commands.releases import recorded_history
@@ -46,7 +47,7 @@ def _dead_pid() -> int:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     root = tmp_path_factory.mktemp("reader")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = migrated_store(root / "mlflow.db", artifact_root=root / "mlruns")  # made by MLflow
     tracker = Tracker(uri, artifacts_dir=root / "mlruns")
     for i in range(4):
         pipeline = "alpha" if i % 2 else "beta"
