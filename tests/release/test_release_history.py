@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 from sklearn.dummy import DummyClassifier
+from support.template_store import migrated_store
 
 from toolkit.cli.main import main
 from toolkit.gates.evaluation import evaluate_gates
@@ -37,7 +38,7 @@ def tick() -> datetime:
 def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Registry, list[datetime]]:
     """v1 promoted, v2 promoted, rolled back to v1; the moments before and between."""
     root = tmp_path_factory.mktemp("history")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = migrated_store(root / "mlflow.db", artifact_root=root / "art")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("h", artifact_location=(root / "art").as_uri())
     registry = Registry(uri, admins=[os_identity().name])
