@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from support.guards import MESSY_BATCH, example_guard
+from support.template_store import migrated_store
 
 from toolkit.cards import build
 from toolkit.cli.main import main
@@ -34,7 +35,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     and shadows it; the messy batch scored by both, as the score notebook does it. A second
     model, STATE, has two bare versions for the start/stop tests (nothing to load)."""
     root = tmp_path_factory.mktemp("shadow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = migrated_store(root / "mlflow.db", artifact_root=root / "art")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("s", artifact_location=(root / "art").as_uri())
     run_id = client.create_run(experiment).info.run_id
