@@ -15,6 +15,7 @@ import pytest
 import support.data
 from support.guards import MESSY_BATCH, example_guard
 from support.servers import model_server
+from support.template_store import migrated_store
 
 from toolkit.guard.batch import read_batch
 from toolkit.shadow.bundle import ReleaseBundle
@@ -62,7 +63,7 @@ def test_served_bundle_answers_as_the_champion_and_logs_the_shadow(
     bundle = ReleaseBundle(
         champion, "not a model" if broken else shadow, decision_log=str(log), versions=VERSIONS
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = migrated_store(tmp_path / "mlflow.db")
     model_uri = log_bundle(bundle, tracking_uri=uri, code_modules=[support.data])
     sent = records(champion, 8)
     expected = champion(pd.DataFrame(sent))
