@@ -32,7 +32,15 @@ from toolkit.execute.run_record import build_report, plan_record
 from toolkit.execute.scheduler import Execution, run_steps
 from toolkit.execute.step_context import Event, EventSink, now_iso
 from toolkit.plan.planned import Plan
-from toolkit.reports.summary import FAILED, INTERRUPTED, SKIPPED, RunReport, StepReport
+from toolkit.reports.summary import (
+    CACHED,
+    FAILED,
+    INTERRUPTED,
+    SKIPPED,
+    SUCCEEDED,
+    RunReport,
+    StepReport,
+)
 from toolkit.tracking.run_tracking import RunTracking, tracking_disabled
 
 if TYPE_CHECKING:  # imported where used: a run with nothing to execute needs neither
@@ -135,6 +143,7 @@ class PipelineRun:
         self.report: RunReport | None = None
         self.release: release_stage.Release | None = None
         self.helper: EngineHelper | None = None
+        self.prefetch: release_stage.ModelPrefetch | None = None
         self.started_at, self.t0 = now_iso(), time.monotonic()
 
     def prepare(self, reused: dict[str, StepReport]) -> None:
@@ -181,11 +190,27 @@ class PipelineRun:
             )
             self.tracking.start()
             self.emit(Event("tracking", message=settings.tracking_uri))
+        if self.tracking is not None and release_stage.may_register(plan):
+            assert plan.model is not None
+            model = plan.step(plan.model.step).outputs.get(plan.model.output)
+            self.prefetch = release_stage.ModelPrefetch(model.path) if model else None
         self.execution = Execution(
-            settings, plan, self.request, self.emit, self.tracking, self.executor
+            settings, plan, self.request, self._on_event, self.tracking, self.executor
         )
         self.execution.reused = reused
         self.execution.hooks.contracts = self.helper
+
+    def _on_event(self, event: Event) -> None:
+        """Events go to the display; the model's step finishing starts loading the model."""
+        self.emit(event)
+        if (
+            self.prefetch is not None
+            and event.kind == "step_finished"
+            and event.status in (SUCCEEDED, CACHED)
+            and self.plan.model is not None
+            and event.step == self.plan.model.step
+        ):
+            self.prefetch.start()
 
     def schedule(self) -> tuple[dict[str, StepReport], bool]:
         assert self.execution is not None
@@ -218,6 +243,8 @@ class PipelineRun:
             )
         elif not interrupted:
             self.report, self.release = finish.gate(plan, settings, self.report, tracking)
+            if self.release is not None:
+                self.release.prefetch = self.prefetch
         # The run's own records first: a model is registered only once they are on disk.
         finish.write_records(plan, settings, self.report)
         if self.release is not None:

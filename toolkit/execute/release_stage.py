@@ -8,6 +8,8 @@ Passing gates register ``model.output`` of ``model.step`` as a new version with 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +75,46 @@ def load_model_output(path: Path) -> Any:
             hint="save the model in its step with joblib.dump(model, path), or point "
             "`model.output` at the output that holds it",
         ) from exc
+
+
+class ModelPrefetch:
+    """The trained model, loaded on a thread as soon as its step has finished (run or reused),
+    so that registration, after the last step, does not wait for the unpickling: for a
+    scikit-learn pipeline that is mostly importing scikit-learn, most of a second. The result is
+    used only if the file is unchanged since; a failure is left to registration, which loads the
+    file again and reports it as it always did."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._thread: threading.Thread | None = None
+        self._loaded: tuple[tuple[int, int, int], Any] | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._load, name="toolkit-model-prefetch", daemon=True
+            )
+            self._thread.start()
+
+    def _load(self) -> None:
+        # Any failure: registration loads the file again, and reports the error itself.
+        with contextlib.suppress(Exception):
+            stamp = _stamp(self.path)
+            self._loaded = (stamp, load_model_output(self.path))
+
+    def take(self) -> Any:
+        """The model: the one loaded ahead when its file is unchanged, else loaded now."""
+        if self._thread is not None:
+            self._thread.join()
+        with contextlib.suppress(OSError):
+            if self._loaded is not None and self._loaded[0] == _stamp(self.path):
+                return self._loaded[1]
+        return load_model_output(self.path)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def _log_guarded(
@@ -181,6 +223,7 @@ class Release:
         self.registry = registry
         self.tracking = tracking
         self.metrics_run_id = metrics_run_id
+        self.prefetch: ModelPrefetch | None = None  # set by the run when it loads the model ahead
 
     @property
     def ready(self) -> bool:
@@ -199,7 +242,8 @@ class Release:
         model_path = model_step.outputs[plan.model.output].path
         parent = tracking.parent
         assert parent is not None
-        estimator = load_model_output(model_path)
+        prefetched = self.prefetch if self.prefetch and self.prefetch.path == model_path else None
+        estimator = prefetched.take() if prefetched else load_model_output(model_path)
         if plan.guard is not None:
             uri = _log_guarded(plan, settings, estimator, parent, tracking)
         else:
