@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +142,13 @@ def test_a_daemon_killed_mid_run_changes_nothing_and_the_next_run_starts_another
     """The project's daemon (the helper kept warm between runs) is SIGKILLed with a check's
     result files written and its reply not sent: the run ends like one without a helper. The
     next run finds the daemon's socket dead, starts another, and gets the same results."""
-    daemon = {"TOOLKIT_HELPER": "1", "TOOLKIT_NO_DAEMON": "", "TOOLKIT_DAEMON_IDLE": "120"}
+    folder = tempfile.mkdtemp(prefix="tkd-")  # a daemon of this test's own
+    daemon = {
+        "TOOLKIT_HELPER": "1",
+        "TOOLKIT_NO_DAEMON": "",
+        "TOOLKIT_DAEMON_IDLE": "120",
+        "TOOLKIT_DAEMON_DIR": folder,
+    }
     log = project / ".toolkit" / "logs" / "engine-daemon.log"
     try:
         killed = _run(project, daemon | {FAULT_ENV: "check-written"})
@@ -156,6 +164,7 @@ def test_a_daemon_killed_mid_run_changes_nothing_and_the_next_run_starts_another
         for pid in _daemons(log) if log.exists() else []:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _daemons(log: Path) -> list[int]:

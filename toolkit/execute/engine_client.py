@@ -7,7 +7,7 @@ it yourself") ends in the orchestrator running the very same function
 itself: the results are identical with and without the helper, only where the CPU is spent
 differs. After one failure the helper is not used again in that run.
 
-By default the helper is the project's daemon (:mod:`toolkit.execute.engine_daemon`), kept warm
+By default the helper is the daemon (:mod:`toolkit.execute.engine_daemon`), kept warm
 between runs, so a run finds GX and nbconvert imported. Where no daemon may run (CI, Airflow,
 ``TOOLKIT_NO_DAEMON=1``) the run does the work itself: a helper process of the run's own
 (``TOOLKIT_HELPER=1``) only moves GX's import to another core, and was measured to gain nothing
@@ -50,7 +50,7 @@ def helper_mode() -> str:
 
 class EngineHelper:
     """The run's side of a helper: a process of the run's own (:meth:`spawn`), or a session with
-    the project's daemon (:func:`toolkit.execute.engine_daemon.connect`). Thread-safe: parallel
+    the daemon (:func:`toolkit.execute.engine_daemon.connect`). Thread-safe: parallel
     steps' checks take turns."""
 
     def __init__(
@@ -218,7 +218,7 @@ def start_helper(
     run_dir: Path, cache_dir: Path, *, contracts: bool, notebooks: bool
 ) -> EngineHelper | None:
     """The run's helper, when it has work to do (contracts to check, notebooks to render for
-    MLflow) and :func:`helper_mode` allows one: the project's daemon, started when there is
+    MLflow) and :func:`helper_mode` allows one: the daemon, started when there is
     none, when :func:`toolkit.execute.engine_daemon.daemon_allowed`; else, with
     ``TOOLKIT_HELPER=1`` (or when the daemon cannot be reached), a helper of the run's own."""
     mode = helper_mode()
@@ -228,7 +228,7 @@ def start_helper(
 
     if engine_daemon.daemon_allowed():
         log_path = cache_dir / "logs" / "engine-daemon.log"
-        if (conn := engine_daemon.connect(cache_dir, log_path)) is not None:
+        if (conn := engine_daemon.connect(log_path)) is not None:
             return EngineHelper(conn, conn)
     if mode == "auto":
         return None

@@ -1,4 +1,4 @@
-"""The engine helper kept warm between runs: one process per project and toolkit build.
+"""The engine helper kept warm between runs: one process per Python environment and toolkit.
 
 A run's own helper (:mod:`toolkit.execute.engine_helper`) imports GX and nbconvert again for
 every run, seconds of CPU that an edit-and-rerun loop pays each time. The daemon does the same
@@ -9,8 +9,10 @@ find GX imported. ``TOOLKIT_NO_DAEMON=1`` turns it off (each run then starts its
 It is never needed for correctness: a run that cannot reach it, or loses it mid-run, does the
 work itself (:class:`toolkit.execute.engine_client.EngineHelper`). It is never stale either: its
 address is derived from the interpreter, the installed packages (the site-packages folder's
-modification time), the toolkit's own source files and the project, so a changed toolkit or
-library, or another project, gets a daemon of its own, and the old one idles out.
+modification time) and the toolkit's own source files, so a changed toolkit or library gets a
+daemon of its own, and the old one idles out. It holds nothing of a project (requests carry
+absolute paths), so the projects of one environment share it: ``toolkit reproduce``, which runs
+a copy of the project in a temporary folder, finds it warm too.
 
 The socket lives in ``$TMPDIR/toolkit-<uid>/`` (a socket path is limited to about 100 bytes,
 which a project folder can exceed), a folder only this user may enter; each connection also
@@ -41,6 +43,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 NO_DAEMON_ENV = "TOOLKIT_NO_DAEMON"
 IDLE_ENV = "TOOLKIT_DAEMON_IDLE"
+DIR_ENV = "TOOLKIT_DAEMON_DIR"  # where its socket lives; keep the path short (~100 bytes max)
 DEFAULT_IDLE_S = 900.0
 DAEMON_MODULE = "toolkit.execute.engine_daemon"
 CONNECT_WAIT_S = 5.0  # a new daemon's interpreter and imports, before its socket listens
@@ -72,10 +75,10 @@ def idle_seconds() -> float:
         return DEFAULT_IDLE_S
 
 
-def build_key(root: Path) -> str:
-    """What a daemon must have been started from to serve this project: the interpreter, the
-    installed packages, the toolkit's source files (stat only: a few ms) and the project."""
-    digest = hashlib.sha256(f"{sys.executable}\0{Path(root).resolve()}".encode())
+def build_key() -> str:
+    """What a daemon must have been started from to serve this run: the interpreter, the
+    installed packages and the toolkit's source files (stat only: a few ms)."""
+    digest = hashlib.sha256(sys.executable.encode())
     package = Path(__file__).resolve().parents[1]
     for path in sorted(package.rglob("*.py")):
         info = path.stat()
@@ -87,9 +90,9 @@ def build_key(root: Path) -> str:
 
 
 def private_folder() -> Path | None:
-    """``$TMPDIR/toolkit-<uid>``, created private; None when it exists but is not ours alone
-    (then no daemon is used: another user could reach it)."""
-    folder = Path(tempfile.gettempdir()) / f"toolkit-{os.getuid()}"
+    """``TOOLKIT_DAEMON_DIR``, or ``$TMPDIR/toolkit-<uid>``, created private; None when it
+    exists but is not ours alone (then no daemon is used: another user could reach it)."""
+    folder = Path(os.environ.get(DIR_ENV) or Path(tempfile.gettempdir()) / f"toolkit-{os.getuid()}")
     with contextlib.suppress(FileExistsError):
         folder.mkdir(mode=0o700)
     try:
@@ -124,20 +127,20 @@ def _reach(address: Path, key: bytes) -> Connection | None:
         return None
 
 
-def address(project: Path) -> tuple[Path, bytes] | None:
-    """Where this project's daemon listens, and the key it asks for; None when no private
-    folder or key can be had (no daemon then)."""
+def address() -> tuple[Path, bytes] | None:
+    """Where the daemon listens, and the key it asks for; None when no private folder or key
+    can be had (no daemon then)."""
     folder = private_folder()
     key = _authkey(folder) if folder is not None else None
     if folder is None or key is None:
         return None
-    return folder / f"engine-{build_key(project)}.sock", key
+    return folder / f"engine-{build_key()}.sock", key
 
 
-def connect(project: Path, log_path: Path) -> Connection | None:
-    """A connection to this project's daemon, started (detached) when there is none; None when
-    it cannot be reached in time, and the run does without it."""
-    if (found := address(project)) is None:
+def connect(log_path: Path) -> Connection | None:
+    """A connection to the daemon, started (detached, logging to ``log_path``) when there is
+    none; None when it cannot be reached in time, and the run does without it."""
+    if (found := address()) is None:
         return None
     address_, key = found
     if (conn := _reach(address_, key)) is not None:
@@ -209,7 +212,7 @@ def _exit_when_idle(activity: _Activity, idle: float, address: Path) -> None:
         while activity.idle_for() < idle:
             time.sleep(min(5.0, idle / 4))
         # A run connecting right now gets an end of file, and does its work itself. The lock
-        # file goes too, so that the folder does not fill up with one per build and project: a
+        # file goes too, so that the folder does not fill up with one per toolkit build: a
         # daemon starting right now may then run beside another one for a moment, unreached,
         # until it idles out.
         for path in (address, _lock_path(address)):
