@@ -36,7 +36,9 @@ MakeProject = Callable[..., Path]
 # --no-loadscope-reorder: workers get whole files in collection order, so these start at once
 # instead of one of them starting last and the suite waiting on it alone. xdist gives a worker
 # its next file as soon as 2 of its tests are left, so each one-test Airflow file comes before a
-# many-test file: the first three go to three workers. Only an order: a renamed or missing file
+# many-test file: the first three go to three workers. Then the rest of the files over ~20 s,
+# longest first, wherever their folder sorts (shadow/ and tracking/ come late): what is left for
+# the end is short files that even out the workers. Only an order: a renamed or missing file
 # just runs in its usual place.
 SLOW_FILES = (
     "tests/e2e/test_example_pipeline.py",
@@ -45,14 +47,26 @@ SLOW_FILES = (
     "tests/faults/test_crash_recovery.py",
     "tests/release/test_registry_auth.py",
     "tests/faults/test_release_records.py",
+    "tests/shadow/test_shadow_e2e.py",
+    "tests/faults/test_helper_faults.py",
     "tests/cli/test_fast_start.py",
     "tests/cli/test_check_fast.py",
     "tests/faults/test_disk_full.py",
     "tests/cli/test_init_wheel.py",
     "tests/cli/test_messages.py",
+    "tests/tracking/test_notebook_mlflow.py",
+    "tests/faults/test_signals.py",
+    "tests/faults/test_scoring_faults.py",
+    "tests/shadow/test_shadow_bundle.py",
     "tests/faults/test_reliability_doc.py",
     "tests/release/test_registry_server.py",
     "tests/execute/test_dask.py",
+    "tests/tracking/test_tracking_server.py",
+    "tests/release/test_registry.py",
+    "tests/execute/test_cache.py",
+    "tests/commands/test_reproduce.py",
+    "tests/tracking/test_tracking_pipeline.py",
+    "tests/tracking/test_run_diff.py",
     "tests/gates/test_gates_pipeline.py",
 )
 
