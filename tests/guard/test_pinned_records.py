@@ -159,7 +159,10 @@ def test_a_batch_gives_the_pinned_records(
 ) -> None:
     guard, batch = scored[name]
     assert len(batch) > SMALL
-    got, want = records(guard.predict(batch)), pinned[name]
+    out = guard.predict(batch)
+    # one latency for all: answered in one pass, not record by record after an error
+    assert out["latency_ms"].nunique() == 1
+    got, want = records(out), pinned[name]
     assert got["dtypes"] == want["dtypes"]
     assert got["index"] == want["index"]
     for column, values in want["columns"].items():

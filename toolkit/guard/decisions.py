@@ -26,7 +26,8 @@ SMALL = 64  # rows up to which plain Python beats numpy/pyarrow set-up costs (me
 HEX_QUADS = np.frombuffer(
     b"".join(b"%02x%02x" % (i >> 8, i & 255) for i in range(65536)), dtype=np.uint32
 )
-NumberCache = tuple[int, Any]  # (first value x 1000, pyarrow array of formatted numbers)
+# (first value x 1000, pyarrow array of formatted numbers, table of pieces, what it is for)
+NumberCache = tuple[int, Any, Any, Any]
 
 
 def decision_table(
@@ -148,7 +149,7 @@ def contributions_json(
     top: np.ndarray, values: np.ndarray, keys: Sequence[str], cache: NumberCache | None
 ) -> tuple[Any, NumberCache | None]:
     """Each row's top contributions as a JSON object ``{"feature": value, ...}`` (values
-    rounded to 3 decimals), and the cache of formatted numbers to pass to the next call.
+    rounded to 3 decimals), and the cache of formatted pieces to pass to the next call.
 
     ``top`` and ``values`` come from :func:`toolkit.guard.explain.top_contributions`, ``keys``
     are the features' names already JSON-encoded. A list of str for a few rows, else a pyarrow
@@ -167,17 +168,29 @@ def contributions_json(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    # No Python loop over rows: the rounded values index a table of formatted numbers
-    # (made once per process for +-20.000, widened on demand), pyarrow joins the pieces.
-    offset, numbers = cache or (0, None)
+    # No Python loop over rows, and no join: a row's text is 2k consecutive pieces of one
+    # table (its feature names with the separator before and the colon after, per rank; the
+    # formatted numbers, per process for +-20.000, widened on demand; the same closed with
+    # "}"), so one take writes every row's bytes in place, and every 2k-th offset of the
+    # result delimits the rows: ~3x faster than taking each piece and joining them.
+    offset, numbers, table, made_for = cache or (0, None, None, None)
     if numbers is None or low < offset or high >= offset + len(numbers):
         offset, high = min(low, -20_000), max(high, 20_000)
-        numbers = pa.array([repr(q / 1000) for q in range(offset, high + 1)])
-    pieces = []
-    for r in range(k):
-        names = pa.array([("{" if r == 0 else ",") + key + ":" for key in keys])
-        pieces += [
-            names.take(pa.array(top[:, r])),
-            numbers.take(pa.array(quantised[:, r] - offset)),
-        ]
-    return pc.binary_join_element_wise(*pieces, "}", ""), (offset, numbers)
+        numbers = pa.array([repr(q / 1000) for q in range(offset, high + 1)], pa.large_string())
+        table = None
+    if table is None or made_for != (k, list(keys)):
+        brace, nothing = pa.scalar("}", pa.large_string()), pa.scalar("", pa.large_string())
+        closing = pc.binary_join_element_wise(numbers, brace, nothing)
+        names = [("{" if r == 0 else ",") + key + ":" for r in range(k) for key in keys]
+        table = pa.concat_arrays([pa.array(names, pa.large_string()), numbers, closing])
+    n, first = len(top), k * len(keys)  # where the numbers start in the table
+    where = np.empty((n, 2 * k), dtype=np.int64)
+    where[:, 0::2] = top + np.arange(0, first, len(keys))
+    where[:, 1::2] = quantised + (first - offset)
+    where[:, -1] += len(numbers)  # the last number closes the object
+    # In bounds by construction: top < len(keys), offset <= quantised < offset + len(numbers).
+    pieces = pc.take(table, pa.array(where.reshape(-1)), boundscheck=False)
+    ends = np.frombuffer(pieces.buffers()[1], dtype=np.int64)[pieces.offset :][: 2 * k * n + 1]
+    rows = np.ascontiguousarray(ends[:: 2 * k])
+    text = pa.LargeStringArray.from_buffers(n, pa.py_buffer(rows), pieces.buffers()[2])
+    return text, (offset, numbers, table, (k, list(keys)))
