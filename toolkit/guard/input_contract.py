@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.guard.patterns import match_fixed_width
+
 NUMERIC, STRING, ANY = "numeric", "str", "any"
 _SMALL_BATCH = 64  # up to this many rows, reading values one by one beats pandas' set-up costs
 # Per-byte-position weights of the string hash (odd, so that no byte difference can vanish).
@@ -308,9 +310,11 @@ def _text_column(rule: ColumnRule, column: pd.Series | np.ndarray) -> tuple[np.n
             import pyarrow.compute as pc
 
             try:
-                failed |= ~pc.match_substring_regex(arrow, rule.regex).fill_null(True).to_numpy(
-                    zero_copy_only=False
-                )
+                matched = match_fixed_width(arrow, rule.regex)  # IDs: bytes, not RE2 (~9x)
+                if matched is None:
+                    found = pc.match_substring_regex(arrow, rule.regex).fill_null(True)
+                    matched = found.to_numpy(zero_copy_only=False)
+                failed |= ~matched
             except Exception:  # pyarrow.ArrowInvalid: a pattern RE2 does not support
                 values, arrow = np.asarray(column, dtype=object), None
         if rule.regex is not None and values is not None:  # not on the Arrow path
