@@ -21,14 +21,19 @@ machine does not count as the guard's cost; the wall-clock per-pair figures are 
 The batch is also timed with explanations off (``explain: {top_k: 0}``), the option for bulk
 scoring that does not need per-row explanations.
 
-Where the batch time goes (100k rows, cProfile in CPU time on the shared 2-core machine, share
-of ``predict``): explanations ~35% (the top-3 scan over |coefficient x value| ~19%, one
-blockwise pass with integer keys; the JSON strings ~16%, pyarrow takes and one join), scoring
-~23% (copying the features into the model's column order and ``preprocess`` ~11%, the scaler,
-now in place on that copy, ~4%, ``predict_proba`` ~5%), the contract check ~21% (a third of it
-the RE2 regex and the hash of the string ``patient_id``), the decision table ~9%, policy and
-fallback ~6%. Before this round the scaler's copy of the 25 MB feature matrix was 13% and
-numpy's row-wise max/argmax/any over two columns ~5%. Single rows: the guard feeds the
+Where the batch time goes (100k rows, CPU time per stage on the shared 2-core machine at load
+~3-4, with bare ``predict_proba`` at ~33-40 ms): the contract check ~24-30 ms (the numeric
+columns' copy ~6, their min/max ~5 and hash ~5, the string ``patient_id``'s hash ~3.5 and its
+pattern ~3: an anchored ID pattern of equal-length strings is tested on the bytes, not by RE2,
+which took ~8.6), preprocess + features ~13 ms, scaler + ``predict_proba`` ~20 ms, the top-3
+scan over |coefficient x value| ~24 ms (one blockwise pass with integer keys: smaller blocks,
+a per-row sort or ``np.partition`` were measured slower; so was copying the numeric columns
+one by one for the check to read each from cache), the explanations' JSON ~8 ms (one
+take of pre-formatted pieces whose offsets delimit the rows; six takes and a join took ~26),
+the decision table ~11 ms, policy and fallback ~5 ms. The cProfile shares listed in
+RESULTS.md overstate the stages made of many small numpy calls (the top-3 scan above all).
+Before the previous round the scaler's copy of the 25 MB feature matrix was 13% and numpy's
+row-wise max/argmax/any over two columns ~5%. Single rows: the guard feeds the
 estimator numpy (sklearn's DataFrame validation is ~1 ms a call), and a StandardScaler +
 binary LogisticRegression is computed with sklearn's arithmetic but without its per-call input
 validation (checked bit for bit on a probe at build time); a record that passes the contract is
@@ -211,6 +216,8 @@ def run(rows: int = 100_000, repeat: int = 3) -> dict[str, Any]:
             out = value if name == "guarded" else out
     if out is None or len(out) != rows or out["path"].isna().any():
         raise RuntimeError("the guard did not return one decision per row")
+    if out["latency_ms"].nunique() != 1:  # it retried record by record after an error
+        raise RuntimeError("the guard did not answer the batch in one pass")
 
     def ratio(name: str, clock: str) -> float:
         pairs = zip(batch[name][clock], batch["bare"][clock], strict=True)
