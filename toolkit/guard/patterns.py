@@ -37,6 +37,7 @@ def parse(pattern: str) -> list[Atom] | None:
     if len(text) < 2 or text[0] != ord("^") or text[-1] != ord("$") or text.endswith(b"\\$"):
         return None
     body, i, atoms = text[1:-1], 0, []
+    allowed: frozenset[int]
     while i < len(body):
         c = body[i]
         if c == ord("\\") and i + 1 < len(body):
@@ -47,10 +48,10 @@ def parse(pattern: str) -> list[Atom] | None:
             i += 2
         elif c == ord("["):
             end = body.find(b"]", i + 1)
-            allowed = _class(body[i + 1 : end]) if end > i + 1 else None
-            if allowed is None:
+            inside = _class(body[i + 1 : end]) if end > i + 1 else None
+            if inside is None:
                 return None
-            i = end + 1
+            allowed, i = inside, end + 1
         elif c in _PLAIN:
             allowed, i = frozenset([c]), i + 1
         else:
