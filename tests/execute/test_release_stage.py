@@ -1,5 +1,5 @@
-"""The trained model loaded ahead of registration: the same model registration would load, or
-the file loaded again when it changed or could not be read."""
+"""The trained model loaded (and logged) ahead of registration: the same model registration
+would load, or the file loaded again, and logged again, when it changed or anything failed."""
 
 from __future__ import annotations
 
@@ -19,23 +19,40 @@ def _model(path: Path, c: float) -> Path:
     return path
 
 
-def test_the_model_loaded_ahead_is_the_one_registered(tmp_path: Path) -> None:
-    prefetch = ModelPrefetch(_model(tmp_path / "model.joblib", 1.0))
+def test_the_model_loaded_and_logged_ahead_is_the_one_registered(tmp_path: Path) -> None:
+    logged: list[object] = []
+
+    def log(model: object) -> str:
+        logged.append(model)
+        return f"models:/m-{len(logged)}"
+
+    prefetch = ModelPrefetch(_model(tmp_path / "model.joblib", 1.0), log)
     prefetch.start()
-    first = prefetch.take()
-    assert first.C == 1.0
-    assert prefetch.take() is first  # loaded once, not again
+    first, uri = prefetch.take()
+    assert first.C == 1.0 and uri == "models:/m-1" and logged == [first]
+    assert prefetch.take() == (first, "models:/m-1")  # loaded and logged once, not again
+
+
+def test_a_failed_log_ahead_is_left_to_registration(tmp_path: Path) -> None:
+    def log(model: object) -> str:
+        raise RuntimeError("the store is down")
+
+    prefetch = ModelPrefetch(_model(tmp_path / "model.joblib", 1.0), log)
+    prefetch.start()
+    model, uri = prefetch.take()
+    assert model.C == 1.0 and uri is None  # registration logs it, and reports any error
 
 
 def test_a_model_file_replaced_after_loading_is_loaded_again(tmp_path: Path) -> None:
     path = _model(tmp_path / "model.joblib", 1.0)
-    prefetch = ModelPrefetch(path)
+    prefetch = ModelPrefetch(path, lambda model: "models:/m-old")
     prefetch.start()
-    ahead = prefetch.take()
+    ahead, _ = prefetch.take()
     replacement = _model(tmp_path / "new.joblib", 2.0)
-    os.replace(replacement, path)  # a retried step rewrote it
-    again = prefetch.take()
+    os.replace(replacement, path)  # a later step rewrote it
+    again, uri = prefetch.take()
     assert again is not ahead and again.C == 2.0
+    assert uri is None  # what was logged ahead is not that model: registration logs this one
 
 
 def test_an_unreadable_model_fails_at_registration_as_before(tmp_path: Path) -> None:
@@ -48,4 +65,5 @@ def test_an_unreadable_model_fails_at_registration_as_before(tmp_path: Path) -> 
 
 
 def test_without_start_the_model_is_loaded_when_taken(tmp_path: Path) -> None:
-    assert ModelPrefetch(_model(tmp_path / "model.joblib", 3.0)).take().C == 3.0
+    model, uri = ModelPrefetch(_model(tmp_path / "model.joblib", 3.0)).take()
+    assert model.C == 3.0 and uri is None

@@ -11,6 +11,7 @@ the gates, registration and the summary. From the run folder's creation on, any 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -193,7 +194,8 @@ class PipelineRun:
         if self.tracking is not None and release_stage.may_register(plan):
             assert plan.model is not None
             model = plan.step(plan.model.step).outputs.get(plan.model.output)
-            self.prefetch = release_stage.ModelPrefetch(model.path) if model else None
+            log = functools.partial(release_stage.log_model, plan, settings, self.tracking)
+            self.prefetch = release_stage.ModelPrefetch(model.path, log) if model else None
         self.execution = Execution(
             settings, plan, self.request, self._on_event, self.tracking, self.executor
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,37 +80,60 @@ def load_model_output(path: Path) -> Any:
 
 class ModelPrefetch:
     """The trained model, loaded on a thread as soon as its step has finished (run or reused),
-    so that registration, after the last step, does not wait for the unpickling: for a
-    scikit-learn pipeline that is mostly importing scikit-learn, most of a second. The result is
-    used only if the file is unchanged since; a failure is left to registration, which loads the
-    file again and reports it as it always did."""
+    and, given ``log``, logged to the pipeline's MLflow run too, while the next steps run.
 
-    def __init__(self, path: Path) -> None:
+    Registration comes after the last step; unpickling the model (for a scikit-learn pipeline,
+    mostly importing scikit-learn) and logging it (wrapping it in its guard, saving the pyfunc
+    model and its reference profile) took it about 2 s of CPU there, on the critical path. Only
+    the gates and the version itself are left for after the steps. What was done ahead is used
+    only if the model file is unchanged since; any failure leaves the work, and its error
+    message, to registration, as before. A model logged ahead whose gates then fail stays on
+    the run as an artifact, never registered.
+    """
+
+    def __init__(self, path: Path, log: Callable[[Any], str] | None = None) -> None:
         self.path = Path(path)
+        self._log = log
         self._thread: threading.Thread | None = None
         self._loaded: tuple[tuple[int, int, int], Any] | None = None
+        self._uri: str | None = None
 
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._load, name="toolkit-model-prefetch", daemon=True
+                target=self._work, name="toolkit-model-ahead", daemon=True
             )
             self._thread.start()
 
-    def _load(self) -> None:
-        # Any failure: registration loads the file again, and reports the error itself.
+    def _work(self) -> None:
+        # Any failure: registration does the work again, and reports the error itself.
         with contextlib.suppress(Exception):
             stamp = _stamp(self.path)
             self._loaded = (stamp, load_model_output(self.path))
+            if self._log is not None:
+                self._uri = self._log(self._loaded[1])
 
-    def take(self) -> Any:
-        """The model: the one loaded ahead when its file is unchanged, else loaded now."""
+    def take(self) -> tuple[Any, str | None]:
+        """The model, and its logged URI when it was logged ahead: both from ahead when the
+        file is unchanged, else the model loaded now and no URI."""
         if self._thread is not None:
             self._thread.join()
         with contextlib.suppress(OSError):
             if self._loaded is not None and self._loaded[0] == _stamp(self.path):
-                return self._loaded[1]
-        return load_model_output(self.path)
+                return self._loaded[1], self._uri
+        return load_model_output(self.path), None
+
+
+def log_model(plan: Plan, settings: Settings, tracking: RunTracking, estimator: Any) -> str:
+    """Log the trained model to the pipeline's run, in its guard when the spec has one; its
+    URI (what a version is registered from)."""
+    parent = tracking.parent
+    assert parent is not None
+    if plan.guard is not None:
+        return _log_guarded(plan, settings, estimator, parent, tracking)
+    from toolkit.release.registry import Registry
+
+    return Registry(settings.tracking_uri).log_sklearn_model(parent, estimator)
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
@@ -242,12 +266,10 @@ class Release:
         model_path = model_step.outputs[plan.model.output].path
         parent = tracking.parent
         assert parent is not None
-        prefetched = self.prefetch if self.prefetch and self.prefetch.path == model_path else None
-        estimator = prefetched.take() if prefetched else load_model_output(model_path)
-        if plan.guard is not None:
-            uri = _log_guarded(plan, settings, estimator, parent, tracking)
-        else:
-            uri = registry.log_sklearn_model(parent, estimator)
+        ahead = self.prefetch if self.prefetch and self.prefetch.path == model_path else None
+        estimator, uri = ahead.take() if ahead else (load_model_output(model_path), None)
+        if uri is None:
+            uri = log_model(plan, settings, tracking, estimator)
         prints = {
             f"{step.name}.{key}": fingerprint(out.path).get("sha256", "")
             for step in plan.steps
