@@ -21,16 +21,22 @@ machine does not count as the guard's cost; the wall-clock per-pair figures are 
 The batch is also timed with explanations off (``explain: {top_k: 0}``), the option for bulk
 scoring that does not need per-row explanations.
 
-Where the batch time goes (100k rows, CPU time per stage on the shared 2-core machine at load
-~3-4, with bare ``predict_proba`` at ~33-40 ms): the contract check ~24-30 ms (the numeric
-columns' copy ~6, their min/max ~5 and hash ~5, the string ``patient_id``'s hash ~3.5 and its
-pattern ~3: an anchored ID pattern of equal-length strings is tested on the bytes, not by RE2,
-which took ~8.6), preprocess + features ~13 ms, scaler + ``predict_proba`` ~20 ms, the top-3
-scan over |coefficient x value| ~24 ms (one blockwise pass with integer keys: smaller blocks,
-a per-row sort or ``np.partition`` were measured slower; so was copying the numeric columns
-one by one for the check to read each from cache), the explanations' JSON ~8 ms (one
-take of pre-formatted pieces whose offsets delimit the rows; six takes and a join took ~26),
-the decision table ~11 ms, policy and fallback ~5 ms. The cProfile shares listed in
+Where the batch time goes (100k rows, CPU time of the calling thread per stage, median of 11
+interleaved with bare ``predict_proba`` at ~30 ms, load ~6): the contract check ~29 ms (the
+numeric columns' copy, min/max and hash, the string ``patient_id``'s hash, and its pattern:
+an anchored ID pattern of equal-length strings is tested on the bytes, ~3 ms, not by RE2,
+~8.6), preprocess + features ~11 ms, scaler + ``predict_proba`` ~15 ms, the top-3 scan over
+|coefficient x value| ~27 ms (one blockwise pass with integer keys: smaller blocks, a per-row
+sort or ``np.partition`` were measured slower; so was copying the numeric columns one by one
+for the check to read each from cache), the explanations' JSON ~8-15 ms (one take of
+pre-formatted pieces whose offsets delimit the rows; six takes and a join took ~26), the
+decision table ~11 ms, fallback ~3 ms, the rest ~10 ms: ~122 ms in all, 4.0x. The previous
+code, interleaved in the same process on the same batch (identical tables): 132 ms against
+114 ms, 4.7x against 3.9x bare. Without explanations the batch is ~2.6x; explanations as
+structured columns instead of JSON text would save ~5 ms (string columns of names) to ~10 ms
+(categorical), a format change users would see. The CPU time of all threads counts OpenBLAS's
+helper thread spinning on the other core when it is idle, so at low load it can exceed the
+wall time. The cProfile shares listed in
 RESULTS.md overstate the stages made of many small numpy calls (the top-3 scan above all).
 Before the previous round the scaler's copy of the 25 MB feature matrix was 13% and numpy's
 row-wise max/argmax/any over two columns ~5%. Single rows: the guard feeds the
