@@ -10,8 +10,9 @@ differs. After one failure the helper is not used again in that run.
 By default the helper is the daemon (:mod:`toolkit.execute.engine_daemon`), kept warm
 between runs, so a run finds GX and nbconvert imported. Where no daemon may run (CI, Airflow,
 ``TOOLKIT_NO_DAEMON=1``) the run does the work itself: a helper process of the run's own
-(``TOOLKIT_HELPER=1``) only moves GX's import to another core, and was measured to gain nothing
-on the example (2 cores, where the kernels use both). ``TOOLKIT_HELPER=0`` turns helpers off.
+(``TOOLKIT_HELPER=1``) only moves GX's import to another core, where the kernels also run (it
+measured slower than none before registration stopped importing GX; not re-measured since), so
+it is used only when asked for. ``TOOLKIT_HELPER=0`` turns helpers off.
 """
 
 from __future__ import annotations
