@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -215,6 +216,24 @@ def test_fingerprint_other_files_missing_paths_and_unparseable_tables(tmp_path: 
     broken.write_bytes(b"not parquet")
     facts = lineage.fingerprint(broken)
     assert facts["size"] == 11 and "error" in facts and "rows" not in facts
+
+
+def test_a_json_object_of_scalars_is_hashed_not_read_as_a_table(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"accuracy": 0.97, "model": "lr", "n": 143, "ok": true, "gap": null}')
+    probe = (
+        "import sys, json; from pathlib import Path; from toolkit.core import lineage; "
+        "facts = lineage.fingerprint(Path(sys.argv[1])); "
+        "print(json.dumps(sorted(facts)), 'pandas' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(metrics)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[-1] == "False"  # no pandas imported to find out
+    assert set(lineage.fingerprint(metrics)) == {"path", "kind", "sha256", "size"}
+    records = tmp_path / "records.json"
+    records.write_text('[{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]')  # a table: read as one
+    assert lineage.fingerprint(records)["rows"] == 2
 
 
 def test_fingerprint_directory_covers_names_and_contents(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ tables (CSV, Parquet, TSV, JSON, Feather), and the hash of a spec file.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from pathlib import Path
@@ -82,6 +83,23 @@ def _table_facts(path: Path, kind: str) -> dict[str, Any]:
     return {"format": kind, "rows": len(frame), "schema": schema}
 
 
+def _scalar_object(path: Path, limit: int = 1 << 20) -> bool:
+    """A small ``.json`` file holding one object of scalars (``{"accuracy": 0.97}``, a step's
+    metrics): not a table. pandas refuses it, but only after importing itself, half a second
+    of every run's records, a fully cached one's included."""
+    if path.suffix.lower() != ".json" or path.stat().st_size > limit:
+        return False
+    try:
+        value = json.loads(path.read_bytes())
+    except ValueError:
+        return False
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and not any(isinstance(v, (dict, list)) for v in value.values())
+    )
+
+
 def _is_csv(path: Path) -> bool:
     suffixes = [s.lower() for s in path.suffixes]
     return bool(suffixes) and (
@@ -107,7 +125,7 @@ def _file_fingerprint(path: Path) -> dict[str, Any]:
             facts.update(_parquet_facts(path))
         elif _is_csv(path):
             facts.update(_csv_facts(path))
-        elif path.suffix.lower() in _OTHER_TABLES:
+        elif path.suffix.lower() in _OTHER_TABLES and not _scalar_object(path):
             facts.update(_table_facts(path, _OTHER_TABLES[path.suffix.lower()]))
     except Exception as exc:  # an unreadable table is still hashed; say why it was not parsed
         facts["error"] = f"{type(exc).__name__}: {exc}"
