@@ -227,7 +227,7 @@ def start_helper(
         return None
     from toolkit.execute import engine_daemon
 
-    if engine_daemon.daemon_allowed():
+    if engine_daemon.daemon_allowed(asked=mode == "on"):
         log_path = cache_dir / "logs" / "engine-daemon.log"
         if (conn := engine_daemon.connect(log_path)) is not None:
             return EngineHelper(conn, conn)

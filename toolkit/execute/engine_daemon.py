@@ -4,7 +4,8 @@ A run's own helper (:mod:`toolkit.execute.engine_helper`) imports GX and nbconve
 every run, seconds of CPU that an edit-and-rerun loop pays each time. The daemon does the same
 work (contract checks, notebook HTML) with the same handlers, but stays alive between runs for
 a bounded idle time (``TOOLKIT_DAEMON_IDLE`` seconds, 900 by default), so the next run's checks
-find GX imported. ``TOOLKIT_NO_DAEMON=1`` turns it off (each run then starts its own helper).
+find GX imported. ``TOOLKIT_NO_DAEMON=1`` turns it off (runs then check their contracts
+themselves, or start a helper of their own with ``TOOLKIT_HELPER=1``).
 
 It is never needed for correctness: a run that cannot reach it, or loses it mid-run, does the
 work itself (:class:`toolkit.execute.engine_client.EngineHelper`). It is never stale either: its
@@ -53,17 +54,14 @@ KEY_BYTES = 32
 # Set by CI services and in Airflow tasks: nobody runs the next edit there, and a process left
 # behind a job is unwelcome (as Nx does for its daemon, CI gets none unless asked for).
 SCHEDULED_ENV = ("CI", "AIRFLOW_CTX_DAG_ID")
-TRUE = {"1", "true", "yes", "on"}
 
 
-def daemon_allowed() -> bool:
+def daemon_allowed(*, asked: bool) -> bool:
     """Whether a run may use (and start) the daemon: not with ``TOOLKIT_NO_DAEMON=1``, and not
-    under CI or Airflow unless ``TOOLKIT_HELPER=1`` asks for a helper explicitly."""
-    if os.environ.get(NO_DAEMON_ENV, "").strip().lower() in TRUE:
+    under CI or Airflow unless a helper was ``asked`` for (``TOOLKIT_HELPER=1``)."""
+    if os.environ.get(NO_DAEMON_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
         return False
-    if os.environ.get("TOOLKIT_HELPER", "").strip().lower() in TRUE:
-        return True
-    return not any(
+    return asked or not any(
         os.environ.get(name, "").strip().lower() not in {"", "0", "false"} for name in SCHEDULED_ENV
     )
 
