@@ -90,7 +90,7 @@ def test_a_typo_in_the_guards_suite_fails_before_any_step(tmp_path: Path) -> Non
     assert "suite: raw_measurements," in text
     spec.write_text(text.replace("suite: raw_measurements,", "suite: raw_measurment,"))
     result = run_here(project, "plan", "pipelines/train.yaml")
-    assert result.returncode != 0
+    assert result.returncode == 2  # a spec error, as documented
     said = result.stdout + result.stderr
     assert "guard.input_contract: unknown contract suite 'raw_measurment'" in said, said
     assert "raw_measurements" in said  # the did-you-mean
