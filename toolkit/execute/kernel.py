@@ -53,6 +53,14 @@ class KernelHandle:
                 self.reason = reason
             self._kill_locked()
 
+    def launched(self) -> None:
+        """The kernel's process exists now: a stop asked for while it was starting (a SIGTERM,
+        a timeout on a slow start) finds no process to kill, so it lands here instead of
+        letting the whole notebook run."""
+        with self._lock:
+            if self.reason is not None:
+                self._kill_locked()
+
     def _kill_locked(self) -> None:
         process = getattr(getattr(self._km, "provisioner", None), "process", None)
         if process is not None and process.poll() is None:
@@ -95,12 +103,14 @@ def kernel_manager_class(
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             if stderr is None:
-                return await super()._async_launch_kernel(kernel_cmd, **kw)
-            # The kernel's own log (start-up warnings, "KeyboardInterrupt caught in kernel" at
-            # shutdown) goes to the step's log folder, not the terminal.
-            stderr.parent.mkdir(parents=True, exist_ok=True)
-            with stderr.open("ab") as sink:
-                return await super()._async_launch_kernel(kernel_cmd, stderr=sink, **kw)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+            else:
+                # The kernel's own log (start-up warnings, "KeyboardInterrupt caught in kernel"
+                # at shutdown) goes to the step's log folder, not the terminal.
+                stderr.parent.mkdir(parents=True, exist_ok=True)
+                with stderr.open("ab") as sink:
+                    await super()._async_launch_kernel(kernel_cmd, stderr=sink, **kw)
+            handle.launched()
 
         def client(self, **kwargs: Any) -> Any:
             # nbclient leaves the channels of a kernel it doesn't own open (fds and threads
