@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.procs import catches_signal, kill_group, start_toolkit, wait_for
 from support.projects import mini_project, tracking_uri
-from support.stores import running_runs
+from support.stores import run_statuses, running_runs
 
 SPEC = """
 name: sig
@@ -55,17 +55,17 @@ def _summary(project: Path, pipeline: str) -> Callable[[], bool]:
     return lambda: any((p / "summary.json").exists() for p in _runs(project, pipeline))
 
 
-def _terminate(proc: subprocess.Popen, ready: Callable[[], object]) -> tuple[int, str]:
+def _terminate(proc: subprocess.Popen, ready: Callable[[], object]) -> tuple[int, str, str]:
     """SIGTERM ``proc`` at the moment ``ready`` turns true (stopped first, so it cannot exit
-    in between), then wait for it; returns ``(exit code, stderr)``."""
+    in between), then wait for it; returns ``(exit code, stdout, stderr)``."""
     try:
         wait_for(lambda: ready() or proc.poll() is not None, timeout=240, what="the kill point")
         proc.send_signal(signal.SIGSTOP)
         assert proc.poll() is None, "the command ended before the kill point was reached"
         proc.send_signal(signal.SIGTERM)
         proc.send_signal(signal.SIGCONT)
-        _, err = proc.communicate(timeout=180)
-        return proc.returncode, err
+        out, err = proc.communicate(timeout=180)
+        return proc.returncode, out, err
     finally:
         kill_group(proc)
 
@@ -75,7 +75,7 @@ CASES = {
     "plan, as soon as it can handle signals": (["plan", "pipelines/sig.yaml"], "handler"),
     "runs list, as soon as it can handle signals": (["runs", "list"], "handler"),
     "run, before the spec is loaded": (["run", "pipelines/sig.yaml"], "handler"),
-    "run, while a step's kernel executes": (["run", "pipelines/sig.yaml"], "in-step"),
+    "run, while a step's kernel executes": (["run", "pipelines/sig.yaml", "--json"], "in-step"),
     "run, after its summary is written (closing MLflow runs, exiting)": (
         ["run", "pipelines/quick.yaml"],
         "after-summary",
@@ -98,7 +98,7 @@ def test_sigterm_at_any_moment_exits_130_and_leaves_no_running_run(
         "in-step": _partial(project),
         "after-summary": lambda: time.sleep(0) or _new_summary(project, before),
     }[point]
-    code, err = _terminate(proc, ready)
+    code, out, err = _terminate(proc, ready)
     assert code == 130, err[-2000:]
 
     assert "interrupted" in err
@@ -109,6 +109,13 @@ def test_sigterm_at_any_moment_exits_130_and_leaves_no_running_run(
         summary = json.loads((run_dir / "summary.json").read_text())
         if point == "in-step":
             assert summary["status"] == "interrupted"
+    if point == "in-step":  # the JSON summary still reaches stdout, the step's runs are closed
+        printed = json.loads(out)
+        assert printed["status"] == "interrupted"
+        assert printed["steps"][0]["status"] == "interrupted"
+        statuses = run_statuses(tracking_uri(project))
+        pipeline, step = printed["mlflow_run_id"], printed["steps"][0]["mlflow_run_id"]
+        assert statuses[pipeline] == statuses[step] == "KILLED"
 
 
 def _new_summary(project: Path, before: set[str]) -> bool:

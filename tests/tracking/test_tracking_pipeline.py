@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -126,35 +122,3 @@ def test_secret_value_lands_nowhere_in_mlflow(
     # The run's own summary (printed for schedulers) is clean too.
     assert secret not in (Path(report.run_dir) / "summary.json").read_text()
     assert secret not in (Path(report.run_dir) / "report.html").read_text()
-
-
-@pytest.mark.slow
-def test_sigterm_leaves_no_run_running(make_project: MakeProject) -> None:
-    spec = make_project(
-        """
-    name: killed
-    steps:
-      - {name: nap, notebook: ../notebooks/sleeps.ipynb, parameters: {seconds: 60}}
-      - {name: quick, notebook: ../notebooks/ok.ipynb, outputs: {out: q.txt}}
-    """,
-        notebooks=("sleeps", "ok"),
-        store=True,
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "run", str(spec), "--workers", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=os.environ.copy(),
-    )
-    runs_dir = spec.parents[1] / "runs" / "killed"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not list(runs_dir.glob("*/notebooks/.nap.partial.ipynb")):
-        time.sleep(0.2)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    runs = runs_of(client_for(spec), "killed")
-    assert runs, "the pipeline run was tracked"
-    assert [r.info.status for r in runs if r.info.status == "RUNNING"] == []
-    assert {r.info.status for r in runs} == {"KILLED"}
