@@ -1,11 +1,13 @@
 """The engine helper (the process that checks a run's contracts and renders its notebooks for
 MLflow) crashes: the run never notices.
 
-The helper is killed with SIGKILL at each point where it holds work: with a check received but
-nothing validated, with a check's result files written but the reply not yet sent, while
-rendering a step's notebook to log it. Every time the orchestrator does the rest itself and the
-run ends exactly like one that never had a helper: same exit code, same contract results, one
-model version registered and usable, no MLflow run left RUNNING. And the helper never outlives the
+The daemon (the helper kept warm between runs, the default) is killed with SIGKILL at each point
+where it holds work: with a check received but nothing validated, with a check's result files
+written but the reply not yet sent, while rendering a step's notebook to log it. Every time the
+orchestrator does the rest itself and the run ends exactly like one that never had a helper: same
+exit code, same contract results, one model version registered and usable, no MLflow run left
+RUNNING; the next run starts another daemon. The helper a run starts for itself
+(``TOOLKIT_HELPER=1`` without a daemon) is killed at one of those points, and never outlives its
 orchestrator, even one killed with kill -9.
 """
 
@@ -18,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,61 +113,76 @@ HOLDING_WORK = ("check-received", "check-written", "logging")
 assert set(HOLDING_WORK) <= set(FAULT_POINTS), "a fault point was renamed: update HOLDING_WORK"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("point", ["none", *HOLDING_WORK])
-def test_a_helper_killed_at_any_point_changes_nothing(
-    project: Path, without_helper: dict[str, Any], point: str
-) -> None:
-    """The helper is SIGKILLed at this point (or not at all): the run succeeds, its contract
-    results equal those of a run without a helper, every step run has its notebook's HTML, one
-    usable version is registered, no MLflow run is left RUNNING."""
-    summary = _run(project, {"TOOLKIT_HELPER": "1", FAULT_ENV: point})
+def _assert_like_without_helper(summary: dict[str, Any], without: dict[str, Any], project: Path):
+    """The run succeeded exactly as one without a helper: same contract results (the warning
+    there, not blocking, with its result files), gates passed, every step run carries its
+    notebook rendered."""
     assert summary["status"] == "succeeded" and summary["exit_code"] == 0
-    assert _verdicts(summary) == _verdicts(without_helper)
+    assert _verdicts(summary) == _verdicts(without)
     assert [c["direction"] for s in summary["steps"] for c in s["contracts"]] == [
         "inputs",
         "outputs",
     ]
     failures = summary["steps"][0]["contracts"][1]["failures"]
-    assert failures and failures[0]["column"] == "score"  # the warning is there, not blocking
+    assert failures and failures[0]["column"] == "score"
     for entry in summary["steps"][0]["contracts"]:
         assert Path(entry["json"]).exists() and Path(entry["html"]).exists()
     assert summary["gates"]["passed"] is True
-    for step in summary["steps"]:  # every step run carries its notebook, rendered
+    for step in summary["steps"]:
         run_id = step["mlflow_run_id"]
         assert run_id and list(project.rglob(f"{run_id}/artifacts/notebook/{step['name']}.html"))
 
 
-@pytest.mark.slow
-def test_a_daemon_killed_mid_run_changes_nothing_and_the_next_run_starts_another(
-    project: Path, without_helper: dict[str, Any]
-) -> None:
-    """The project's daemon (the helper kept warm between runs) is SIGKILLed with a check's
-    result files written and its reply not sent: the run ends like one without a helper. The
-    next run finds the daemon's socket dead, starts another, and gets the same results."""
-    folder = tempfile.mkdtemp(prefix="tkd-")  # a daemon of this test's own
-    daemon = {
-        "TOOLKIT_HELPER": "1",
-        "TOOLKIT_NO_DAEMON": "",
-        "TOOLKIT_DAEMON_IDLE": "120",
-        "TOOLKIT_DAEMON_DIR": folder,
-    }
-    log = project / ".toolkit" / "logs" / "engine-daemon.log"
+@pytest.fixture(scope="module")
+def daemon_dir(project: Path) -> Iterator[str]:
+    """A private folder for this file's daemons; every daemon they started is stopped after."""
+    folder = tempfile.mkdtemp(prefix="tkd-")
     try:
-        killed = _run(project, daemon | {FAULT_ENV: "check-written"})
-        assert len(_daemons(log)) == 1  # the run used a daemon
-        again = _run(project, daemon)
-        first, second = _daemons(log)  # the first was killed (its idle time is 2 minutes)
-        assert first != second
-        for summary in (killed, again):
-            assert summary["status"] == "succeeded" and summary["gates"]["passed"] is True
-            assert _verdicts(summary) == _verdicts(without_helper)
-        assert "Traceback" not in log.read_text()
+        yield folder
     finally:
+        log = project / ".toolkit" / "logs" / "engine-daemon.log"
         for pid in _daemons(log) if log.exists() else []:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# The daemon (the helper kept warm between runs) is the default: it is killed at every point.
+# Each killed run leaves a dead socket behind, which the next run (the next point) meets first.
+@pytest.mark.slow
+@pytest.mark.parametrize("point", HOLDING_WORK)
+def test_a_daemon_killed_at_any_point_changes_nothing_and_the_next_run_starts_another(
+    project: Path, without_helper: dict[str, Any], daemon_dir: str, point: str
+) -> None:
+    """The daemon is SIGKILLed at this point: the run ends like one without a helper, one
+    usable version registered, no MLflow run RUNNING. Every run after a kill finds the dead
+    daemon's socket and starts another."""
+    env = {
+        "TOOLKIT_HELPER": "1",
+        "TOOLKIT_NO_DAEMON": "",
+        "TOOLKIT_DAEMON_IDLE": "120",  # a daemon still alive after its run was not killed
+        "TOOLKIT_DAEMON_DIR": daemon_dir,
+        FAULT_ENV: point,
+    }
+    log = project / ".toolkit" / "logs" / "engine-daemon.log"
+    before = _daemons(log) if log.exists() else []
+    summary = _run(project, env)
+    started = _daemons(log)[len(before) :]
+    assert len(started) == 1  # the run started a daemon (any earlier one was killed) ...
+    wait_for(lambda: not _alive(started[0]), timeout=15, what="the killed daemon to be gone")
+    _assert_like_without_helper(summary, without_helper, project)  # ... and lost nothing
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.slow
+def test_a_per_run_helper_killed_with_its_work_done_changes_nothing(
+    project: Path, without_helper: dict[str, Any]
+) -> None:
+    """Without a daemon, TOOLKIT_HELPER=1 starts a helper for the run alone. Killed with a
+    check's result files written and its reply not sent (the hand-back the daemon's points
+    exercise too), the run ends like one without a helper."""
+    summary = _run(project, {"TOOLKIT_HELPER": "1", FAULT_ENV: "check-written"})
+    _assert_like_without_helper(summary, without_helper, project)
 
 
 def _daemons(log: Path) -> list[int]:
