@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -669,3 +670,20 @@ def test_a_record_that_breaks_the_guard_is_rejected_alone(
     assert out["reason"].iloc[1] == "the guard failed on this record: TypeError: cannot be ordered"
     assert "rejected" not in out["path"].iloc[[0, 2]].tolist()
     assert out["input_hash"].str.len().eq(16).all()
+
+
+def test_the_version_names_the_rules_not_where_their_file_is(
+    estimator: Any, contract: InputContract, rules_file: Path, tmp_path: Path
+) -> None:
+    """The same model and rules are the same version in another checkout (another absolute
+    path); a changed rule is another version."""
+    moved = tmp_path / "elsewhere" / rules_file.name
+    moved.parent.mkdir()
+    shutil.copy(rules_file, moved)
+    here = build_guarded_model(estimator, config(contract, rules_file), preprocess=add_features)
+    there = build_guarded_model(estimator, config(contract, moved), preprocess=add_features)
+    assert here.version == there.version
+    moved.write_text(moved.read_text().replace(">= 0.3]", ">= 0.35]"))
+    assert ">= 0.35]" in moved.read_text()
+    edited = build_guarded_model(estimator, config(contract, moved), preprocess=add_features)
+    assert edited.version != here.version

@@ -148,8 +148,9 @@ def scored() -> dict[str, tuple[GuardedModel, pd.DataFrame]]:
     }
 
 
-# The guard's version hashes its configuration, where the example's rules file is named by its
-# absolute path: it differs between checkouts, so it is checked against the guard, not pinned.
+# The guard's version hashes the fitted estimator's bytes, whose last bits BLAS may make differ
+# from one machine to another: it is checked against the guard, not pinned. (That it does not
+# depend on where the rules file is: tests/guard/test_guard.py.)
 UNPINNED = {"version"}
 
 

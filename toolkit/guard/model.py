@@ -31,7 +31,13 @@ from toolkit.guard.decisions import SMALL, contributions_json, decision_table
 from toolkit.guard.explain import top_contributions
 from toolkit.guard.input_contract import CheckResult, InputContract
 from toolkit.guard.one_record import record_check
-from toolkit.guard.policy import ConfidencePolicy, Fallback, OutputContract, row_max
+from toolkit.guard.policy import (
+    ConfidencePolicy,
+    Fallback,
+    OutputContract,
+    RuleFallback,
+    row_max,
+)
 from toolkit.guard.sklearn_path import (
     finite_inputs,
     linear_parts,
@@ -220,6 +226,11 @@ class GuardedModel:
         except Exception:  # not picklable by the standard library (e.g. a local class)
             digest = hashlib.sha256(repr(self.estimator).encode())
         config = {k: v for k, v in self.describe().items() if k != "version"}
+        if isinstance(self.fallback, RuleFallback):
+            # The rules themselves, not the file they were read from: the same model and rules
+            # are the same version in any checkout (the path is absolute).
+            rules = (self.fallback.rules, self.fallback.default_label, self.fallback.default_reason)
+            config["fallback"] = {"name": self.fallback.name, "rules": repr(rules)}
         digest.update(json.dumps(config, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:12]
 
