@@ -23,6 +23,8 @@ from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import CACHED, SKIPPED, SUCCEEDED, StepReport
 from toolkit.tracking.run_tracking import RunTracking
 
+SIGNAL_SLICE_S = 0.25  # the longest a SIGTERM waits for the main thread to handle it
+
 
 class Execution:
     """The state of one run while its steps execute.
@@ -153,7 +155,12 @@ def schedule(
                 running[pool.submit(execution.run_step, plan.step(name))] = name
         if not running:
             continue
-        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        # In slices: CPython runs a signal's handler in the main thread, but the kernel may
+        # deliver SIGTERM to any thread (a step's, zmq's); a main thread blocked in one long
+        # wait would only see it once a step ends, and that step would run to its end.
+        done: set[Future[StepReport]] = set()
+        while not done:
+            done, _ = wait(running, timeout=SIGNAL_SLICE_S, return_when=FIRST_COMPLETED)
         for future in done:
             name = running.pop(future)
             report = future.result()
