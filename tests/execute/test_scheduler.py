@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
+from toolkit.core import interrupts
 from toolkit.execute import RunRequest, run_pipeline
 
 SPEC = """
@@ -55,6 +56,7 @@ def test_a_sigterm_received_by_another_thread_stops_the_running_step(
         stop.set()
         sender.join()
     assert report.status == "interrupted"
+    assert not interrupts.received()  # handled by that run: the next call starts afresh
     assert report.step("nap").status == "interrupted"  # stopped, not slept to its end
     run_dir = Path(report.run_dir)
     assert not (run_dir / "data" / "nap.txt").exists()

@@ -58,6 +58,10 @@ def sigterm_interrupts() -> Iterator[None]:
     finally:
         if previous is not _handler:
             signal.signal(signal.SIGTERM, previous)
+            # That SIGTERM was this block's, and handled there (the run ended interrupted): a
+            # later call in the same process must not look interrupted (the CLI's exit paths
+            # read this flag).
+            _received.clear()
 
 
 @contextlib.contextmanager
