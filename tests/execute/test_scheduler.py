@@ -3,13 +3,13 @@ delivered it to."""
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from pathlib import Path
 
 import pytest
 from conftest import MakeProject
+from support.procs import cell_running
 
 from toolkit.core import interrupts
 from toolkit.execute import RunRequest, run_pipeline
@@ -37,16 +37,9 @@ def test_a_sigterm_received_by_another_thread_stops_the_running_step(
     def send_from_this_thread() -> None:
         # Once the step's cell runs, deliver SIGTERM to this thread, not the main one.
         while not stop.wait(0.1):
-            for partial in runs.glob("*/notebooks/.nap.partial.ipynb"):
-                try:
-                    cells = json.loads(partial.read_text())["cells"]
-                except (OSError, ValueError):
-                    continue
-                if any(
-                    c["metadata"].get("papermill", {}).get("status") == "running" for c in cells
-                ):
-                    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
-                    return
+            if cell_running(runs, "nap"):
+                signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+                return
 
     sender = threading.Thread(target=send_from_this_thread, daemon=True)
     sender.start()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import run_here
-from support.procs import children, cmdline, kill_group, start_toolkit, wait_for
+from support.procs import cell_running, children, cmdline, kill_group, start_toolkit, wait_for
 from support.projects import mini_project, tracking_uri
 from support.stores import run_statuses, run_tags, running_runs
 
@@ -137,24 +137,6 @@ def test_resume_finishes_a_run_killed_with_kill_9(project: Path) -> None:
     assert running_runs(tracking_uri(project)) == []
 
 
-def _executing(step: str, project: Path) -> Callable[[], bool]:
-    """A cell of ``step``'s partial notebook is running (papermill saves it at each cell's start)."""
-
-    def running() -> bool:
-        for path in (d / "notebooks" / f".{step}.partial.ipynb" for d in _run_dirs(project)):
-            try:
-                cells = json.loads(path.read_text())["cells"]
-            except (OSError, ValueError, KeyError):  # not there yet, or being written
-                continue
-            if any(
-                c.get("metadata", {}).get("papermill", {}).get("status") == "running" for c in cells
-            ):
-                return True
-        return False
-
-    return running
-
-
 def _kernels_of(proc: subprocess.Popen) -> list[int]:
     """The orchestrator's kernels: the one running the step, and any finished one still
     shutting down (killing that one too changes nothing)."""
@@ -169,9 +151,8 @@ def test_kill_9_of_a_kernel_fails_the_step_and_closes_everything(project: Path) 
         ["run", "pipelines/crash.yaml", "--json", "--quiet", "--workers", "1"], project
     )
     try:
-        # papermill writes the partial notebook before it starts a kernel (when no warm one is
-        # ready): only a cell marked running proves step 2's kernel exists and executes it.
-        wait_for(_executing("second", project), timeout=240, what="step 2's cell to run")
+        runs = project / "runs" / "crash"
+        wait_for(lambda: cell_running(runs, "second"), timeout=240, what="step 2's cell to run")
         kernels = wait_for(lambda: _kernels_of(proc), timeout=60, what="the kernel")
         for pid in kernels:  # type: ignore[union-attr]
             os.kill(pid, signal.SIGKILL)

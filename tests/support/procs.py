@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -92,3 +93,20 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def cell_running(runs: Path, step: str) -> bool:
+    """A cell of ``step``'s partial notebook, in any run folder under ``runs``, is executing.
+
+    papermill saves the partial notebook at each cell's start, but writes it first before it
+    starts a kernel: only a cell marked running proves the step's kernel exists and runs it."""
+    for partial in runs.glob(f"*/notebooks/.{step}.partial.ipynb"):
+        try:
+            cells = json.loads(partial.read_text())["cells"]
+        except (OSError, ValueError, KeyError):  # being written
+            continue
+        if any(
+            c.get("metadata", {}).get("papermill", {}).get("status") == "running" for c in cells
+        ):
+            return True
+    return False
