@@ -30,6 +30,7 @@ from typing import Any
 
 from toolkit.contracts import step_checks as contract_checks
 from toolkit.contracts.step_checks import ContractFailed
+from toolkit.core.envflags import env_flag
 from toolkit.execute.engine_helper import FALLBACK
 from toolkit.plan.planned import PlannedInput, PlannedOutput, PlannedStep
 
@@ -38,15 +39,12 @@ HELPER_ENV = "TOOLKIT_HELPER"
 HELPER_MODULE = "toolkit.execute.engine_helper"
 
 
-ON, OFF = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-
-
 def helper_mode() -> str:
     """``off``, ``on`` (``TOOLKIT_HELPER=1``: the daemon, else a helper of the run's own), or
     ``auto`` (unset: the daemon when one may run, else no helper at all: a helper of the run's
     own only moves GX's import to another process, and costs one more interpreter)."""
-    value = os.environ.get(HELPER_ENV, "").strip().lower()
-    return "on" if value in ON else "off" if value in OFF else "auto"
+    asked = env_flag(HELPER_ENV)
+    return "auto" if asked is None else "on" if asked else "off"
 
 
 class EngineHelper:

@@ -41,6 +41,8 @@ import time
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
+from toolkit.core.envflags import env_flag, env_marker
+
 log = logging.getLogger(__name__)
 NO_DAEMON_ENV = "TOOLKIT_NO_DAEMON"
 IDLE_ENV = "TOOLKIT_DAEMON_IDLE"
@@ -59,11 +61,9 @@ SCHEDULED_ENV = ("CI", "AIRFLOW_CTX_DAG_ID")
 def daemon_allowed(*, asked: bool) -> bool:
     """Whether a run may use (and start) the daemon: not with ``TOOLKIT_NO_DAEMON=1``, and not
     under CI or Airflow unless a helper was ``asked`` for (``TOOLKIT_HELPER=1``)."""
-    if os.environ.get(NO_DAEMON_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+    if env_flag(NO_DAEMON_ENV):
         return False
-    return asked or not any(
-        os.environ.get(name, "").strip().lower() not in {"", "0", "false"} for name in SCHEDULED_ENV
-    )
+    return asked or not any(env_marker(name) for name in SCHEDULED_ENV)
 
 
 def idle_seconds() -> float:

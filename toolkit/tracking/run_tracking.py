@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
+from toolkit.core.envflags import env_flag
 from toolkit.core.lineage import current_user, environment, git_info, lock_info, scheduler_context
 from toolkit.core.secrets import Redactor, redact_params
 from toolkit.core.settings import Settings
@@ -284,7 +285,7 @@ class RunTracking:
 
 
 def tracking_disabled() -> bool:
-    return os.environ.get("TOOLKIT_TRACKING", "").lower() in {"0", "false", "off", "no"}
+    return env_flag("TOOLKIT_TRACKING") is False
 
 
 def store_identity(uri: str) -> str | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import sys
 
+from toolkit.core.envflags import env_marker
+
 # Scheduler detection, most specific first. Each entry: (name, marker variable, variables kept).
 _SCHEDULERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
@@ -76,7 +78,7 @@ def scheduler_context(env: dict[str, str] | None = None) -> dict[str, str]:
     explicit = env.get(CONTEXT_PREFIX + "SCHEDULER")
     if explicit:
         scheduler = explicit
-    elif scheduler is None and env.get("CI", "").lower() in ("1", "true", "yes"):
+    elif scheduler is None and env_marker("CI", env):
         scheduler = "ci"
     elif scheduler is None:
         try:
