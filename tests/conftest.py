@@ -26,6 +26,8 @@ os.environ["JUPYTER_RUNTIME_DIR"] = str(_STATE / "jupyter-runtime")
 # A run with the engine helper on would leave the project's helper daemon running for its idle
 # time: the tests that exercise it turn it back on, and stop it.
 os.environ["TOOLKIT_NO_DAEMON"] = "1"
+# New MLflow stores are copies of a template (toolkit.core.sqlite_store): this checkout's, not $HOME's.
+os.environ["TOOLKIT_CACHE_DIR"] = str(REPO / ".cache" / "toolkit")
 for _var in ("MLFLOW_TRACKING_URI", "TOOLKIT_RUNS_DIR", "TOOLKIT_EXPECTATIONS_DIR"):
     os.environ.pop(_var, None)
 

@@ -18,13 +18,19 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+from toolkit.core import sqlite_store
+
 
 def connect(tracking_uri: str) -> Any:
     """An :class:`mlflow.MlflowClient` for the tracking store and registry at ``tracking_uri``."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read on MLflow's first use
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    fresh = sqlite_store.seed(tracking_uri)  # a new store: copied, not migrated, if it can be
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if fresh:  # MLflow has just built it: the next new store will be a copy
+        sqlite_store.keep(tracking_uri)
+    return client
 
 
 def warm_up() -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from toolkit.core import sqlite_store
 from toolkit.core.errors import TrackingError
 from toolkit.core.lineage import current_user
 from toolkit.tracking.run_queries import OpenRun, RunQueries
@@ -80,8 +81,11 @@ class Tracker(RunQueries):
         self.redact = redact
         # MLflow records "unknown" unless the mlflow.user tag is set explicitly.
         self.user = user or current_user()
+        fresh = sqlite_store.seed(tracking_uri)  # a new store: copied, not migrated, if it can be
         with self._guard("connect to"):
             self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        if fresh:  # MLflow has just built it: the next new store will be a copy
+            sqlite_store.keep(tracking_uri)
         # Re-entrant: close_all() runs from signal handlers, which interrupt the main thread
         # possibly while it holds this lock.
         self._lock = threading.RLock()

@@ -22,9 +22,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from pathlib import Path
 from typing import Any
 
+from toolkit.core.sqlite_store import sqlite_path
 from toolkit.tracking.vocabulary import (
     MLFLOW_RUN_NAME,
     TAG_KIND,
@@ -48,16 +48,6 @@ _CHUNK = 500
 
 class ReaderUnavailable(Exception):
     """The store cannot be answered exactly here; ask MLflow instead."""
-
-
-def sqlite_path(tracking_uri: str) -> Path | None:
-    """The database file of a plain ``sqlite:///PATH`` URI; None for anything else (servers,
-    in-memory stores, URIs with options or escapes this reader would have to interpret)."""
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix) or any(c in tracking_uri for c in "?#%"):
-        return None
-    path = tracking_uri.removeprefix(prefix)
-    return Path(path) if path else None
 
 
 def open_reader(tracking_uri: str) -> StoreReader | None:
