@@ -88,6 +88,26 @@ def test_dead_kernel_and_missing_output_are_step_failures(make_project: MakeProj
     assert "  hint: the notebook receives each output's absolute path" in shown
 
 
+def test_a_project_kernel_not_installed_here_says_so_and_how_to_fix_it(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's own ``kernel:`` is checked with the spec (tests/plan); the project's kernel is
+    met when a step starts: typically a project made by ``toolkit init`` in another Python."""
+    spec = """
+    name: elsewhere
+    steps:
+      - {name: only, notebook: ../notebooks/ok.ipynb}
+    """
+    path = make_project(spec, notebooks=("ok",), store=True)
+    monkeypatch.setenv("TOOLKIT_KERNEL", "pyhton3")
+    report = run_pipeline(RunRequest(path, track=False))
+    only = report.step("only")
+    assert report.exit_code == ExitCode.STEP_FAILED and only.status == "failed"
+    assert "no Jupyter kernel named 'pyhton3' is installed for" in only.error["message"]
+    assert only.error["hint"].startswith("did you mean 'python3'?")
+    assert "toolkit init --kernel-only" in only.error["hint"]
+
+
 def test_step_timeout_is_enforced(make_project: MakeProject) -> None:
     spec = """
     name: slow

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from toolkit.core.errors import StepFailed
+from toolkit.core.errors import StepFailed, did_you_mean
 from toolkit.core.lineage import JUPYTER_IMPORT_LOCK
 from toolkit.execute.kernel_control import (
     END_MLFLOW_RUN,
@@ -224,6 +225,7 @@ def execute(
     """
     _import_engines()
     import papermill as pm
+    from jupyter_client.kernelspec import NoSuchKernel
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
@@ -295,6 +297,14 @@ def execute(
             raise StepFailed(
                 request.step, "interrupted", kind="interrupted", notebook=request.output
             ) from exc
+        if isinstance(exc, NoSuchKernel):
+            raise StepFailed(
+                request.step,
+                f"no Jupyter kernel named {request.kernel!r} is installed for {sys.executable}",
+                kind="error",
+                notebook=request.output,
+                hint=missing_kernel_hint(request.kernel),
+            ) from exc
         if isinstance(exc, DeadKernelError):
             raise StepFailed(
                 request.step,
@@ -317,3 +327,18 @@ def execute(
         if partial.exists():
             os.replace(partial, request.output)
     return request.output
+
+
+def missing_kernel_hint(name: str) -> str:
+    """What to do when the steps' kernel is not installed in this environment: usually a
+    project created (``toolkit init``) with another Python, or a notebook's own kernel name."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    installed = sorted(KernelSpecManager().find_kernel_specs())
+    close = did_you_mean(name, installed)
+    return (
+        (f"{close} " if close else "")
+        + f"installed here: {', '.join(installed) or 'none'}. Install the project's kernel into "
+        "this environment with `toolkit init --kernel-only`, or name another one with "
+        "`kernel` in [tool.toolkit] of pyproject.toml, TOOLKIT_KERNEL, or a step's `kernel:`"
+    )
