@@ -178,6 +178,34 @@ def test_log_output_streams_cell_output_and_redacts_secrets(
     assert log.read_text().strip() == "connecting with ***"
 
 
+def test_output_below_jupyter_stays_off_stdout_and_out_of_files_unscrubbed(
+    make_project: MakeProject,
+) -> None:
+    """What a cell writes to file descriptor 1 itself (a subprocess, a C library, os.write)
+    skips the notebook's outputs. It once went to the toolkit's stdout, before the `--json`
+    summary a scheduler parses, with secrets unscrubbed. A real process: the kernel inherits
+    the file descriptors of the toolkit's process, not pytest's capture of ``sys.stdout``."""
+    spec = (
+        "name: fds\nsteps:\n  - {name: w, notebook: ../notebooks/writes_to_fds.ipynb, "
+        "parameters: {db_password: pw-0123456789}}\n"
+    )
+    path = make_project(spec, notebooks=("writes_to_fds",))
+    proc = subprocess.run(
+        [sys.executable, "-m", "toolkit", "run", str(path), "--json", "--no-tracking"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["status"] == "succeeded", proc.stdout[:500]
+    assert "pw-0123456789" not in proc.stdout + proc.stderr
+    run_dir = next((path.parents[1] / "runs" / "fds").iterdir())
+    log = (run_dir / "logs" / "w.kernel.log").read_text()
+    assert "fd1 ***" in log and "child ***" in log and "fd2 ***" in log, log
+    leaked = [p for p in run_dir.rglob("*") if p.is_file() and b"pw-0123456789" in p.read_bytes()]
+    assert leaked == []
+
+
 def test_failure_summary_says_how_to_resume(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:

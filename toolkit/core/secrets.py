@@ -25,6 +25,7 @@ import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
+from toolkit.core.envflags import env_flag
 from toolkit.core.fsutil import atomic_write_bytes, atomic_write_text
 
 REDACTED = "***"
@@ -300,7 +301,7 @@ def scrub_notebook_in_place(
     kernel) cannot be scrubbed cell by cell: it is made private (0600) instead.
     """
     if keep_unscrubbed is None:
-        keep_unscrubbed = os.environ.get(KEEP_UNSCRUBBED_ENV, "") in {"1", "true", "yes"}
+        keep_unscrubbed = env_flag(KEEP_UNSCRUBBED_ENV) is True
     raw = path.read_bytes()
     kept = None
     if keep_unscrubbed:
@@ -315,3 +316,21 @@ def scrub_notebook_in_place(
     scrub_notebook_dict(nb, redactor, patterns=patterns, declared=declared)
     atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return kept
+
+
+def scrub_file(path: Path, redactor: Redactor) -> bool:
+    """Scrub a text file in place, e.g. a kernel's own log: what a C library, a subprocess or
+    ``os.write`` printed never passes through the notebook's outputs, so nothing else scrubs it.
+    Bytes that are not UTF-8 are kept as they are. True when something was replaced."""
+    if not redactor:
+        return False
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    text = raw.decode("utf-8", errors="surrogateescape")
+    scrubbed = redactor.scrub(text)
+    if scrubbed == text:
+        return False
+    atomic_write_bytes(path, scrubbed.encode("utf-8", errors="surrogateescape"))
+    return True

@@ -103,14 +103,18 @@ def kernel_manager_class(
             return await super()._async_pre_start_kernel(**kw)
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-            if stderr is None:
-                await super()._async_launch_kernel(kernel_cmd, **kw)
+            # Never the toolkit's stdout, which carries `--json` for schedulers: what a C
+            # library, a subprocess or os.write(1, ...) prints in a cell skips the notebook's
+            # outputs and would land there, before the JSON and unscrubbed.
+            if stderr is None:  # --log-output: the terminal, on stderr
+                await super()._async_launch_kernel(kernel_cmd, stdout=2, **kw)
             else:
                 # The kernel's own log (start-up warnings, "KeyboardInterrupt caught in kernel"
-                # at shutdown) goes to the step's log folder, not the terminal.
+                # at shutdown) goes to the step's log folder, not the terminal; the step scrubs
+                # it of the run's secrets when it ends.
                 stderr.parent.mkdir(parents=True, exist_ok=True)
                 with stderr.open("ab") as sink:
-                    await super()._async_launch_kernel(kernel_cmd, stderr=sink, **kw)
+                    await super()._async_launch_kernel(kernel_cmd, stdout=sink, stderr=sink, **kw)
             handle.launched()
 
         def client(self, **kwargs: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 from toolkit.contracts import step_checks as contract_checks
 from toolkit.contracts.step_checks import ContractFailed
 from toolkit.core.errors import StepFailed, ToolkitError
-from toolkit.core.secrets import Redactor, scrub_notebook_in_place
+from toolkit.core.secrets import Redactor, scrub_file, scrub_notebook_in_place
 from toolkit.execute.file_audit import file_audit
 from toolkit.execute.kernel import ExecutionRequest, KernelHandle, execute
 from toolkit.execute.step_context import (
@@ -157,6 +157,9 @@ def _run_step(
         scrub_notebook_in_place(
             output, redactor, patterns=ctx.settings.secret_patterns, declared=step.secret_params
         )
+    log = kernel_log(step, ctx)
+    if log is not None:  # the kernel's own stdout and stderr, e.g. a subprocess's output
+        scrub_file(log, redactor)
     mlflow_run = opening.result() if opening else None
     if error is not None:
         error = redactor.scrub_mapping(error)
