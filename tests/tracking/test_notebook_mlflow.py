@@ -58,8 +58,19 @@ def test_notebook_mlflow_calls_land_in_the_step_run(
     experiment = run.info.experiment_id
     models = client.search_logged_models(experiment_ids=[experiment])
     assert [m.source_run_id for m in models] == [step["mlflow_run_id"]]
-    # One pipeline run and its one step run: the notebook opened no run of its own.
-    assert len(client.search_runs([experiment])) == 2
+    # The notebook's nested runs are children of the step's run, which keeps its name and
+    # none of their metrics; the notebook opened no other run of its own.
+    assert not run.info.run_name.startswith("C=") and "trial_score" not in step["metrics"]
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert sorted((r.info.run_name, r.info.status) for r in children) == [
+        ("C=0.1", "FINISHED"),
+        ("C=1.0", "FINISHED"),
+    ]
+    for trial in children:
+        assert trial.data.metrics["trial_score"] == pytest.approx(
+            float(trial.data.params["C"]) / 10
+        )
+    assert len(client.search_runs([experiment])) == 4  # the pipeline's, the step's, 2 trials
 
     # The same step, reused from the cache, carries those metrics into a gate that fails.
     spec.write_text(passing.replace(">= 0.9", ">= 1.01"))

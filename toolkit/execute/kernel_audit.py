@@ -130,11 +130,24 @@ def install() -> None:
 
         def start_run(*args, **kwargs):
             step_run = os.environ.get("TOOLKIT_MLFLOW_RUN_ID")
-            free = not args and kwargs.get("run_id") is None and not kwargs.get("nested")
-            if step_run and free and not kwargs.get("parent_run_id") and not fluent.active_run():
+            unbound = not args and kwargs.get("run_id") is None and not kwargs.get("parent_run_id")
+            if not (step_run and unbound and not fluent.active_run()):
+                return original(*args, **kwargs)
+            if not kwargs.get("nested"):
                 kwargs["run_id"] = step_run
                 kwargs.pop("run_name", None)  # the step's run keeps the step's name
-            return original(*args, **kwargs)
+                return original(*args, **kwargs)
+            # A nested run with no run active (a loop of `with start_run(nested=True)`, as a
+            # search over parameters does) is a child of the step's run. Left alone, MLflow would
+            # resume the step's run from MLFLOW_RUN_ID instead (renaming it, ending it with the
+            # block) and open the next ones at the top level.
+            kwargs["parent_run_id"] = step_run
+            hidden = os.environ.pop("MLFLOW_RUN_ID", None)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if hidden is not None:
+                    os.environ["MLFLOW_RUN_ID"] = hidden
 
         start_run.__doc__ = original.__doc__
         start_run.__wrapped__ = original  # type: ignore[attr-defined]
