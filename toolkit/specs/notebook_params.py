@@ -17,6 +17,7 @@ from toolkit.core.errors import NotebookError, did_you_mean
 from toolkit.specs.notebook_source import read_notebook
 
 PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"  # papermill's cell of values, replaced on each run
 
 
 @dataclass(frozen=True)
@@ -232,8 +233,9 @@ def overwritten(params: NotebookParams, injected: set[str] | frozenset[str]) -> 
     """
     after = -1 if params.cell_index is None else params.cell_index
     found: dict[str, int] = {}
-    for index, source, _ in code_cells(load_cells(params.path)):
-        if index <= after:
+    for index, source, tags in code_cells(load_cells(params.path)):
+        # An executed notebook's own injected cell is replaced by the new one, as papermill does.
+        if index <= after or INJECTED_TAG in tags:
             continue
         tree = _parse(source)
         for node in tree.body if tree else ():
