@@ -100,6 +100,18 @@ def test_pipeline_and_nested_steps_share_the_experiment(
     tracker.close_all("FINISHED")
 
 
+def test_runs_are_dated_from_when_they_began(tracker: Tracker, client: MlflowClient) -> None:
+    """A run opens its MLflow runs after MLflow's import and store (seconds): dated from then,
+    MLflow and `toolkit runs list` showed durations seconds shorter than the run's."""
+    began = int(time.time() * 1000) - 5_000
+    parent = tracker.start_pipeline(_name(), run_name="dated", params={}, tags={}, start_time=began)
+    step = tracker.start_step(parent, "s", params={}, start_time=began + 1)
+    assert client.get_run(parent).info.start_time == began
+    assert client.get_run(step).info.start_time == began + 1
+    tracker.end(step, "FINISHED")
+    tracker.end(parent, "FINISHED")
+
+
 def test_parallel_steps_never_mix_metrics(tracker: Tracker, client: MlflowClient) -> None:
     parent = tracker.start_pipeline(_name(), run_name="par", params={}, tags={})
     n_threads, n_points = 4, 60

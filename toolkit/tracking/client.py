@@ -134,10 +134,13 @@ class Tracker(RunQueries):
         params: Mapping[str, object],
         parent: str | None,
         inherited: dict[str, str],
+        start_time: int | None = None,
     ) -> str:
         clean = {k: self._value(v, MAX_TAG_VALUE) for k, v in tags.items()}
         with self._guard(f"create run {name!r} in"):
-            run = self._client.create_run(experiment_id, tags=clean, run_name=name)
+            run = self._client.create_run(
+                experiment_id, start_time=start_time, tags=clean, run_name=name
+            )
         run_id = run.info.run_id
         with self._lock:
             self._open[run_id] = OpenRun(experiment_id, parent, run.info.artifact_uri, inherited)
@@ -155,14 +158,19 @@ class Tracker(RunQueries):
         toolkit_run_id: str | None = None,
         source: str | None = None,
         description: str | None = None,
+        start_time: int | None = None,
     ) -> str:
-        """Open the parent run of one pipeline run in experiment ``pipeline``; return its id."""
+        """Open the parent run of one pipeline run in experiment ``pipeline``; return its id.
+
+        ``start_time`` (ms since the epoch): when the run began, if before now. MLflow would
+        otherwise date it from this call, seconds late (its import and store come first), and
+        show a duration shorter than the run's."""
         inherited = {TAG_PIPELINE: pipeline, TAG_RUN_ID: toolkit_run_id or ""}
         inherited = {k: v for k, v in inherited.items() if v}
         system = self._system_tags("JOB", source, description)
         all_tags = {**system, **tags, **inherited, TAG_KIND: "pipeline"}
         exp_id = self.experiment_id(pipeline)
-        return self._create(exp_id, run_name, all_tags, params, None, inherited)
+        return self._create(exp_id, run_name, all_tags, params, None, inherited, start_time)
 
     def _system_tags(self, kind: str, source: str | None, note: str | None) -> dict[str, object]:
         tags = {MLFLOW_SOURCE_TYPE: kind, MLFLOW_USER: self.user, MLFLOW_SOURCE_NAME: source}
@@ -177,8 +185,10 @@ class Tracker(RunQueries):
         tags: Mapping[str, object] | None = None,
         source: str | None = None,
         description: str | None = None,
+        start_time: int | None = None,
     ) -> str:
-        """Open a step's run nested under ``parent_run_id`` (same experiment); return its id."""
+        """Open a step's run nested under ``parent_run_id`` (same experiment); return its id,
+        dated ``start_time`` (ms since the epoch) if given (see :meth:`start_pipeline`)."""
         with self._lock:
             parent = self._open.get(parent_run_id)
         if parent is not None:
@@ -197,7 +207,7 @@ class Tracker(RunQueries):
             TAG_KIND: "step",
             TAG_STEP: step,
         }
-        return self._create(exp_id, step, all_tags, params, parent_run_id, inherited)
+        return self._create(exp_id, step, all_tags, params, parent_run_id, inherited, start_time)
 
     # --- logging -----------------------------------------------------------------------------
 

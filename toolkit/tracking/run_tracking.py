@@ -28,7 +28,7 @@ from toolkit.reports.summary import CACHED, FAILED, INTERRUPTED, SUCCEEDED, RunR
 from toolkit.tracking.client import Tracker
 from toolkit.tracking.forwarder import MetricsForwarder
 from toolkit.tracking.step_runs import Renderer, StepRuns
-from toolkit.tracking.vocabulary import TAG_LOCK_HASH, lineage_tags
+from toolkit.tracking.vocabulary import TAG_LOCK_HASH, lineage_tags, now_ms
 
 log = logging.getLogger(__name__)
 STATUS = {SUCCEEDED: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
@@ -107,9 +107,9 @@ class RunTracking:
 
     def start(self) -> None:
         """Begin opening the pipeline's run; steps wait for it only when they need its id."""
-        self._started = self._pool.submit(self._start)
+        self._started = self._pool.submit(self._start, now_ms())
 
-    def _start(self) -> str:
+    def _start(self, start_time: int) -> str:
         """Open the pipeline's run with lineage tags; log the spec and (in background) the env."""
         self.tracker.check_connection()
         plan = self.plan
@@ -140,6 +140,7 @@ class RunTracking:
             source=str(plan.spec_path),
             description=f"Pipeline `{plan.pipeline}`, run `{plan.run_dir.name}`: "
             f"{len(plan.steps)} steps ({', '.join(plan.names)}).",
+            start_time=start_time,
         )
         parent = self._parent
         self.tracker.log_artifact(parent, plan.spec_path, "spec")
@@ -171,14 +172,18 @@ class RunTracking:
         self, step: PlannedStep, events_path: Path, tags: Mapping[str, object] | None = None
     ) -> Future[str]:
         """Open the step's run without holding up its kernel; the future gives the run id."""
-        return self._pool.submit(self.step_started, step, events_path, tags)
+        return self._pool.submit(self.step_started, step, events_path, tags, now_ms())
 
     def step_started(
-        self, step: PlannedStep, events_path: Path, tags: Mapping[str, object] | None = None
+        self,
+        step: PlannedStep,
+        events_path: Path,
+        tags: Mapping[str, object] | None = None,
+        start_time: int | None = None,
     ) -> str:
         parent = self.parent
         assert parent is not None
-        return self.steps.started(parent, step, events_path, tags)
+        return self.steps.started(parent, step, events_path, tags, start_time)
 
     def step_finished(self, step: PlannedStep, report: StepReport) -> None:
         """Close the step's run on the tracking pool: rendering and uploading its notebook

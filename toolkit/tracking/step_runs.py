@@ -58,12 +58,18 @@ class StepRuns:
         step: PlannedStep,
         events_path: Path,
         tags: Mapping[str, object] | None = None,
+        start_time: int | None = None,
     ) -> str:
         params = redact_params(
             step.parameters, patterns=self.settings.secret_patterns, declared=step.secret_params
         )
         run_id = self.tracker.start_step(
-            parent, step.name, params=params, tags=tags, source=str(step.notebook)
+            parent,
+            step.name,
+            params=params,
+            tags=tags,
+            source=str(step.notebook),
+            start_time=start_time,
         )
         self.runs[step.name] = run_id
         self.forwarders[step.name] = MetricsForwarder(self.tracker, run_id, events_path).start()
