@@ -15,7 +15,6 @@ library: it must stay cheap to import inside every kernel.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -23,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from toolkit.core.jsonable import dumps
 
 EVENTS_ENV = "TOOLKIT_EVENTS_FILE"
 _lock = threading.Lock()
@@ -43,7 +44,7 @@ def _emit(event: dict[str, Any]) -> None:
             # One short append per event, flushed at once, so the runner can tail the file.
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             with open(target, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(event, default=str) + "\n")
+                handle.write(dumps(event) + "\n")
 
 
 def _number(key: str, value: Any) -> float:

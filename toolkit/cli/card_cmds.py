@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from toolkit.core.jsonable import dumps
 
 
 def cmd_card(args: argparse.Namespace) -> int:
@@ -13,7 +14,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 
     published = build(args.model, args.version, log=args.log)
     if args.json:
-        print(json.dumps({**published.card.to_dict(), "logged": published.uri}, indent=2))
+        print(dumps({**published.card.to_dict(), "logged": published.uri}, indent=2))
     elif args.output:
         out = Path(args.output)
         text = published.html if out.suffix.lower() in (".html", ".htm") else published.markdown

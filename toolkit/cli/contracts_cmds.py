@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from toolkit.core.errors import ExitCode
+from toolkit.core.jsonable import dumps
 
 if TYPE_CHECKING:
     from toolkit.core.settings import Settings
@@ -27,7 +27,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.output:
         json_path, html_path = write_result(result, Path(args.output))
         print(f"wrote {json_path} and {html_path}")
-    print(json.dumps(result.to_dict(), indent=2) if args.json else str(result))
+    print(dumps(result.to_dict(), indent=2) if args.json else str(result))
     return int(ExitCode.CONTRACT) if result.blocking else 0
 
 
@@ -91,7 +91,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for s in list_suites(settings.expectations_dir)
     ]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(dumps(rows, indent=2))
         return 0
     if not rows:
         print(f"no suites in {settings.expectations_dir}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from toolkit.core.jsonable import dumps
 
 
 def cmd_decisions(args: argparse.Namespace) -> int:
@@ -15,7 +16,7 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     if args.reindex:
         db, files, rows = reindex(runs_dir)
         if args.json:
-            print(json.dumps({"index": str(db), "files": files, "records": rows}, indent=2))
+            print(dumps({"index": str(db), "files": files, "records": rows}, indent=2))
         else:
             print(f"indexed {rows} decision records from {files} files into {db}")
         return 0
@@ -24,7 +25,7 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     request = DecisionsRequest(args.model, args.id, args.input_hash, args.since)
     found = find_decisions(request, runs_dir)
     if args.json:
-        print(json.dumps([d.to_dict() for d in found], indent=2, default=str))
+        print(dumps([d.to_dict() for d in found], indent=2))
     else:
         print("\n\n".join(describe(d) for d in found))
     return 0

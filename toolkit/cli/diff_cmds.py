@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from toolkit.core.jsonable import dumps
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -15,7 +16,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     result = diff(DiffRequest(args.run_a, args.run_b, outputs=args.outputs)).to_dict()
     if args.html:
         atomic_write_text(Path(args.html), render_html(result))
-    print(json.dumps(result, indent=2, default=str) if args.json else render_text(result))
+    print(dumps(result, indent=2) if args.json else render_text(result))
     return 0
 
 

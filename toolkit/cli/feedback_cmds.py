@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from toolkit.core.jsonable import dumps
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -22,7 +23,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     result = outcome.outcomes
     if args.json:
         data = {**result.to_dict(), "hooks": [h.to_dict() for h in outcome.hooks]}
-        print(json.dumps({**data, "mlflow_run_id": outcome.mlflow_run_id}, indent=2, default=str))
+        print(dumps({**data, "mlflow_run_id": outcome.mlflow_run_id}, indent=2))
     else:
         print("\n".join(result.summary_lines()))
     for hook in outcome.hooks:

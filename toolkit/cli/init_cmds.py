@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from toolkit.core.jsonable import dumps
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -30,7 +31,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                 schema_comment=SCHEMA_COMMENT,
             )
         )
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_text())
+    print(dumps(result.to_dict(), indent=2) if args.json else result.to_text())
     return 0
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from toolkit.core.jsonable import dumps
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -29,7 +30,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             "mlflow_run_id": outcome.mlflow_run_id,
         }
         data.pop("html", None)
-        print(json.dumps(data, indent=2, default=str))
+        print(dumps(data, indent=2))
     else:
         print("\n".join(result.summary_lines()))
         print(f"drift report: {outcome.report}")

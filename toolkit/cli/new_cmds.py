@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from toolkit.core.jsonable import dumps
 
 
 def cmd_new_step(args: argparse.Namespace) -> int:
@@ -15,7 +16,7 @@ def cmd_new_step(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(
-            json.dumps(
+            dumps(
                 {
                     "step": result.step,
                     "pipeline": result.pipeline,
@@ -38,7 +39,7 @@ def cmd_new_pipeline(args: argparse.Namespace) -> int:
 
     notebooks = tuple(Path(p) for p in args.notebooks)
     result = new_pipeline(NewPipelineRequest(name=args.name, notebooks=notebooks))
-    print(json.dumps(result.to_dict(), indent=2, default=str) if args.json else result.to_text())
+    print(dumps(result.to_dict(), indent=2) if args.json else result.to_text())
     return 0
 
 

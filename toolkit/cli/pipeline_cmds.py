@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolkit.cli.progress import ProgressPrinter
 from toolkit.core.errors import ExitCode, ToolkitError
+from toolkit.core.jsonable import dumps
 
 if TYPE_CHECKING:
     from toolkit.execute import RunRequest
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def json_error(exit_code: int, message: str) -> None:
     """The JSON object ``run --json`` prints when there is no run report to print."""
-    print(json.dumps({"status": "error", "exit_code": exit_code, "error": message}))
+    print(dumps({"status": "error", "exit_code": exit_code, "error": message}))
 
 
 def _quiet_third_party() -> None:
@@ -112,7 +112,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         decision = decisions[step["name"]]
         step["cache"] = {"reuse": decision.hit, "reason": decision.reason}
     if args.json:
-        print(json.dumps(data, indent=2, default=str))
+        print(dumps(data, indent=2))
         return 0
     print(f"pipeline {plan.pipeline}: {len(plan.steps)} steps (dry run, nothing executed)")
     for i, step in enumerate(data["steps"], 1):

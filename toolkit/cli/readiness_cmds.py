@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from toolkit.cli import pipeline_cmds
 from toolkit.core.errors import ExitCode, ToolkitError
+from toolkit.core.jsonable import dumps
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -25,7 +25,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise ToolkitError("no pipelines found: pass a spec, or add pipelines/*.yaml")
     reports = [readiness_of(path) for path in specs]
     if args.json:
-        print(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+        print(dumps([r.to_dict() for r in reports], indent=2))
     else:
         for report in reports:
             print(report.to_text() if report.applicable else report.summary_line())

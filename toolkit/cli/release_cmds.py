@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from toolkit.core.jsonable import dumps
 
 
 def _settings() -> tuple[Any, list[str]]:
@@ -69,7 +70,7 @@ def _actor_name(args: argparse.Namespace, flag: str) -> str | None:
 
 def _print_entry(entry: Any, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(entry.to_dict(), indent=2, default=str))
+        print(dumps(entry.to_dict(), indent=2))
         return
     forced = " (FORCED)" if entry.forced else ""
     who = f"by {entry.by}"
@@ -88,7 +89,7 @@ def cmd_review_list(args: argparse.Namespace) -> int:
     policy = _tightening(args, registry) if args.model else None
     views = registry.candidates(args.model, policy=policy)
     if args.json:
-        print(json.dumps([v.to_dict() for v in views], indent=2, default=str))
+        print(dumps([v.to_dict() for v in views], indent=2))
         return 0
     if not views:
         print("no candidates waiting for review")
@@ -121,7 +122,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     )
     _refresh_card(args.model, version, "reviewed")
     if args.json:
-        print(json.dumps(record.to_dict(), indent=2, default=str))
+        print(dumps(record.to_dict(), indent=2))
         return 0
     by = record.review.reviewer
     if record.review.recorded_by:
@@ -186,7 +187,7 @@ def cmd_releases(args: argparse.Namespace) -> int:
         return _print_champion_at(registry, args)
     entries = registry.releases(args.model)
     if args.json:
-        print(json.dumps([e.to_dict() for e in entries], indent=2, default=str))
+        print(dumps([e.to_dict() for e in entries], indent=2))
         return 0
     record = registry.policy_record(args.model)
     print(f"policy: {record.describe() if record else 'none recorded (review/promote refuse)'}")
@@ -200,7 +201,7 @@ def _print_champion_at(registry: Any, args: argparse.Namespace) -> int:
 
     found = release_at(registry, args.model, args.at)
     if args.json:
-        print(json.dumps(found.to_dict(), indent=2, default=str))
+        print(dumps(found.to_dict(), indent=2))
     elif found.version is None:
         print(f"{found.model}: no champion at {found.at} (not yet promoted then)")
     else:
@@ -230,7 +231,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         return 0
     record = registry.policy_record(args.model)
     if args.json:
-        print(json.dumps(record.to_dict() if record else None, indent=2))
+        print(dumps(record.to_dict() if record else None, indent=2))
     else:
         print(record.describe() if record else f"{args.model} has no recorded release policy")
     return 0

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.core.jsonable import dumps
+
 if TYPE_CHECKING:
     from toolkit.tracking.client import Tracker
 
@@ -79,7 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [
             {**r.to_dict(), "interrupted": (r.toolkit_run_id or r.run_id) in dead} for r in runs
         ]
-        print(json.dumps(rows, indent=2, default=str))
+        print(dumps(rows, indent=2))
         return 0
     if not runs:
         print("no runs yet")
@@ -108,7 +110,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     tracker = None if args.no_tracking else _tracker()
     repaired = [repair(settings, f, tracker) for f in find_interrupted(settings, tracker)]
     if args.json:
-        print(json.dumps([f.to_dict() for f in repaired], indent=2))
+        print(dumps([f.to_dict() for f in repaired], indent=2))
         return 0
     if not repaired:
         print("nothing to repair: no run died without cleaning up")
@@ -141,7 +143,7 @@ def _local_summary(run_id: str) -> dict[str, Any] | None:
 
 def _show_local(summary: dict[str, Any], as_json: bool) -> int:
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(dumps(summary, indent=2))
         return 0
     steps = summary.get("steps", [])
     print(
@@ -169,7 +171,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise
         return _show_local(summary, args.json)
     if args.json:
-        print(json.dumps(run.to_dict(), indent=2, default=str))
+        print(dumps(run.to_dict(), indent=2))
         return 0
     tags: dict[str, Any] = run.tags
     print(
@@ -230,7 +232,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     report = reproduce(request, None if args.json else ProgressPrinter())
-    print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.to_text())
+    print(dumps(report.to_dict(), indent=2) if args.json else report.to_text())
     return report.exit_code
 
 

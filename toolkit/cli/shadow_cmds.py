@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from toolkit.core.jsonable import dumps
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -12,7 +13,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     state = start_shadow(args.model, args.version)
     if args.json:
-        print(json.dumps(state.to_dict(), indent=2))
+        print(dumps(state.to_dict(), indent=2))
     else:
         print(f"{state.model} v{state.version} now shadows the champion (since {state.since})")
     return 0
@@ -23,7 +24,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     state = stop_shadow(args.model)
     if args.json:
-        print(json.dumps(state.to_dict(), indent=2))
+        print(dumps(state.to_dict(), indent=2))
     else:
         print(f"{state.model} v{state.version} no longer shadows the champion")
     return 0
@@ -37,7 +38,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     outcome = shadow_report(request)
     if args.json:
         data = {**outcome.report.to_dict(), "page": str(outcome.page)}
-        print(json.dumps({**data, "mlflow_run_id": outcome.mlflow_run_id}, indent=2, default=str))
+        print(dumps({**data, "mlflow_run_id": outcome.mlflow_run_id}, indent=2))
     else:
         print("\n".join(outcome.report.summary_lines()))
         print(f"page: {outcome.page}")
@@ -50,7 +51,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     log = Path(args.decision_log) if args.decision_log else None
     uri = bundle_shadow(args.model, log)
     if args.json:
-        print(json.dumps({"model_uri": uri}, indent=2))
+        print(dumps({"model_uri": uri}, indent=2))
     else:
         print(f"release bundle: {uri}\nserve it: mlflow models serve -m {uri} --env-manager local")
     return 0

@@ -30,6 +30,7 @@ from toolkit.commands.reproduce_verdict import (
 )
 from toolkit.core.errors import UsageError
 from toolkit.core.fsutil import atomic_write_json
+from toolkit.core.jsonable import numbers
 from toolkit.core.lineage import git_info
 from toolkit.core.settings import Settings, load_settings
 from toolkit.execute.cache import ALL
@@ -78,7 +79,8 @@ def reproduce(request: ReproduceRequest, on_event: EventSink | None = None) -> R
     require_commit(repo, commit, original.name)
     if not tracked_at(repo, commit, rel_spec):
         raise UsageError(f"commit {commit[:12]} has no {rel_spec.as_posix()}: it was not committed")
-    params = original.summary.get("parameters") or {}
+    # A .nan or .inf parameter was recorded as "NaN"/"Infinity": run again with the float.
+    params = numbers(original.summary.get("parameters"))
     overrides = {k: v for k, v in params.items() if v != "***"}
     if len(overrides) != len(params):
         notes.append("secret -p values were redacted and are not re-applied")
@@ -223,7 +225,7 @@ def facts(run: LoadedRun) -> RunFacts:
         error = entry.get("error") or {}
         steps[name] = StepFacts(
             status=str(entry.get("status")),
-            metrics=dict(mlrun.metrics) if mlrun else dict(entry.get("metrics") or {}),
+            metrics=dict(mlrun.metrics) if mlrun else numbers(entry.get("metrics")),
             fingerprints=output_hashes(mlrun) if mlrun else {},
             exception=error.get("ename") or error.get("kind"),
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
+
+from toolkit.core.jsonable import dumps
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -34,7 +35,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, data: object) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """``data`` as strict JSON (see :func:`toolkit.core.jsonable.dumps`), written atomically."""
+    atomic_write_text(path, dumps(data, indent=2) + "\n")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

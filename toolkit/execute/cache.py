@@ -34,6 +34,7 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.core.fsutil import atomic_write_json
+from toolkit.core.jsonable import numbers
 from toolkit.execute.cache_copies import CopyIndex
 from toolkit.execute.file_audit import still_same
 from toolkit.execute.hashing import FileHashes, digest, notebook_source_hash
@@ -298,7 +299,7 @@ class StepCache:
             ended_at=now,
             duration=0.0,
             notebook=str(notebook) if notebook else None,
-            metrics=dict(old.get("metrics") or {}),
+            metrics=numbers(old.get("metrics")),  # "NaN" back to NaN: gates see what was logged
             outputs={k: str(v.path) for k, v in step.outputs.items()},
             contracts=tuple(old.get("contracts") or ()),
             reason=f"cached from run {entry['run_id']}",

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from toolkit.core.jsonable import dumps
 from toolkit.execute.hashing import digest
 
 INDEX = "_copies.json"
@@ -85,7 +86,7 @@ class CopyIndex:
                 records.pop(name, None)
             else:
                 records[name] = record
-        text = json.dumps({"format": FORMAT, "copies": records}, default=str)
+        text = dumps({"format": FORMAT, "copies": records})
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{INDEX}.", suffix=".tmp", dir=self.path.parent)

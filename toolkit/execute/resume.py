@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import UsageError, did_you_mean
+from toolkit.core.jsonable import numbers
 from toolkit.plan.planned import Plan
 from toolkit.reports.summary import CACHED, SUCCEEDED, StepReport
 
@@ -34,6 +35,8 @@ def step_report(data: dict[str, Any]) -> StepReport:
     names = {f.name for f in fields(StepReport)}
     values = {k: v for k, v in data.items() if k in names}
     values["contracts"] = tuple(values.get("contracts") or ())
+    # A metric written as "NaN" or "Infinity" is that float again, so gates see what was logged.
+    values["metrics"] = numbers(values.get("metrics"))
     return StepReport(**values)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from toolkit.core.errors import StepFailed
+from toolkit.core.jsonable import dumps, number
 from toolkit.core.secrets import secret_values
 from toolkit.core.settings import Settings
 from toolkit.execute.kernel import KernelHandle, WarmSource
@@ -183,13 +184,16 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     events = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            events.append(json.loads(line))
+            event = json.loads(line)
         except ValueError:
             continue  # a line cut short by a killed kernel
+        if isinstance(event, dict) and event.get("kind") == "metric":
+            event["value"] = number(event.get("value"))  # "NaN" back to the float it stands for
+        events.append(event)
     return events
 
 
 def append_event(path: Path, event: dict[str, Any]) -> None:
     event = {**event, "host": socket.gethostname(), "pid": os.getpid(), "ts": time.time()}
     with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(event) + "\n")
+        handle.write(dumps(event) + "\n")

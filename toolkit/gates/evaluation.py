@@ -19,7 +19,6 @@ although ``0.97 - 0.01`` is 0.9599999999999999 in floating point.
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import re
@@ -29,6 +28,7 @@ from functools import partial
 from typing import Any, Literal, NoReturn
 
 from toolkit.core.errors import GateFailed, RegistryError, SpecError
+from toolkit.core.jsonable import dumps, number
 
 Kind = Literal["threshold", "champion", "latency", "contracts"]
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -224,11 +224,16 @@ class GateReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=True)
+        return dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateReport:
-        results = tuple(GateResult(**g) for g in data.get("gates", ()))
+        results = tuple(
+            GateResult(
+                **{**g, "value": number(g.get("value")), "threshold": number(g.get("threshold"))}
+            )
+            for g in data.get("gates", ())
+        )
         return cls(results=results, champion_version=data.get("champion_version"))
 
     def summary_lines(self) -> list[str]:

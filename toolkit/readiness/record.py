@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import GateFailed
+from toolkit.core.jsonable import dumps
 from toolkit.readiness.controls import (
     MISSING,
     NOT_APPLICABLE,
@@ -78,7 +79,7 @@ class ReadinessRecord:
         )
 
     def to_json(self) -> str:
-        return json.dumps(
+        return dumps(
             {
                 "format": FORMAT, "pipeline": self.pipeline, "model": self.model,
                 "level": self.level, "required": list(self.required),

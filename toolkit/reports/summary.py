@@ -6,11 +6,11 @@ summary that schedulers parse and the text a person reads can never disagree.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from toolkit.core.errors import ExitCode
+from toolkit.core.jsonable import dumps
 
 SUCCEEDED, FAILED, SKIPPED, INTERRUPTED, CACHED = (
     "succeeded",
@@ -95,7 +95,7 @@ class RunReport:
 
 
 def to_json(report: RunReport) -> str:
-    return json.dumps(report.to_dict(), indent=2, default=str)
+    return dumps(report.to_dict(), indent=2)
 
 
 _SYMBOL = {

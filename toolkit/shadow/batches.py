@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.core.jsonable import dumps
+
 
 @dataclass(frozen=True)
 class ShadowBatch:
@@ -63,7 +65,7 @@ def log_path(runs_dir: Path, model: str) -> Path:
 def append(path: Path, record: Mapping[str, Any]) -> None:
     """Append one JSON line (one ``write`` on an ``O_APPEND`` descriptor)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(record, default=str, sort_keys=True) + "\n").encode("utf-8")
+    line = (dumps(record, default=str, sort_keys=True) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)

@@ -13,7 +13,6 @@ the model by value (:func:`log_bundle`): serving needs no toolkit.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import threading
@@ -21,6 +20,8 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+from toolkit.core.jsonable import dumps
 
 LOG_ENV = "TOOLKIT_DECISION_LOG"
 KEPT = ("prediction", "probability", "path", "reason", "version", "confidence", "input_hash")
@@ -108,7 +109,7 @@ class ReleaseBundle:
                 "error": f"{type(exc).__name__}: {exc}"}  # fmt: skip
 
     def _append(self, lines: Iterator[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(line, default=str) + "\n" for line in lines)
+        text = "".join(dumps(line) + "\n" for line in lines)
         path = self.log_path()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -24,6 +24,7 @@ from typing import Any
 
 from toolkit.core import sqlite_store
 from toolkit.core.errors import TrackingError
+from toolkit.core.jsonable import dumps
 from toolkit.core.lineage import current_user
 from toolkit.tracking.run_queries import OpenRun, RunQueries
 from toolkit.tracking.vocabulary import (
@@ -307,7 +308,7 @@ class Tracker(RunQueries):
 
     def log_dict(self, run_id: str, data: object, artifact_file: str) -> None:
         """Log ``data`` as a JSON artifact (redacted, ``default=str`` for dates and paths)."""
-        self.log_text(run_id, json.dumps(data, indent=2, default=str) + "\n", artifact_file)
+        self.log_text(run_id, dumps(data, indent=2) + "\n", artifact_file)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         """Log ``text`` (redacted) as the artifact ``artifact_file``, a relative posix path."""
