@@ -223,3 +223,17 @@ def test_a_run_id_cannot_leave_the_runs_folder(
     assert main(["run", str(path), flag, "../../escape"]) == 2
     assert "invalid run id '../../escape'" in capsys.readouterr().err
     assert not (path.parents[2] / "escape").exists()
+
+
+def test_plan_into_a_closed_pipe_exits_quietly(make_project: MakeProject) -> None:
+    """`toolkit plan X | head -c 1`: the reader goes away; no traceback, no "internal error"."""
+    path = make_project(SIMPLE)
+    toolkit = Path(sys.executable).with_name("toolkit")
+    proc = subprocess.Popen(
+        [str(toolkit), "plan", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the plan is printed: its write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141, err
+    assert err == ""

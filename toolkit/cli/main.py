@@ -38,6 +38,8 @@ from toolkit.cli import (
 from toolkit.core import interrupts
 from toolkit.core.errors import ExitCode, ToolkitError
 
+SIGPIPE_EXIT = 141
+
 EXIT_CODES_HELP = """exit codes:
   0    ok
   1    a step failed (cell error, dead kernel, timeout)
@@ -49,6 +51,7 @@ EXIT_CODES_HELP = """exit codes:
   7    reproduce: metrics within tolerance, not identical
   8    reproduce: results differ from the original, or there was nothing to compare
   130  interrupted (SIGINT or SIGTERM)
+  141  the reader of the output went away (`toolkit plan X | head -1`), as for git or grep
 """
 
 
@@ -220,6 +223,21 @@ def _store_uri() -> str:
         return os.environ.get("MLFLOW_TRACKING_URI", "")
 
 
+def reader_gone() -> int:
+    """The reader of stdout went away (``toolkit plan X | head -1``): stop quietly, like git and
+    grep do, with no message, and exit 141 (128 + SIGPIPE), the status the shell shows for them.
+
+    stdout is pointed at /dev/null first: what is still buffered would otherwise fail again at
+    the interpreter's last flush, which prints "Exception ignored ... BrokenPipeError".
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return SIGPIPE_EXIT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: the single error boundary of the command line."""
     parser = build_parser()
@@ -235,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # not a bug, even with --debug: the reader had enough
+        return reader_gone()
     except Exception as exc:
         if args.debug:
             raise
@@ -272,6 +292,8 @@ def entry() -> NoReturn:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     try:
         code = main()
+    except BrokenPipeError:  # outside main's own boundary: `toolkit --help | head -1`
+        code = reader_gone()
     except KeyboardInterrupt:  # outside main's own boundary (parsing, its last lines)
         print("interrupted", file=sys.stderr)
         code = int(ExitCode.INTERRUPTED)
@@ -289,7 +311,10 @@ def entry() -> NoReturn:
         threading._shutdown()  # type: ignore[attr-defined]  # joins non-daemon threads
         atexit._run_exitfuncs()
         logging.shutdown()
-        sys.stdout.flush()
+        try:  # output that fit in the buffer meets a closed pipe only here
+            sys.stdout.flush()
+        except BrokenPipeError:
+            code = reader_gone()
         sys.stderr.flush()
     except Exception:  # a private API that moved, or a closed pipe: exit the normal way
         sys.exit(int(ExitCode.INTERRUPTED) if interrupts.received() else code)
