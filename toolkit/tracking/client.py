@@ -94,8 +94,6 @@ class Tracker(RunQueries):
         self._open: dict[str, OpenRun] = {}
         self._ended: set[str] = set()
 
-    # --- runs --------------------------------------------------------------------------------
-
     def experiment_id(self, pipeline: str) -> str:
         """The id of the experiment named ``pipeline``, created on first use."""
         with self._lock:
@@ -139,9 +137,7 @@ class Tracker(RunQueries):
     ) -> str:
         clean = {k: self._value(v, MAX_TAG_VALUE) for k, v in tags.items()}
         with self._guard(f"create run {name!r} in"):
-            run = self._client.create_run(
-                experiment_id, start_time=start_time, tags=clean, run_name=name
-            )
+            run = self._client.create_run(experiment_id, start_time, tags=clean, run_name=name)
         run_id = run.info.run_id
         with self._lock:
             self._open[run_id] = OpenRun(experiment_id, parent, run.info.artifact_uri, inherited)
@@ -162,10 +158,7 @@ class Tracker(RunQueries):
         start_time: int | None = None,
     ) -> str:
         """Open the parent run of one pipeline run in experiment ``pipeline``; return its id.
-
-        ``start_time`` (ms since the epoch): when the run began, if before now. MLflow would
-        otherwise date it from this call, seconds late (its import and store come first), and
-        show a duration shorter than the run's."""
+        ``start_time`` (ms): when the run began, since MLflow would date it from this call."""
         inherited = {TAG_PIPELINE: pipeline, TAG_RUN_ID: toolkit_run_id or ""}
         inherited = {k: v for k, v in inherited.items() if v}
         system = self._system_tags("JOB", source, description)
@@ -188,8 +181,7 @@ class Tracker(RunQueries):
         description: str | None = None,
         start_time: int | None = None,
     ) -> str:
-        """Open a step's run nested under ``parent_run_id`` (same experiment); return its id,
-        dated ``start_time`` (ms since the epoch) if given (see :meth:`start_pipeline`)."""
+        """Open a step's run nested under ``parent_run_id`` (same experiment); return its id."""
         with self._lock:
             parent = self._open.get(parent_run_id)
         if parent is not None:
