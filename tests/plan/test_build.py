@@ -205,12 +205,14 @@ def test_secret_parameters_come_from_the_environment(
 
 
 def test_parse_overrides_types_values_like_yaml() -> None:
-    assert parse_overrides(["a=3", "b=0.5", "c=text", "d=true", "e="]) == {
+    assert parse_overrides(["a=3", "b=0.5", "c=text", "d=true", "e=", "f=1e-3", "g=on"]) == {
         "a": 3,
         "b": 0.5,
         "c": "text",
         "d": True,
         "e": "",
+        "f": 0.001,  # YAML 1.2; 1.1 read '1e-3' as a string and 'on' as True
+        "g": "on",
     }
     with pytest.raises(UsageError, match="KEY=VALUE"):
         parse_overrides(["novalue"])

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from toolkit.specs.yaml12 import load_core
+
 TEMPLATE_SUFFIX = ".j2"
 
 
@@ -45,7 +47,13 @@ def yaml_scalar(value: object) -> str:
     if not isinstance(value, str):
         return json.dumps(value, default=repr)  # a set or bytes default: shown, not crashed on
     try:
-        same = yaml.safe_load(value) == value and ": " not in value and " #" not in value
+        # Specs are read by YAML 1.2 (``1e-3`` is a number), other tools by PyYAML's 1.1
+        # (``on`` is a boolean): plain only where both read the string back.
+        same = (
+            yaml.safe_load(value) == value == load_core(value)
+            and ": " not in value
+            and " #" not in value
+        )
     except yaml.YAMLError:
         same = False
     return value if same and value.strip() == value and value else json.dumps(value)

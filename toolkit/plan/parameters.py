@@ -14,22 +14,47 @@ import yaml
 from toolkit.core.errors import SpecError, UsageError, did_you_mean
 from toolkit.specs.models import Pipeline
 from toolkit.specs.notebook_params import NotebookParams
+from toolkit.specs.param_values import ParamValueError, json_param
 from toolkit.specs.step_models import SecretParam
+from toolkit.specs.yaml12 import CoreSafeLoader
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """Parse ``KEY=VALUE`` strings; values are YAML scalars (``3`` is an int, ``a`` a string)."""
+    """Parse ``KEY=VALUE`` strings; values are read as YAML 1.2 core-schema values, like spec
+    values (``3`` is an int, ``1e-3`` a float, ``on`` and ``2024-01-02`` strings).
+
+    Raises:
+        UsageError: a pair without ``=``.
+        SpecError: a value that cannot be a notebook parameter (``!!binary``, ``!!set``, a
+            mapping with a non-string key); the location is the ``-p`` option.
+    """
     result: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"-p expects KEY=VALUE, got {pair!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        result[key.strip()] = value
+            result[key.strip()] = json_param(_override_value(raw))
+        except ParamValueError as exc:
+            raise SpecError(
+                exc.message, location=f"-p {key.strip()}{exc.where}", hint=exc.hint
+            ) from None
     return result
+
+
+def _override_value(raw: str) -> Any:
+    """One ``-p`` value. Text YAML would drop as a comment (``#x``, ``a #b``), leave empty or
+    fail to parse keeps its text as a string: on a command line it is meant literally."""
+    loader = CoreSafeLoader(raw)
+    try:
+        node = loader.get_single_node()
+        if node is None or node.end_mark.index < len(raw.rstrip()):
+            return raw
+        return loader.construct_document(node)
+    except yaml.YAMLError:
+        return raw
+    finally:
+        loader.dispose()
 
 
 def resolve_secret(name: str, value: Any) -> Any:

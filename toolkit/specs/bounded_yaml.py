@@ -1,7 +1,10 @@
 """``yaml.safe_load`` with limits, so a hostile or broken spec fails at once.
 
 A "billion laughs" file expands nine aliases of ten into 10**9 nodes; a flow of ``[[[[...``
-keeps PyYAML's scanner busy for seconds. Both are refused before they cost anything.
+keeps PyYAML's scanner busy for seconds. Both are refused before they cost anything. A key
+written twice in one mapping is refused too: YAML keeps the last one silently, so a step with
+two ``notebook:`` lines would run the second. Scalars are read by the YAML 1.2 core schema
+(:mod:`toolkit.specs.yaml12`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 import yaml
 
 from toolkit.core.errors import SpecError
+from toolkit.specs.yaml12 import CoreCSafeLoader
 
 # Limits of a spec file: far above any real spec, far below what exhausts memory or time.
 MAX_SPEC_BYTES = 1 << 20
@@ -21,7 +25,7 @@ MAX_SPEC_NODES = 100_000
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 # libyaml's parser when PyYAML has it: it composes a 200-step spec in 0.18 s, the pure-Python one
 # in 1.9 s (benchmarks/bench_scale.py). Both raise the same yaml errors.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LOADER = CoreCSafeLoader
 
 
 def load_yaml_bounded(raw: bytes, path: Path) -> Any:
@@ -31,7 +35,8 @@ def load_yaml_bounded(raw: bytes, path: Path) -> Any:
     measured as if every alias were expanded; only a graph within the limits is constructed.
 
     Raises:
-        SpecError: the document exceeds a limit (the message names which one).
+        SpecError: the document exceeds a limit (the message names which one), or a mapping
+            has the same key twice.
     """
     # Flow nesting ("[[[[...") is measured on the brackets alone before PyYAML sees it: its
     # scanner takes seconds on such input before its composer would give up.
@@ -91,6 +96,7 @@ def _check_node_limits(root: yaml.Node, path: Path) -> None:
             for item in node.value:
                 total += size(item, depth + 1)
         elif isinstance(node, yaml.MappingNode):
+            _refuse_duplicate_keys(node, path)
             for k, v in node.value:
                 total += size(k, depth + 1) + size(v, depth + 1)
         if total > MAX_SPEC_NODES:
@@ -99,3 +105,24 @@ def _check_node_limits(root: yaml.Node, path: Path) -> None:
         return total
 
     size(root, 0)
+
+
+def _refuse_duplicate_keys(node: yaml.MappingNode, path: Path) -> None:
+    """Raise on a scalar key written twice in one mapping (merged ``<<`` keys may be overridden:
+    they are not in ``node.value`` until construction)."""
+    first_line: dict[tuple[str, str], int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        # Resolved tag and text: "1" and 1 are different keys, as they are once constructed.
+        ident = (key.tag, key.value)
+        line = key.start_mark.line + 1
+        if ident in first_line:
+            raise SpecError(
+                f"duplicate key {key.value!r} (first on line {first_line[ident]}): YAML would "
+                "keep only the last value",
+                path=path,
+                location=f"line {line}",
+                hint="remove one of the two, or rename it",
+            )
+        first_line[ident] = line

@@ -18,6 +18,7 @@ from toolkit.core.errors import SpecError, did_you_mean
 from toolkit.specs.bounded_yaml import MAX_SPEC_BYTES, load_yaml_bounded
 from toolkit.specs.field_errors import error_from_validation
 from toolkit.specs.models import Pipeline
+from toolkit.specs.param_values import ParamValueError, json_param
 from toolkit.specs.step_models import ExternalInput, SecretParam
 
 
@@ -53,17 +54,21 @@ def load_spec(path: Path | str) -> Pipeline:
     if not isinstance(data, dict):
         raise SpecError("a spec must be a YAML mapping with 'name' and 'steps'", path=path)
     data = dict(data)
-    data["parameters"] = _parse_secret_params(data.get("parameters", {}))
+    data["parameters"] = _parse_secret_params(
+        _json_params(data.get("parameters", {}), path, "parameters")
+    )
     if isinstance(data.get("steps"), list):
         data["steps"] = [
             {
                 **s,
-                "parameters": _parse_secret_params(s.get("parameters", {})),
+                "parameters": _parse_secret_params(
+                    _json_params(s.get("parameters", {}), path, _step_loc(i, s) + ".parameters")
+                ),
                 **({"env": _parse_secret_params(s["env"])} if "env" in s else {}),
             }
             if isinstance(s, dict)
             else s
-            for s in data["steps"]
+            for i, s in enumerate(data["steps"])
         ]
     try:
         pipeline = Pipeline.model_validate(data)
@@ -105,6 +110,24 @@ def discover_specs(pipelines_dir: Path) -> list[Path]:
     if not pipelines_dir.is_dir():
         return []
     return sorted([*pipelines_dir.glob("*.yaml"), *pipelines_dir.glob("*.yml")])
+
+
+def _step_loc(index: int, step: dict[Any, Any]) -> str:
+    name = step.get("name")
+    return f"steps[{index}]" + (f"({name})" if isinstance(name, str) else "")
+
+
+def _json_params(params: Any, path: Path, location: str) -> Any:
+    """Parameters with dates as ISO strings; a value that is not a JSON type is refused here, so
+    ``check`` and ``plan`` catch it rather than the step that would fail to pass it."""
+    if not isinstance(params, dict):
+        return params  # pydantic says what a parameters section must be
+    try:
+        return json_param(params)
+    except ParamValueError as exc:
+        raise SpecError(
+            exc.message, path=path, location=location + exc.where, hint=exc.hint
+        ) from None
 
 
 def _parse_secret_params(params: Any) -> Any:
