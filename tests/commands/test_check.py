@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import MakeProject
 
 from toolkit.commands.check import check_project
+from toolkit.core.errors import SpecError
+from toolkit.execute import RunRequest, prepare
 
 GOOD = """
 name: p
@@ -73,3 +76,43 @@ def test_pipeline_parameter_nobody_declares(make_project: MakeProject) -> None:
 def test_invalid_spec_is_a_problem_not_a_crash(make_project: MakeProject) -> None:
     problems = check_project([make_project("name: p\nsteps: []\n")])
     assert len(problems) == 1 and "steps" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("check", "expected"),
+    [
+        ("acc >>= 1", "expected a number or a metric, got '>='"),
+        ("val != 3", "got '!='"),
+        ("val-loss <= 1", "- '`val-loss` <= 1'"),
+        ("val/auc >= 0.9", "- '`val/auc` >= 0.9'"),
+    ],
+)
+def test_check_refuses_gates_that_run_refuses(
+    make_project: MakeProject, check: str, expected: str
+) -> None:
+    spec = make_project(GOOD + f"gates:\n  step: a\n  checks: [x >= 1, '{check}']\n")
+    problems = check_project([spec])
+    assert len(problems) == 1
+    assert str(problems[0]).startswith(f"{spec}: gates.checks[1]: bad gate {check!r}")
+    assert expected in problems[0].message
+    with pytest.raises(SpecError) as err:  # what run and plan use before anything executes
+        prepare(RunRequest(spec_path=spec), run_id="r")
+    assert err.value.location == "gates.checks[1]" and err.value.path == spec
+
+
+def test_check_passes_a_metric_name_in_backticks(make_project: MakeProject) -> None:
+    assert (
+        check_project([make_project(GOOD + "gates: {step: a, checks: ['`val-loss` <= 1']}\n")])
+        == []
+    )
+
+
+def test_check_names_the_line_of_a_duplicate_key(make_project: MakeProject) -> None:
+    spec = make_project(GOOD + "    notebook: ../notebooks/other.ipynb\n")
+    [problem] = check_project([spec])
+    assert str(problem).startswith(f"{spec}: line 8: duplicate key 'notebook' (first on line 6)")
+
+
+def test_check_names_the_field_of_a_value_that_is_not_json(make_project: MakeProject) -> None:
+    [problem] = check_project([make_project(GOOD.replace("{x: 2}", "{x: !!set {a}}"))])
+    assert problem.message.startswith("parameters.x: a set (!!set) cannot be a notebook parameter")

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit.core.errors import ToolkitError, did_you_mean
+from toolkit.core.errors import SpecError, ToolkitError, did_you_mean
+from toolkit.gates.evaluation import parse_checks
 from toolkit.plan.build import build_plan
 from toolkit.specs.load import load_spec
 from toolkit.specs.models import Pipeline
@@ -37,15 +38,30 @@ def check_spec(path: Path) -> list[Problem]:
     try:
         spec = load_spec(path)
     except ToolkitError as exc:
-        return [Problem(path, exc.message, exc.hint)]
+        return [_problem(path, exc)]
     problems = _check_steps(spec)
     if not [p for p in problems if not p.warning]:
         try:
             build_plan(spec, spec.source.parent / ".check-run")
         except ToolkitError as exc:
-            problems.append(Problem(spec.source, exc.message, exc.hint))
+            problems.append(_problem(spec.source, exc))
+    if spec.gates is not None:
+        # The parser ``run`` uses before anything executes: check must not pass what run refuses.
+        try:
+            parse_checks(spec.gates.checks, path=spec.source)
+        except ToolkitError as exc:
+            problems.append(_problem(spec.source, exc))
     problems += _check_contracts(spec)
     return problems
+
+
+def _problem(path: Path, exc: ToolkitError) -> Problem:
+    """A problem from an error: a :class:`SpecError`'s message already names the file (which
+    the problem shows once, itself) and the field or line."""
+    message = exc.message
+    if isinstance(exc, SpecError) and exc.path is not None:
+        message = message.removeprefix(f"{exc.path}: ")
+    return Problem(path, message, exc.hint)
 
 
 def _check_contracts(spec: Pipeline) -> list[Problem]:

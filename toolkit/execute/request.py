@@ -72,7 +72,9 @@ def prepare(request: RunRequest, *, run_id: str | None = None) -> tuple[Settings
         spec, run_dir, overrides=request.overrides, only=request.only, previous_outputs=previous
     )
     if spec.gates is not None:
-        parse_checks(spec.gates.checks)  # a bad expression fails before anything runs
+        parse_checks(
+            spec.gates.checks, path=spec.source
+        )  # a bad expression fails before anything runs
     for name in request.force:
         if name != ALL and name not in plan.names:
             raise UsageError(

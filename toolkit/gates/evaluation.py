@@ -148,8 +148,20 @@ def parse_check(text: str) -> Gate:
     if kind != "name" or metric.startswith(CHAMPION + "."):
         parser.fail("the left side must be a metric of this run, e.g. 'roc_auc >= 0.9'")
     op = parser.take()
+    if op[0] == "sym" and op[1] in "-/" and not metric.startswith("`"):
+        # "val-loss <= 1" would read as "val" minus "loss": such names need backticks.
+        written = re.split(r"\s*[<>=!]", text.strip(), maxsplit=1)[0]
+        fixed = text.strip().replace(written, f"`{written}`", 1)
+        parser.fail(
+            f"metric name {written!r} contains {op[1]!r}, which the gate grammar reads as "
+            f"arithmetic; put the name in backticks, and the check in quotes (a YAML value "
+            f"cannot start with a backtick): - '{fixed}'"
+        )
     if op[0] != "op" or op[1] not in OPERATORS:
-        parser.fail(f"expected one of {' '.join(OPERATORS)} after {metric!r}, got {op[1]!r}")
+        why = f"expected one of {' '.join(OPERATORS)} after {metric!r}, got {op[1]!r}"
+        if op[1] == "!=":
+            why += " (a gate says what must hold: write it with < or >, or as two gates)"
+        parser.fail(why)
     rhs = parser.expr()
     if (extra := parser.peek()) is not None:
         parser.fail(f"unexpected {extra[1]!r} after the expression")
@@ -163,8 +175,11 @@ def parse_check(text: str) -> Gate:
     return Gate(text=text.strip(), kind=gate_kind, metric=name, op=op[1], rhs=rhs)
 
 
-def parse_checks(checks: Iterable[str | Gate], *, location: str = "gates.checks") -> list[Gate]:
-    """Parse every check; a bad one raises :class:`SpecError` naming its index and text."""
+def parse_checks(
+    checks: Iterable[str | Gate], *, location: str = "gates.checks", path: object | None = None
+) -> list[Gate]:
+    """Parse every check; a bad one raises :class:`SpecError` naming its index and text (and
+    ``path``, the spec file, when given)."""
     gates = []
     for index, check in enumerate(checks):
         if isinstance(check, Gate):
@@ -175,6 +190,7 @@ def parse_checks(checks: Iterable[str | Gate], *, location: str = "gates.checks"
         except ValueError as exc:
             raise SpecError(
                 f"bad gate {check!r}: {exc}",
+                path=path,
                 location=f"{location}[{index}]",
                 hint="write e.g. 'roc_auc >= 0.95', 'roc_auc >= champion.roc_auc - 0.01', "
                 "'predict_p95_ms <= 20' or 'contracts'",
