@@ -206,3 +206,57 @@ def test_reuse_is_recorded_in_mlflow_and_an_unchanged_rerun_records_nothing(
     assert _statuses(third) == {"a": "cached", "b": "cached"}
     assert third["mlflow_run_id"] is None
     assert len(client.search_runs([experiment.experiment_id])) == before
+
+
+FOLDERS = """
+name: folders
+steps:
+  - name: a
+    notebook: ../notebooks/writes_folder.ipynb
+    inputs: {inp: {path: ../data/seed}}
+    outputs: {out: model}
+  - name: b
+    notebook: ../notebooks/writes_folder.ipynb
+    parameters: {label: b}
+    inputs: {inp: a.out}
+    outputs: {out: b_model}
+"""
+
+
+def test_a_folder_output_is_cached_and_its_content_keys_the_steps_after_it(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_project(FOLDERS, notebooks=("writes_folder",))
+    seed = path.parents[1] / "data" / "seed"
+    (seed / "sub").mkdir(parents=True)
+    (seed / "one.txt").write_text("1;")
+    (seed / "sub" / "two.txt").write_text("2;")
+    first = _run(path, capsys)
+    assert _statuses(first) == {"a": "succeeded", "b": "succeeded"}
+    # The files inside a declared folder are the folder's, not undeclared reads or writes.
+    assert all(not s["undeclared_outputs"] and not s["reads"] for s in first["steps"])
+    assert _plan(path, capsys) == {}  # every step is reused
+
+    again = _run(path, capsys)
+    assert _statuses(again) == {"a": "cached", "b": "cached"}
+    old, new = (Path(r["run_dir"], "data", "b_model", "part", "data.txt") for r in (first, again))
+    assert new.read_text() == old.read_text() == "label: a\n1;2;a;b;"
+    assert new.samefile(old)  # linked file by file, like a file output
+
+    # A file changed inside a folder input is a change of that input, and a's new folder then
+    # changes b's key as a changed file would.
+    (seed / "sub" / "two.txt").write_text("2!;")
+    assert _plan(path, capsys) == {"a": "input 'inp' changed", "b": "upstream step 'a' runs"}
+    third = _run(path, capsys)
+    assert _statuses(third) == {"a": "succeeded", "b": "succeeded"}
+    assert Path(third["run_dir"], "data", "b_model", "part", "data.txt").read_text() == (
+        "label: a\n1;2!;a;b;"
+    )
+
+    # A file edited inside the cached folder (the newest copy is the cache's) is a damaged
+    # output; a re-run writing the same folder again leaves b cached: keys follow content.
+    Path(third["run_dir"], "data", "model", "MLmodel").write_text("edited")
+    reasons = _plan(path, capsys)
+    assert reasons["a"] == f"cached output 'out' was deleted or changed since run {third['run_id']}"
+    fourth = _run(path, capsys)
+    assert _statuses(fourth) == {"a": "succeeded", "b": "cached"}

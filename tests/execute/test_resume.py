@@ -51,3 +51,26 @@ def test_resume_of_an_unknown_run(
     path = make_project(spec_for(tmp_path), notebooks=("ok", "flaky"))
     assert main(["run", str(path), "--resume", "nope"]) == 2
     assert "cannot resume run 'nope'" in capsys.readouterr().err
+
+
+def test_resume_finishes_a_run_whose_failed_step_left_a_folder_output(
+    make_project: MakeProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = f"""
+    name: folder
+    steps:
+      - name: train
+        notebook: ../notebooks/flaky_folder.ipynb
+        parameters: {{marker: "{tmp_path / "marker"}"}}
+        outputs: {{out: model}}
+    """
+    path = make_project(spec, notebooks=("flaky_folder",))
+    args = ["run", str(path), "--no-tracking", "--json", "--quiet"]
+    assert main([*args, "--run-id", "nightly-1"]) == 1  # a step failure, not an internal error
+    first = json.loads(capsys.readouterr().out)
+    assert first["steps"][0]["attempts"] == 1 and first["steps"][0]["error"]
+    model = Path(first["run_dir"], "data", "model")
+    assert (model / "partial.txt").exists()
+
+    assert main([*args, "--resume", "nightly-1"]) == 0
+    assert sorted(p.name for p in model.iterdir()) == ["model.txt"]

@@ -171,3 +171,24 @@ def test_retries_record_attempts(make_project: MakeProject, tmp_path: Path) -> N
     report = run_pipeline(RunRequest(make_project(spec, notebooks=("flaky",), store=True)))
     assert report.step("wobbly").status == "succeeded"
     assert report.step("wobbly").attempts == 2
+
+
+def test_a_retry_starts_from_an_empty_folder_output(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    spec = f"""
+    name: flaky_folder
+    steps:
+      - name: train
+        notebook: ../notebooks/flaky_folder.ipynb
+        parameters: {{marker: "{tmp_path / "marker"}"}}
+        outputs: {{out: model}}
+        retries: 1
+    """
+    path = make_project(spec, notebooks=("flaky_folder",))
+    report = run_pipeline(RunRequest(path, track=False))
+    assert report.exit_code == 0, report.step("train").error
+    assert report.step("train").attempts == 2
+    # The failed attempt's half-written file is gone: the folder is the second attempt's alone.
+    model = Path(report.run_dir, "data", "model")
+    assert sorted(p.name for p in model.iterdir()) == ["model.txt"]

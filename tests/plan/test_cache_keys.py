@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from conftest import MakeProject
 
+from toolkit.core.lineage import fingerprint
 from toolkit.execute.cache import notebook_source_hash, preview
 from toolkit.execute.orchestrator import RunRequest, prepare, step_cache
 from toolkit.execute.run_record import plan_record
@@ -49,3 +51,33 @@ def test_a_never_run_step_is_planned_to_run_and_secrets_stay_masked(
     record = plan_record(plan, settings)
     assert record["steps"][0]["parameters"]["db_password"] != "s3cret-value"
     assert record["steps"][0]["parameters"]["out"].endswith("a.txt")
+
+
+FOLDER_INPUT = """
+name: folder_input
+steps:
+  - name: a
+    notebook: ../notebooks/writes_folder.ipynb
+    inputs: {inp: {path: ../data/seed}}
+    outputs: {out: model}
+"""
+
+
+def test_a_folder_input_is_keyed_by_its_content(make_project: MakeProject) -> None:
+    spec = make_project(FOLDER_INPUT, notebooks=("writes_folder",))
+    seed = spec.parents[1] / "data" / "seed"
+    (seed / "sub").mkdir(parents=True)
+    (seed / "sub" / "part.txt").write_text("1;")
+
+    def key_input(**overrides: str) -> str | None:
+        settings, plan = prepare(RunRequest(spec, overrides=overrides), run_id="r1")
+        return preview(step_cache(settings, plan), plan)["a"].parts["inputs"]["inp"]
+
+    hashed = key_input()
+    assert hashed == fingerprint(seed)["sha256"]  # the same folder hash as lineage's
+    (seed / "sub" / "part.txt").write_text("2;")
+    assert key_input() not in (hashed, None)
+    # -p inp=FOLDER swaps in another folder, hashed the same way.
+    other = spec.parents[1] / "other"
+    shutil.copytree(seed, other)
+    assert key_input(inp=str(other)) == key_input()

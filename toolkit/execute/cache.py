@@ -14,9 +14,10 @@ read a file it could not hash is never stored: the cache cannot vouch for it.
 
 Because inputs are keyed by content, not by path or timestamp, a step whose upstream re-ran
 but wrote identical bytes stays cached. An entry (``.toolkit/cache/<pipeline>/<step>/<key>.json``)
-records the hash of every output; a hit is only taken when the files still have those hashes, so
-a deleted or edited output means the step runs again. Reused outputs are hard-linked (copied
-across filesystems) into the new run's folder, so every run folder stays complete; the cache then
+records the hash of every output (a folder's tree hash); a hit is only taken when the outputs
+still have those hashes, so a deleted or edited output means the step runs again. Reused outputs
+are hard-linked (copied across filesystems; a folder file by file, :mod:`toolkit.execute.links`)
+into the new run's folder, so every run folder stays complete; the cache then
 follows the newest copies (:mod:`toolkit.execute.cache_copies`).
 """
 
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from toolkit.core.jsonable import numbers
 from toolkit.execute.cache_copies import CopyIndex
 from toolkit.execute.file_audit import still_same
 from toolkit.execute.hashing import FileHashes, digest, notebook_source_hash
+from toolkit.execute.links import link_output
 from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import CACHED, StepReport
 
@@ -215,16 +215,7 @@ class StepCache:
 
     def store(self, step: PlannedStep, decision: Decision, report: StepReport, run_id: str) -> dict:
         """Record a successful execution; return its output hashes (for downstream keys)."""
-        outputs = {}
-        for name, item in step.outputs.items():
-            st = item.path.stat()
-            outputs[name] = {
-                "path": str(item.path),
-                "sha256": self.hashes.of(item.path),
-                "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns,
-                "ino": st.st_ino,
-            }
+        outputs = {name: self.hashes.record(item.path) for name, item in step.outputs.items()}
         hashes = {k: v["sha256"] for k, v in outputs.items()}
         if decision.key is None or not step.cache:
             return hashes
@@ -281,12 +272,12 @@ class StepCache:
         old = dict(entry["report"])
         outputs = {}
         for name, rec in entry["outputs"].items():
-            _link(Path(rec["path"]), step.outputs[name].path)
+            link_output(Path(rec["path"]), step.outputs[name].path)
             outputs[name] = {**rec, "path": str(step.outputs[name].path)}
         notebook = None
         if old.get("notebook") and Path(old["notebook"]).exists():
             notebook = run_dir / "notebooks" / f"{step.name}.ipynb"
-            _link(Path(old["notebook"]), notebook)
+            link_output(Path(old["notebook"]), notebook)
             old["notebook"] = str(notebook)
         # Follow the newest copies (same bytes, same inode), so that deleting old run folders
         # does not empty the cache; written once for the whole run (save_copies).
@@ -337,26 +328,6 @@ class StepCache:
     def save_copies(self) -> None:
         """Record where this run put the files of the steps it reused (once, at its end)."""
         self.copies.save()
-
-
-def _link(src: Path, dest: Path) -> None:
-    """Hard-link ``src`` at ``dest`` (a copy across filesystems); replaces ``dest`` atomically."""
-    # Usually ``dest`` is new (this run's folder): one link, atomic too, instead of the six calls
-    # below (a third of reusing a 200-step run). Else: it exists, has no folder yet, or the link
-    # crosses filesystems.
-    with contextlib.suppress(OSError):
-        os.link(src, dest)
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and os.path.samefile(src, dest):
-        return
-    tmp = dest.with_name(f".{dest.name}.link")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dest)
 
 
 def preview(cache: StepCache, plan: Plan) -> dict[str, Decision]:

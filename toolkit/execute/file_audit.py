@@ -87,6 +87,9 @@ def file_audit(step: PlannedStep, ctx: StepContext, outputs: set[str]) -> FileAu
     reads, writes = read_audit(audit_path(ctx.run_dir, step.name))
     declared = {os.path.realpath(p) for p in outputs}
     declared |= {os.path.realpath(i.path) for i in step.inputs.values()}
+    # The files inside a declared folder are covered by its tree hash (an input's in the key,
+    # an output's in the entry): neither undeclared reads nor undeclared outputs.
+    folders = [os.path.join(p, "") for p in declared if os.path.isdir(p)]
     internal = tuple(
         os.path.join(os.path.realpath(p), "")
         for p in (
@@ -94,7 +97,7 @@ def file_audit(step: PlannedStep, ctx: StepContext, outputs: set[str]) -> FileAu
             ctx.settings.cache_dir,
             ctx.settings.artifacts_dir,
         )
-    )
+    ) + tuple(folders)
     uri = ctx.settings.tracking_uri
     if uri.startswith("sqlite:///"):  # the tracking store and its journal, if opened by path
         internal += (os.path.realpath(uri.removeprefix("sqlite://")),)

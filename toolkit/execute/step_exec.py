@@ -20,6 +20,7 @@ from typing import Any
 from toolkit.contracts import step_checks as contract_checks
 from toolkit.contracts.step_checks import ContractFailed
 from toolkit.core.errors import StepFailed, ToolkitError
+from toolkit.core.fsutil import remove_inside
 from toolkit.core.secrets import Redactor, scrub_file, scrub_notebook_in_place
 from toolkit.execute.file_audit import file_audit
 from toolkit.execute.kernel import ExecutionRequest, KernelHandle, execute
@@ -34,7 +35,7 @@ from toolkit.execute.step_context import (
     read_events,
     step_env,
 )
-from toolkit.plan.planned import PlannedStep
+from toolkit.plan.planned import DATA_DIR, PlannedStep
 from toolkit.reports.summary import FAILED, INTERRUPTED, SUCCEEDED, StepReport
 from toolkit.specs.notebook_params import mentions_module
 from toolkit.tracking.step_runs import TAG_WORKER, StepRuns
@@ -209,11 +210,13 @@ def _attempt(
             raise StepFailed(
                 step.name, f"input {key!r} does not exist: {planned.path}", kind="missing_input"
             )
+    data_dir = ctx.run_dir / DATA_DIR
     for out in step.outputs.values():
         out.path.parent.mkdir(parents=True, exist_ok=True)
-        # A stale file (an earlier attempt's, or a cache hard link shared with other runs)
-        # must never be written through, nor mistaken for this attempt's output.
-        out.path.unlink(missing_ok=True)
+        # A stale output (an earlier attempt's, or a cache hard link shared with other runs)
+        # must never be written through, nor mistaken for this attempt's output. A folder goes
+        # whole: a retry must not find the files a failed attempt left in it.
+        remove_inside(out.path, data_dir)
     handle = KernelHandle()
     hooks.attach(step.name, handle)
     warm = hooks.kernels.take(step.name) if hooks.kernels else None

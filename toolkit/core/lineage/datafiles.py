@@ -4,14 +4,13 @@ tables (CSV, Parquet, TSV, JSON, Feather), and the hash of a spec file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from toolkit.core.fsutil import sha256_file
+from toolkit.core.fsutil import sha256_file, tree_sha256
 
 #: Rows per pandas chunk when reading a CSV for its fingerprint (bounds memory on large files).
 CSV_CHUNK_ROWS = 200_000
@@ -139,8 +138,9 @@ def fingerprint(path: Path) -> dict[str, Any]:
 
     * file: ``{"path", "kind": "file", "sha256", "size"}`` plus, for CSV (pandas dtypes) and
       Parquet (Arrow types, from the footer), ``{"format", "rows", "schema": {column: type}}``.
-    * directory: ``{"path", "kind": "dir", "sha256", "size", "files"}`` where the hash covers
-      every file's relative path and content hash, so renames count as changes. A folder of
+    * directory: ``{"path", "kind": "dir", "sha256", "size", "files"}`` where the hash is
+      :func:`~toolkit.core.fsutil.tree_sha256` (every file's relative path and content hash, so
+      renames count as changes; links not followed; hidden names skipped). A folder of
       Parquet files (a partitioned dataset) also gets the summed ``rows`` and the first schema.
     * missing: ``{"path", "kind": "missing"}``.
     """
@@ -149,19 +149,18 @@ def fingerprint(path: Path) -> dict[str, Any]:
         return _file_fingerprint(path)
     if not path.is_dir():
         return {"path": str(path), "kind": "missing"}
-    digest = hashlib.sha256()
-    size = 0
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    parts = [_file_fingerprint(p) for p in files]
-    for file, part in zip(files, parts, strict=True):
-        digest.update(f"{file.relative_to(path).as_posix()}\0{part['sha256']}\n".encode())
-        size += part["size"]
+    parts: list[dict[str, Any]] = []
+
+    def hashed(file: Path) -> str:  # the tree hash, keeping each file's facts for the totals
+        parts.append(_file_fingerprint(file))
+        return str(parts[-1]["sha256"])
+
     facts: dict[str, Any] = {
         "path": str(path),
         "kind": "dir",
-        "sha256": digest.hexdigest(),
-        "size": size,
-        "files": len(files),
+        "sha256": tree_sha256(path, hashed),
+        "size": sum(p["size"] for p in parts),
+        "files": len(parts),
     }
     if parts and all(p.get("format") == "parquet" for p in parts):
         facts.update(
