@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
+from toolkit.cli.main import main
 from toolkit.core.errors import NotebookError, SpecError, UsageError
 from toolkit.plan.build import build_plan
 from toolkit.plan.parameters import parse_overrides
@@ -216,3 +217,26 @@ def test_parse_overrides_types_values_like_yaml() -> None:
     }
     with pytest.raises(UsageError, match="KEY=VALUE"):
         parse_overrides(["novalue"])
+
+
+@pytest.mark.parametrize("output", [".", "./"])
+def test_the_data_folder_itself_is_not_an_output(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str], output: str
+) -> None:
+    spec = CHAIN.replace("side.txt", f'"{output}"')
+    path = make_project(spec)
+    for command in ("check", "plan", "run"):
+        assert main([command, str(path)]) == 2, command
+        err = capsys.readouterr().err
+        assert "p.yaml" in err and "steps[2](side).outputs.out.path" in err, err
+        assert "the run's data folder itself" in err
+
+
+def test_an_output_inside_another_output_folder_is_refused(make_project: MakeProject) -> None:
+    path = make_project(CHAIN.replace("side.txt", "first.txt/extra.csv"))
+    with pytest.raises(
+        SpecError,
+        match=r"'first.txt/extra.csv' \(side.out\) is inside the output "
+        r"folder 'first.txt' \(first.out\)",
+    ):
+        load_spec(path)

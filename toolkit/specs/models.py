@@ -182,6 +182,14 @@ class Pipeline(SpecModel):
                         f"{writers[norm]} and {step.name}.{key}"
                     )
                 writers[norm] = f"{step.name}.{key}"
+        # A folder output is removed whole before its step runs again: nothing else may be in it.
+        for norm, writer in writers.items():
+            for parent in PurePosixPath(norm).parents:
+                if str(parent) in writers:
+                    raise ValueError(
+                        f"output {norm!r} ({writer}) is inside the output folder {str(parent)!r} "
+                        f"({writers[str(parent)]}), which is replaced whenever its step runs"
+                    )
         for section, ref in (("model.step", self.model), ("gates.step", self.gates)):
             if ref is not None and ref.step not in names:
                 hint = did_you_mean(ref.step, names)

@@ -23,12 +23,13 @@ class SpecModel(BaseModel):
 
 
 class Output(SpecModel):
-    """A file a step writes, relative to the run's data folder, with an optional contract."""
+    """A file or folder a step writes, relative to the run's data folder, with an optional
+    contract."""
 
     path: str = Field(
         description="where the step writes it, relative to the run's data folder "
         "(runs/PIPELINE/RUN/data/); the notebook gets the absolute path as a parameter",
-        examples=["model.joblib", "features/train.parquet"],
+        examples=["model.joblib", "features/train.parquet", "mlflow_model"],
     )
     contract: str | None = Field(
         default=None,
@@ -55,6 +56,11 @@ class Output(SpecModel):
             raise ValueError(
                 f"output path {value!r} must be relative and stay inside the run folder "
                 "(outputs are written per run so runs never overwrite each other)"
+            )
+        if not pure.parts:  # "." or "./": the data folder itself, every step's outputs at once
+            raise ValueError(
+                f"output path {value!r} is the run's data folder itself: name a file or a folder "
+                "inside it (a folder output is replaced whole when its step runs)"
             )
         return value
 
@@ -180,6 +186,15 @@ class Step(SpecModel):
     def _valid_name(cls, value: str) -> str:
         if not NAME_RE.match(value):
             raise ValueError(f"step name {value!r} must be an identifier (letters, digits, _ or -)")
+        return value
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs_as_mappings(cls, value: Any) -> Any:
+        # ``out: model`` is validated as ``out: {path: model}``, so that an invalid path is
+        # reported at ``outputs.out.path`` (after validation it would lose the output's name).
+        if isinstance(value, dict):
+            return {k: {"path": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 
     @field_validator("outputs", mode="after")
