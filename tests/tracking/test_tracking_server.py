@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_tracker_flow_against_a_tracking_server(
-    mlflow_server: tuple[str, Path], tmp_path: Path
+    mlflow_server: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, artifacts = mlflow_server
     tracker = Tracker(url, artifacts_dir=tmp_path / "ignored-for-servers")
@@ -38,6 +38,8 @@ def test_tracker_flow_against_a_tracking_server(
     other = tracker.start_step(parent, "left-open", params={})
     tracker.end(step, "FINISHED")
     tracker.close_all("KILLED")
+    # Nothing on stdout, where `--json` goes: MLflow prints a "View run" link there by default.
+    assert capsys.readouterr().out == ""
 
     fresh = MlflowClient(tracking_uri=url)
     exp = fresh.get_experiment_by_name("served")

@@ -24,6 +24,7 @@ from toolkit.core import sqlite_store
 def connect(tracking_uri: str) -> Any:
     """An :class:`mlflow.MlflowClient` for the tracking store and registry at ``tracking_uri``."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read on MLflow's first use
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # keeps --json clean
     from mlflow import MlflowClient
 
     fresh = sqlite_store.seed(tracking_uri)  # a new store: copied, not migrated, if it can be

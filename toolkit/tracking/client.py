@@ -72,8 +72,10 @@ class Tracker(RunQueries):
         redact: Callable[[str], str] | None = None,
         user: str | None = None,
     ) -> None:
-        # Before the import: MLflow reads it when its telemetry client is first used.
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        # Before the import (telemetry is read on first use); and against a server MLflow prints
+        # "View run ... at" to stdout, ahead of the --json summary, unless told not to.
+        for name in ("DISABLE_TELEMETRY", "SUPPRESS_PRINTING_URL_TO_STDOUT"):
+            os.environ.setdefault(f"MLFLOW_{name}", "true")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
@@ -383,9 +385,8 @@ class Tracker(RunQueries):
             return []
         with self._guard(f"read run {parent_run_id} from"):
             exp_id = self._client.get_run(parent_run_id).info.experiment_id
-        query = (
-            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
-        )
+        query = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'"
+        query += " and attributes.status = 'RUNNING'"
         ended = []
         for run in self._search([exp_id], query, 1000, "ASC"):
             if run.data.tags.get(TAG_STEP) in wanted:
