@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import MakeProject
+from support.procs import cell_running, kill_group, start_toolkit, wait_for
 
 from toolkit.cli.main import main
 from toolkit.core.runlock import pipeline_lock
@@ -117,7 +119,63 @@ def test_shared_run_usage_errors(
     assert main(["run", str(spec), "--step", "first", "--run-id", "../escape"]) == 2
     assert "invalid run id" in capsys.readouterr().err
     assert main(["run", str(spec), "--finish", "--run-id", "never-ran"]) == 2
-    assert "no step of run 'never-ran'" in capsys.readouterr().err
+    assert "no step of run 'never-ran' has started" in capsys.readouterr().err
+
+
+LOST = """
+name: lost
+steps:
+  - name: slow
+    notebook: ../notebooks/sleeps.ipynb
+    parameters: {seconds: 300}
+    outputs: {out: slow.txt}
+  - {name: after, notebook: ../notebooks/ok.ipynb, inputs: {inp: slow.out}, outputs: {out: a.txt}}
+"""
+
+
+def test_finish_after_a_killed_task_closes_its_runs_and_fails(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A step's task killed before it reported (kill -9, a lost Airflow worker), then the DAG's
+    finish task (trigger rule all_done). --finish used to refuse ("no step has reported yet",
+    exit 2) and leave the pipeline's and the step's MLflow runs RUNNING for good; a run with a
+    step no task reported ended "failed" with exit code 0; and a late task could still run."""
+    from mlflow import MlflowClient
+
+    from toolkit.core.settings import load_settings
+
+    spec = make_project(LOST, notebooks=("sleeps", "ok"), store=True)
+    project, client = spec.parents[1], MlflowClient(load_settings(spec).tracking_uri)
+    args = ["run", str(spec), "--run-id", "lost-1", "--quiet"]
+
+    def step_run_open() -> bool:
+        exp = client.get_experiment_by_name("lost")
+        query = "tags.`toolkit.step` = 'slow' and attributes.status = 'RUNNING'"
+        return exp is not None and bool(client.search_runs([exp.experiment_id], query))
+
+    task = start_toolkit([*args, "--step", "slow"], project)
+    try:
+        wait_for(lambda: cell_running(project / "runs" / "lost", "slow"), what="slow's cell")
+        wait_for(step_run_open, what="slow's MLflow run")
+    finally:
+        kill_group(task)
+    assert task.returncode == -signal.SIGKILL
+
+    assert main([*args, "--finish"]) == 1
+    summary = _summary(spec, "lost", "lost-1")
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert summary["status"] == "failed" and summary["exit_code"] == 1
+    assert steps["slow"]["status"] == "failed" and steps["slow"]["error"]["kind"] == "not_reported"
+    assert steps["after"]["status"] == "skipped"
+    exp = client.get_experiment_by_name("lost")
+    runs = client.search_runs([exp.experiment_id], "")
+    assert sorted((r.data.tags.get("toolkit.kind"), r.info.status) for r in runs) == [
+        ("pipeline", "FAILED"),
+        ("step", "KILLED"),
+    ]
+    capsys.readouterr()
+    assert main([*args, "--step", "after"]) == 2  # the run is over: a late task is refused
+    assert "was finished" in capsys.readouterr().err
 
 
 NOT_JOBLIB = """

@@ -28,16 +28,12 @@ from toolkit.execute.run_record import build_report, plan_record, seconds_since
 from toolkit.execute.step_context import EventSink, StepHooks, context_for, now_iso
 from toolkit.execute.step_exec import run_step
 from toolkit.plan.planned import Plan
-from toolkit.reports.summary import (
-    SKIPPED,
-    SUCCEEDED,
-    RunReport,
-    StepReport,
-)
+from toolkit.reports.summary import CACHED, FAILED, SKIPPED, SUCCEEDED, RunReport, StepReport
 from toolkit.tracking.run_tracking import RunTracking, tracking_disabled
 
 PENDING = "pending"  # in a shared run's summary: a step no task has reported yet
 PARENT_FILE = "mlflow_parent_run_id"
+FINISHED_FILE = "finished"  # written by --finish: the run takes no more steps
 
 
 def _prepare(request: RunRequest) -> tuple[Settings, Plan, str]:
@@ -62,6 +58,11 @@ def run_one_step(request: RunRequest, step: str, emit: EventSink | None = None) 
         pipeline_lock(locks, f"{plan.pipeline}.{run_id}.{step}", run_id),
     ):
         run_dir = plan.run_dir
+        if (run_dir / FINISHED_FILE).exists():  # its summary and MLflow run are final
+            raise UsageError(
+                f"run {run_id!r} was finished (--finish): it takes no more steps",
+                hint="start a new run with another --run-id",
+            )
         (run_dir / "events").mkdir(parents=True, exist_ok=True)
         with file_lock(run_dir / ".summary.lock"):
             if not (run_dir / "plan.json").exists():
@@ -86,26 +87,24 @@ def finish_run(request: RunRequest, emit: EventSink | None = None) -> RunReport:
     """Gates, registration and the final summary of a shared run; closes its MLflow run."""
     settings, plan, run_id = _prepare(request)
     summary_path = plan.run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise UsageError(f"no step of run {run_id!r} has reported yet ({summary_path})")
+    if not (plan.run_dir / "plan.json").is_file():  # no task even started: likely a typo
+        raise UsageError(f"no step of run {run_id!r} has started ({plan.run_dir})")
     with pipeline_lock(settings.cache_dir / "locks", plan.pipeline, run_id, shared=True):
         tracking = _tracking(settings, plan, request, create=False)
         try:
             if tracking and tracking.parent:
                 _end_orphaned_steps(tracking, settings, plan, run_id)
             with file_lock(plan.run_dir / ".summary.lock"):
-                data = json.loads(summary_path.read_text(encoding="utf-8"))
-                steps = tuple(
-                    replace(s, status=SKIPPED, reason=s.reason or "never ran")
-                    if s.status == PENDING
-                    else s
-                    for s in _steps(plan, data)
-                )
+                # No summary: the only tasks that started were killed before they reported.
+                exists = summary_path.is_file()
+                data = json.loads(summary_path.read_text(encoding="utf-8")) if exists else {}
+                steps = _unreported(plan, _steps(plan, data))
                 parent = tracking.parent if tracking else None
                 report = _run_report(plan, settings, request, data, steps, parent, final=True)
                 if report.status == SUCCEEDED:
                     report = apply_release(plan, settings, report, tracking)
                 atomic_write_json(summary_path, report.to_dict())
+                (plan.run_dir / FINISHED_FILE).write_text(f"{report.status}\n")
             if tracking:
                 tracking.finish(report)
                 # A new candidate: show the reviewer what changed against the champion, as a
@@ -158,6 +157,27 @@ def _end_orphaned_steps(tracking: RunTracking, settings: Settings, plan: Plan, r
                 held.enter_context(lock)
                 idle.append(name)
         tracking.tracker.end_orphaned_steps(tracking.parent, idle)
+
+
+def _unreported(plan: Plan, steps: list[StepReport]) -> tuple[StepReport, ...]:
+    """At --finish, the steps no task reported: skipped after an upstream that did not succeed
+    (Airflow does not run them), else failed: their task was killed or never scheduled, and
+    the run is incomplete (it used to end "failed" with exit code 0)."""
+    status = {s.name: s.status for s in steps}
+    final = []
+    for s in steps:  # in the plan's order: upstream steps first
+        if s.status == PENDING:
+            upstream = plan.step(s.name).upstream
+            if any(status[u] not in (SUCCEEDED, CACHED) for u in upstream):
+                s = replace(s, status=SKIPPED, reason="an upstream step did not succeed")
+            else:
+                why = "no task reported this step: its process was killed, or it never ran"
+                s = replace(
+                    s, status=FAILED, reason=why, error={"kind": "not_reported", "message": why}
+                )
+            status[s.name] = s.status
+        final.append(s)
+    return tuple(final)
 
 
 def _steps(plan: Plan, data: dict[str, Any]) -> list[StepReport]:

@@ -83,7 +83,8 @@ class RunReport:
                 r.get("error") for r in self.gates.get("gates", [])
             )
             return ExitCode.USAGE if errors else ExitCode.GATE
-        return ExitCode.OK
+        # Failed without a failed step (only skipped ones): an incomplete run is not a success.
+        return ExitCode.STEP_FAILED if self.status == FAILED else ExitCode.OK
 
     def step(self, name: str) -> StepReport:
         return next(s for s in self.steps if s.name == name)
