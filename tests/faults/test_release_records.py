@@ -1,7 +1,7 @@
 """The cache decides whether a step executes, never whether the release is recorded.
 
 One project, trained once in backend A, then re-run unchanged in A (up to date: "already
-registered"), in a new backend B (every step cached, yet gates, registration and the steps'
+registered"; then registered again once that version is deleted), in a new backend B (every step cached, yet gates, registration and the steps'
 notebooks are recorded in B), and in B re-created from scratch (a new backend again). The
 run's secret reaches no file anywhere in the project.
 """
@@ -74,6 +74,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     r = Runs(root)
     r.run("A", r.a)
     r.run("A again", r.a)
+    import mlflow
+
+    mlflow.MlflowClient(r.a).delete_model_version("rel_model", "1")  # as the MLflow UI does
+    r.run("A, its version deleted", r.a)
     r.run("B", r.b)
     # What B holds now is checked below, after B is deleted and made anew: keep a copy.
     shutil.copy(root / "other.db", root / "b-snapshot.db")
@@ -93,6 +97,19 @@ def test_unchanged_rerun_in_the_same_backend_says_already_registered(runs: Runs)
     assert again["registered"]["from_run"] == first["run_id"]
     assert "already registered as v1" in runs.stdout["A again"]
     assert len(model_versions(runs.a, "rel_model")) == 1
+
+
+@pytest.mark.slow
+def test_a_version_deleted_since_is_registered_again(runs: Runs) -> None:
+    """Same backend, nothing changed, but the version the identical run registered was deleted
+    from the registry since: registered again, not reported as "already registered" (which
+    left the registry with no live version)."""
+    after = runs.results["A, its version deleted"]
+    assert after["registered"] and not after["registered"].get("already_registered")
+    assert {s["status"] for s in after["steps"]} == {"cached"}
+    assert model_versions(runs.a, "rel_model") == [
+        (str(after["registered"]["version"]), after["mlflow_run_id"])
+    ]
 
 
 @pytest.mark.slow

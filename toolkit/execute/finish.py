@@ -15,11 +15,13 @@ from typing import Any
 from toolkit.core.errors import ToolkitError
 from toolkit.core.fsutil import atomic_write_json
 from toolkit.core.settings import Settings
+from toolkit.core.sqlite_store import sqlite_path
 from toolkit.execute import recovery, release_stage
 from toolkit.plan.planned import Plan
 from toolkit.reports.run_report import write_run_report
 from toolkit.reports.summary import FAILED, SUCCEEDED, RunReport
 from toolkit.tracking.run_tracking import RunTracking, store_identity
+from toolkit.tracking.sqlite_reader import open_reader
 
 
 def backend_context(settings: Settings, tracked: bool) -> dict[str, Any]:
@@ -31,6 +33,21 @@ def backend_context(settings: Settings, tracked: bool) -> dict[str, Any]:
         "tracking_uri": settings.tracking_uri,
         "store": store_identity(settings.tracking_uri),
     }
+
+
+def registration_stands(settings: Settings, previous: dict[str, Any]) -> bool:
+    """Whether the version an identical earlier run registered is still in the registry: a
+    version deleted since (the MLflow UI does it in two clicks) must be registered again, not
+    reported as "already registered". Read without MLflow for a SQLite store; a server is
+    trusted (asking it would cost every no-op run a round trip and MLflow's import)."""
+    registered = previous.get("registered") or {}
+    if not registered.get("name") or not registered.get("version"):
+        return True
+    reader = open_reader(settings.tracking_uri)
+    if reader is None:
+        return sqlite_path(settings.tracking_uri) is None  # a SQLite store it cannot read: no
+    with reader:
+        return reader.version_exists(str(registered["name"]), str(registered["version"]))
 
 
 def already_registered(previous: dict[str, Any]) -> dict[str, Any] | None:

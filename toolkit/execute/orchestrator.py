@@ -165,6 +165,8 @@ class PipelineRun:
         # backend: nothing new to record or register, so MLflow is not even imported (a
         # no-op run stays sub-second).
         self.up_to_date = None if self.request.resume else cache.up_to_date()
+        if self.up_to_date and not finish.registration_stands(settings, self.up_to_date):
+            self.up_to_date = None  # its version was deleted: the release runs again
         if self.up_to_date:
             since = self.up_to_date["run_id"]
             self.emit(Event("up_to_date", message=f"nothing changed since run {since}"))

@@ -185,6 +185,17 @@ class StoreReader:
 
     # --- registry ----------------------------------------------------------------------------
 
+    def version_exists(self, name: str, version: str) -> bool:
+        """Whether version ``version`` of ``name`` is in the registry and not deleted (MLflow
+        keeps a deleted version's row, as stage ``Deleted_Internal``)."""
+        with self._reading():
+            rows = self._rows(
+                "SELECT current_stage FROM model_versions "
+                "WHERE workspace = 'default' AND name = ? AND version = ?",
+                [name, int(version)],
+            )
+        return bool(rows) and rows[0][0] != "Deleted_Internal"
+
     def registered_model_tags(self, name: str) -> dict[str, str] | None:
         """The tags of registered model ``name`` (where the release history lives); None when
         no such model exists (MLflow's path then words the error, with its suggestions)."""
