@@ -19,12 +19,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from toolkit.core import sqlite_store
+from toolkit.core.mlflow_env import use_mlflow_defaults
 
 
 def connect(tracking_uri: str) -> Any:
     """An :class:`mlflow.MlflowClient` for the tracking store and registry at ``tracking_uri``."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read on MLflow's first use
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # keeps --json clean
+    use_mlflow_defaults()  # before the import
     from mlflow import MlflowClient
 
     fresh = sqlite_store.seed(tracking_uri)  # a new store: copied, not migrated, if it can be
@@ -38,6 +38,7 @@ def warm_up() -> None:
     """Do now, e.g. on a thread while steps run, what logging a model pays for the first time:
     importing ``mlflow.pyfunc``, and MLflow's map of installed packages (~1.2 s: it lists every
     installed file to check the model's requirements against the environment)."""
+    use_mlflow_defaults()
     import mlflow.pyfunc  # noqa: F401
 
     with contextlib.suppress(Exception):  # a private helper: if it moved, logging pays later
@@ -162,7 +163,7 @@ def log_pyfunc(
 def load_python_model(location: str, *, tracking_uri: str) -> Any:
     """The object logged as ``python_model`` of the pyfunc model stored at ``location`` (a
     storage URI or a local folder), downloaded first unless the store is local."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    use_mlflow_defaults()
     import mlflow.artifacts
     import mlflow.pyfunc
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,6 +25,7 @@ from toolkit.core import sqlite_store
 from toolkit.core.errors import TrackingError
 from toolkit.core.jsonable import dumps
 from toolkit.core.lineage import current_user
+from toolkit.core.mlflow_env import use_mlflow_defaults
 from toolkit.tracking.run_queries import OpenRun, RunQueries
 from toolkit.tracking.vocabulary import (
     END_STATUSES,
@@ -72,11 +72,7 @@ class Tracker(RunQueries):
         redact: Callable[[str], str] | None = None,
         user: str | None = None,
     ) -> None:
-        # Before the import (telemetry is read on first use); and against a server MLflow prints
-        # "View run ... at" to stdout, ahead of the --json summary, unless told not to.
-        for name in ("DISABLE_TELEMETRY", "SUPPRESS_PRINTING_URL_TO_STDOUT"):
-            os.environ.setdefault(f"MLFLOW_{name}", "true")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        use_mlflow_defaults()  # before the import
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
