@@ -122,3 +122,37 @@ def test_secret_value_lands_nowhere_in_mlflow(
     # The run's own summary (printed for schedulers) is clean too.
     assert secret not in (Path(report.run_dir) / "summary.json").read_text()
     assert secret not in (Path(report.run_dir) / "report.html").read_text()
+
+
+def test_secrets_the_kernel_inherits_or_the_spec_writes_are_scrubbed_too(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kernels inherit the toolkit's environment, and a step's ``env:`` may hold a key written
+    in the spec itself: values under secret-looking names were printed into the executed
+    notebooks, the logs, plan.json and MLflow's artifacts as they were."""
+    inherited, written = "ghp-inherited-0123456789", "LITERALKEY3391-abcdef"
+    monkeypatch.setenv("EXTRA_PASSWORD", inherited)
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # a secret-looking name, no secret
+    spec = make_project(
+        """
+    name: inherits
+    steps:
+      - {name: inherited, notebook: ../notebooks/prints_environment.ipynb, parameters: {name: EXTRA_PASSWORD}}
+      - name: written
+        notebook: ../notebooks/prints_environment.ipynb
+        parameters: {name: API_KEY}
+        env: {API_KEY: LITERALKEY3391-abcdef}
+      - {name: plain, notebook: ../notebooks/prints_environment.ipynb, parameters: {name: TOKENIZERS_PARALLELISM}}
+    """,
+        notebooks=("prints_environment",),
+        store=True,
+    )
+    report = run_pipeline(RunRequest(spec))
+    assert report.status == "succeeded"
+    settings = load_settings(spec)
+    files = [p for p in spec.parents[1].rglob("*") if p.is_file() and p != spec]  # but its source
+    for value in (inherited, written):
+        assert [p for p in files if value.encode() in p.read_bytes()] == [], value
+    shown = json.loads((Path(report.run_dir) / "notebooks" / "plain.ipynb").read_text())
+    assert "TOKENIZERS_PARALLELISM = false" in json.dumps(shown)  # left as it was
+    assert settings.artifacts_dir.is_relative_to(spec.parents[1])  # MLflow's files were searched

@@ -16,10 +16,11 @@ from typing import Any
 
 from toolkit.contracts import step_checks as contract_checks
 from toolkit.core.errors import UsageError, did_you_mean
-from toolkit.core.secrets import Redactor, secret_values
+from toolkit.core.secrets import Redactor
 from toolkit.core.settings import Settings, load_settings
 from toolkit.execute.cache import ALL, StepCache
 from toolkit.execute.resume import latest_output
+from toolkit.execute.step_context import run_secret_values
 from toolkit.gates.evaluation import parse_checks
 from toolkit.plan.build import build_plan
 from toolkit.plan.planned import Plan
@@ -95,12 +96,5 @@ def step_cache(settings: Settings, plan: Plan, force: tuple[str, ...] = ()) -> S
 
 
 def run_redactor(plan: Plan, settings: Settings) -> Redactor:
-    """Knows the value of every secret of the run: declared ones and names matching patterns."""
-    redactor = Redactor(plan.secret_values)
-    for step in plan.steps:
-        redactor.add(
-            *secret_values(
-                step.parameters, patterns=settings.secret_patterns, declared=step.secret_params
-            )
-        )
-    return redactor
+    """Knows the value of every secret of the run (see :func:`run_secret_values`)."""
+    return Redactor(run_secret_values(plan, settings))

@@ -38,6 +38,10 @@ def plan_record(plan: Plan, settings: Settings) -> dict[str, Any]:
         entry["parameters"] = redact_params(
             entry["parameters"], patterns=settings.secret_patterns, declared=step.secret_params
         )
+        if "env" in entry:  # e.g. env: {API_KEY: ...} written in the spec itself
+            entry["env"] = redact_params(
+                entry["env"], patterns=settings.secret_patterns, declared=step.secret_env
+            )
     return data
 
 

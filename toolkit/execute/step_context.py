@@ -59,17 +59,35 @@ class StepContext:
     audit_roots: tuple[str, ...] = ()  # folders whose files the kernel's file audit records
 
 
-def context_for(plan: Plan, settings: Settings, *, stream_output: bool = False) -> StepContext:
+def run_secret_values(plan: Plan, settings: Settings) -> set[str]:
+    """Every secret value a run's records must never hold: declared secrets, parameters and
+    step ``env:`` entries whose names look secret, and the variables of this process whose
+    names do: kernels inherit them, and a notebook that prints ``$GITHUB_TOKEN`` would write it
+    into its executed notebook, its logs and MLflow."""
+    patterns = settings.secret_patterns
     values = set(plan.secret_values)
     for step in plan.steps:
-        values |= secret_values(
-            step.parameters, patterns=settings.secret_patterns, declared=step.secret_params
-        )
+        values |= secret_values(step.parameters, patterns=patterns, declared=step.secret_params)
+        values |= secret_values(step.env, patterns=patterns, declared=step.secret_env)
+    inherited = secret_values(dict(os.environ), patterns=patterns)
+    return values | {v for v in inherited if _could_be_secret(v)}
+
+
+# What the environment holds under secret-looking names but is no secret: scrubbing these
+# would garble every notebook (TOKENIZERS_PARALLELISM=false would turn each "false" to ***).
+_PLAIN_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null", "auto"})
+
+
+def _could_be_secret(value: str) -> bool:
+    return len(value) >= 8 and value.lower() not in _PLAIN_VALUES and not value.isdigit()
+
+
+def context_for(plan: Plan, settings: Settings, *, stream_output: bool = False) -> StepContext:
     return StepContext(
         settings=settings,
         pipeline=plan.pipeline,
         run_dir=plan.run_dir,
-        redact_values=frozenset(values),
+        redact_values=frozenset(run_secret_values(plan, settings)),
         stream_output=stream_output,
         audit_roots=audit_roots(plan, settings),
     )

@@ -143,7 +143,9 @@ class RunTracking:
             start_time=start_time,
         )
         parent = self._parent
-        self.tracker.log_artifact(parent, plan.spec_path, "spec")
+        # Redacted like every text artifact: a spec may hold a key in a step's env:.
+        spec_text = plan.spec_path.read_text(encoding="utf-8")
+        self.tracker.log_text(parent, spec_text, f"spec/{plan.spec_path.name}")
         self._env_thread = threading.Thread(
             target=lambda: self.tracker.log_dict(
                 parent,
