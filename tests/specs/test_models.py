@@ -89,6 +89,16 @@ def test_duplicate_step_names(tmp_path: Path) -> None:
         load_spec(path)
 
 
+def test_a_step_name_too_long_for_a_file_name_is_a_spec_error(tmp_path: Path) -> None:
+    """Names become file names (OS limit 255 bytes): a 250-character name passed, then failed
+    with ENAMETOOLONG (exit 70) when its executed notebook was written."""
+    path = write(tmp_path, VALID.replace("- name: b", "- name: " + "b" * 250))
+    with pytest.raises(SpecError, match="at most 64 characters") as caught:
+        load_spec(path)
+    assert "steps[1]" in str(caught.value)
+    assert load_spec(write(tmp_path, VALID.replace("- name: b", "- name: " + "b" * 64)))
+
+
 @pytest.mark.parametrize("bad", ["../escape.csv", "/abs/out.csv"])
 def test_outputs_must_stay_inside_the_run_folder(tmp_path: Path, bad: str) -> None:
     with pytest.raises(SpecError, match="inside the run folder"):

@@ -163,7 +163,10 @@ class Pipeline(SpecModel):
     @classmethod
     def _valid_name(cls, value: str) -> str:
         if not NAME_RE.match(value):
-            raise ValueError(f"pipeline name {value!r} must be an identifier")
+            raise ValueError(
+                f"pipeline name {value!r} must be an identifier (letters, digits, _ or -; "
+                "at most 64 characters)"
+            )
         return value
 
     @model_validator(mode="after")

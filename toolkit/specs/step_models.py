@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# Names become file names (notebooks, logs, locks), which the OS caps at 255 bytes: a 250-character
+# step name passed check, then failed with ENAMETOOLONG (exit 70) when its notebook was written.
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 OnFail = Literal["error", "warn"]
 
 
@@ -185,7 +187,10 @@ class Step(SpecModel):
     @classmethod
     def _valid_name(cls, value: str) -> str:
         if not NAME_RE.match(value):
-            raise ValueError(f"step name {value!r} must be an identifier (letters, digits, _ or -)")
+            raise ValueError(
+                f"step name {value!r} must be an identifier (letters, digits, _ or -; "
+                "at most 64 characters)"
+            )
         return value
 
     @field_validator("outputs", mode="before")
