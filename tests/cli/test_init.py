@@ -136,6 +136,18 @@ def test_a_pyproject_that_cannot_take_the_table_is_refused(
     assert (tmp_path / "pyproject.toml").read_text() == content
 
 
+def test_a_file_where_a_project_folder_goes_is_refused_with_nothing_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """It was an internal error (FileExistsError, exit 70) after part of the project was made."""
+    (tmp_path / "notebooks").write_text("my notes")
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "--no-kernel"]) == 2
+    assert "notebooks exists and is not a folder" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notebooks"]
+    assert (tmp_path / "notebooks").read_text() == "my notes"
+
+
 def test_a_kernel_name_taken_by_another_python_is_refused(
     tmp_path: Path, kernels: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

@@ -316,6 +316,12 @@ def init_project(request: InitRequest) -> InitResult:
     root = request.directory.expanduser().absolute()
     if root.exists() and not root.is_dir():
         raise InitError(f"{root} exists and is not a folder")
+    for folder in (root / f for f in FOLDERS):
+        if folder.exists() and not folder.is_dir():  # found before anything is written
+            raise InitError(
+                f"{folder} exists and is not a folder; a project keeps its {folder.name} there",
+                hint="rename or move that file, then run toolkit init again: nothing was written",
+            )
     pyproject = root / "pyproject.toml"
     if has_toolkit_table(_read_pyproject(pyproject)):
         raise InitError(
