@@ -79,6 +79,9 @@ def test_input_that_nothing_produces_suggests_the_closest(make_project: MakeProj
         ({"lable": 1}, "did you mean 'label'"),
         ({"second.y": 1}, "has no parameter 'y'"),
         ({"secnd.x": 1}, "did you mean 'second'"),
+        # Paths the pipeline wires: a -p for them used to be ignored silently.
+        ({"first.out": "/tmp/x.csv"}, "'out' is a path step 'first' gets from the pipeline"),
+        ({"inp": "elsewhere.csv"}, "'inp' is a path step 'second' gets from the pipeline"),
     ],
 )
 def test_unknown_override(make_project: MakeProject, override: dict, expected: str) -> None:

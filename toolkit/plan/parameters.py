@@ -79,9 +79,23 @@ def check_overrides(
     params_of: Mapping[str, NotebookParams],
     declared_anywhere: set[str],
 ) -> None:
-    """Refuse an override naming no step (``step.key``) or no declared parameter (``key``)."""
+    """Refuse an override naming no step (``step.key``), no declared parameter (``key``), or
+    a path the pipeline wires in the run folder (an output, or an input another step makes),
+    which was ignored silently. An external input may be swapped (``-p batch=other.csv``)."""
     for key in overrides:
         target, dot, param = key.rpartition(".")
+        wired = [
+            s.name
+            for s in spec.steps
+            if (not dot or s.name == target)
+            and (param in s.outputs or isinstance(s.inputs.get(param), str))
+        ]
+        if wired:
+            raise UsageError(
+                f"-p {key}: {param!r} is a path step {wired[0]!r} gets from the pipeline (an "
+                "output, or another step's output): it is set in the run folder",
+                hint=f"change steps({wired[0]}).outputs or inputs in the spec instead",
+            )
         if dot:
             if target not in params_of:
                 raise UsageError(
