@@ -209,6 +209,24 @@ def test_a_version_marked_unusable_is_not_releasable(
     assert actions(env, "unusable") == ["registered", "marked_unusable"]
 
 
+def test_a_run_stopped_inside_its_registration_withdraws_the_version_it_never_heard_of(
+    env: Env, project: tuple[Path, pytest.MonkeyPatch]
+) -> None:
+    """A SIGTERM inside MLflow's registration call: the version exists, the run's report has
+    no number for it. The run's withdrawal finds it by the MLflow run it came from; a version
+    of another run is left alone."""
+    root, _ = project
+    trained_by_me(env, root, "stopped")
+    trained_by_me(env, root, "stopped")
+    versions = {str(v.version): v.run_id for v in env.registry._versions("stopped")}
+    assert sorted(versions) == ["1", "2"] and versions["1"] != versions["2"]
+    marked = env.registry.withdraw_run("stopped", versions["2"], reason="run r interrupted")
+    assert marked == ["2"]
+    assert "candidate" not in env.state("stopped")[0]
+    assert [c.version.version for c in env.registry.candidates("stopped")] == ["1"]
+    assert actions(env, "stopped") == ["registered", "registered", "marked_unusable"]
+
+
 def test_pipeline_policy_only_tightens_the_recorded_one(env: Env) -> None:
     name, registry = "tight", env.registry
     recorded = ReleaseSpec(min_approvals=2, approvers=["alice", "bob", "carol"])

@@ -141,9 +141,17 @@ def withdraw(
     plan: Plan, release: release_stage.Release | None, report: RunReport | None, why: str
 ) -> None:
     """The run registered a version and then failed: no version may outlive it. Never raises."""
-    if release is None or report is None or not report.registered:
+    if release is None or report is None:
+        return
+    reason = f"run {plan.run_dir.name} {why}"
+    if not report.registered:
+        # Stopped inside the registration (a SIGTERM in MLflow's call): a version may exist
+        # that the report never heard of. Found by the MLflow run it was registered from.
+        if report.mlflow_run_id:
+            with contextlib.suppress(Exception):
+                release.withdraw_run(report.mlflow_run_id, reason)
         return
     if report.registered.get("already_registered"):
         return
     with contextlib.suppress(Exception):
-        release.withdraw(report.registered, f"run {plan.run_dir.name} {why}")
+        release.withdraw(report.registered, reason)

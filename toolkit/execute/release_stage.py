@@ -304,6 +304,12 @@ class Release:
         version is marked unusable (never approved nor promoted) and loses ``candidate``."""
         self.registry.mark_unusable(registered["name"], registered["version"], reason=reason)
 
+    def withdraw_run(self, run_id: str, reason: str) -> None:
+        """:meth:`withdraw` for a run stopped inside :meth:`register`: whatever version it
+        registered, found by the run it came from."""
+        if self.plan.model is not None:
+            self.registry.withdraw_run(self.plan.model.name, run_id, reason=reason)
+
 
 def evaluate(
     plan: Plan,

@@ -122,6 +122,15 @@ class GovernedStore(RegistryStore):
             if self._aliases(self._model(model_name)).get(CANDIDATE) == version:
                 self._drop_alias(model_name, CANDIDATE)
 
+    def withdraw_run(self, model_name: str, run_id: str, *, reason: str) -> list[str]:
+        """:meth:`mark_unusable` every version of ``model_name`` registered from MLflow run
+        ``run_id``: a run interrupted while it registered never learnt the version's number.
+        Returns the versions marked."""
+        marked = [str(v.version) for v in self._versions(model_name) if v.run_id == run_id]
+        for version in marked:
+            self.mark_unusable(model_name, version, reason=reason)
+        return marked
+
     def _drop_alias(self, name: str, alias: str) -> None:
         """Remove a convenience alias. A server may let EDIT users set but not delete aliases
         (MANAGE): the alias is only a pointer, so that refusal changes nothing that matters."""
