@@ -25,6 +25,7 @@ steps:
   - {name: simple_execute, notebook: ../notebooks/plain/tagged_parameters.ipynb, parameters: {greeting: hello}}
   - {name: read_check, notebook: ../notebooks/plain/needs_its_cwd.ipynb, cwd: ../workdir}
   - {name: factorials, notebook: ../notebooks/plain/no_metadata.ipynb}
+  - {name: no_language, notebook: ../notebooks/plain/no_metadata_parameters.ipynb, parameters: {n: 12}}
   - {name: display_ids, notebook: ../notebooks/plain/display_updates_v44.ipynb}
   - name: guarded
     notebook: ../notebooks/guarded_defaults.ipynb
@@ -84,6 +85,9 @@ def test_notebooks_written_for_plain_papermill_run_unedited(
     assert "greeting is hello" in _outputs(steps["simple_execute"]["notebook"])
     assert str(tmp_path / "workdir") in _outputs(steps["read_check"]["notebook"])
     assert "fib 89" in _outputs(steps["factorials"]["notebook"])
+    # No metadata and a value to inject: papermill needs a language, the kernel's (it failed
+    # with "No language found in notebook").
+    assert "fib 144" in _outputs(steps["no_language"]["notebook"])
     assert "updated True" in _outputs(steps["display_ids"]["notebook"])
     # try/except NameError and `not in globals()` keep injected values and their own defaults,
     # and the laptop kernelspec name in the notebook does not matter.

@@ -8,6 +8,7 @@ executed notebook. A failure always leaves the executed notebook at ``output`` f
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
@@ -132,6 +133,18 @@ def kernel_manager_class(
 AUDIT_SCRIPT = Path(__file__).with_name("kernel_audit.py")
 
 
+@functools.cache
+def kernel_language(name: str) -> str | None:
+    """The language of kernelspec ``name``; None when it is not installed (the step then fails
+    with the message for a missing kernel)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        return str(KernelSpecManager().get_kernel_spec(name).language) or None
+    except NoSuchKernel:
+        return None
+
+
 def kernel_arguments() -> list[str]:
     """Extra kernel command-line arguments: no history file, and the file-audit hook."""
     boot = f"__import__('runpy').run_path({str(AUDIT_SCRIPT)!r}) and None"
@@ -254,6 +267,10 @@ def execute(
             str(partial),
             parameters=dict(request.parameters),
             kernel_name=request.kernel,
+            # papermill takes the language that renders the parameters from the notebook's
+            # metadata, which a notebook made by a tool (nbformat's new_notebook) may lack:
+            # "No language found in notebook". The kernel that will run it knows.
+            language=kernel_language(request.kernel),
             cwd=str(request.cwd),
             # papermill applies cwd= with a process-wide chdir; a kernel another step's thread
             # starts meanwhile would inherit that folder. nbclient passes this one explicitly.
