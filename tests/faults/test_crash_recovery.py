@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.cli import run_here
-from support.procs import cell_running, children, cmdline, kill_group, start_toolkit, wait_for
+from support.procs import (
+    cell_running,
+    children,
+    cmdline,
+    kill_daemons,
+    kill_group,
+    start_toolkit,
+    wait_for,
+)
 from support.projects import mini_project, tracking_uri
 from support.stores import run_statuses, run_tags, running_runs
 
@@ -168,3 +178,30 @@ def test_kill_9_of_a_kernel_fails_the_step_and_closes_everything(project: Path) 
     assert error["kind"] == "dead_kernel" or "kernel" in error["message"].lower(), error
     assert second["notebook"] and Path(second["notebook"]).exists()
     assert running_runs(tracking_uri(project)) == []
+
+
+@pytest.mark.slow
+def test_kill_9_with_the_daemon_tracking_leaves_no_run_running(project: Path) -> None:
+    """Outside CI the engine daemon does the run's MLflow calls. kill -9 of the orchestrator
+    mid-step: the daemon sees its session end without a goodbye and ends the run's MLflow runs
+    KILLED within seconds, before anyone runs ``toolkit runs repair``."""
+    folder = tempfile.mkdtemp(prefix="tkd-")  # a daemon of this test's own
+    env = {"TOOLKIT_NO_DAEMON": "", "TOOLKIT_HELPER": "1", "TOOLKIT_DAEMON_DIR": folder}
+    proc = start_toolkit(["run", "pipelines/crash.yaml", "--quiet"], project, env)
+    uri = tracking_uri(project)
+    try:
+        runs = project / "runs" / "crash"
+        wait_for(lambda: cell_running(runs, "second"), timeout=240, what="step 2's cell to run")
+        # The pipeline's run and the step's (a new daemon imports MLflow first: seconds).
+        wait_for(lambda: len(running_runs(uri)) == 2, timeout=60, what="2 runs open")
+        open_runs = running_runs(uri)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        wait_for(lambda: running_runs(uri) == [], timeout=30, what="the daemon to end them")
+    finally:
+        kill_group(proc)
+        kill_daemons(project / ".toolkit" / "logs" / "engine-daemon.log")
+        shutil.rmtree(folder, ignore_errors=True)
+    statuses = run_statuses(uri)
+    assert [statuses[run] for run in open_runs] == ["KILLED", "KILLED"]
+    assert "killed" in run_tags(uri, open_runs[0])["toolkit.error.message"]

@@ -3,7 +3,8 @@ MLflow) crashes: the run never notices.
 
 The daemon (the helper kept warm between runs, the default) is killed with SIGKILL at each point
 where it holds work: with a check received but nothing validated, with a check's result files
-written but the reply not yet sent, while rendering a step's notebook to log it. Every time the
+written but the reply not yet sent, while rendering a step's notebook to log it, with the run's
+first MLflow call received, with a step's MLflow run opened but its id not yet sent. Every time the
 orchestrator does the rest itself and the run ends exactly like one that never had a helper: same
 exit code, same contract results, one model version registered and usable, no MLflow run left
 RUNNING; the next run starts another daemon. The helper a run starts for itself
@@ -13,7 +14,6 @@ orchestrator, even one killed with kill -9.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -26,9 +26,17 @@ from typing import Any
 
 import pytest
 from support.cli import run_here
-from support.procs import children, cmdline, kill_group, start_toolkit, wait_for
+from support.procs import (
+    children,
+    cmdline,
+    daemon_pids,
+    kill_daemons,
+    kill_group,
+    start_toolkit,
+    wait_for,
+)
 from support.projects import mini_project, tracking_uri
-from support.stores import model_versions, running_runs, usable_versions
+from support.stores import child_runs, model_versions, running_runs, usable_versions
 
 from toolkit.execute.engine_helper import FAULT_ENV, FAULT_POINTS
 
@@ -110,7 +118,11 @@ def without_helper(project: Path) -> dict[str, Any]:
 # orchestrator meets the same dead pipe at its first request as at these; that hand-back is
 # tested in tests/execute/test_engine_helper.py, without a pipeline run (~25 s of CPU each).
 HOLDING_WORK = ("check-received", "check-written", "logging")
+# The daemon also does the run's MLflow calls: killed before the first one is done, and after
+# it opened a step's run whose id never reached the run (which must adopt it, not open another).
+TRACKING = ("track-received", "track-done:start_step")
 assert set(HOLDING_WORK) <= set(FAULT_POINTS), "a fault point was renamed: update HOLDING_WORK"
+assert {p.split(":")[0] for p in TRACKING} <= set(FAULT_POINTS), "update TRACKING"
 
 
 def _assert_like_without_helper(summary: dict[str, Any], without: dict[str, Any], project: Path):
@@ -140,17 +152,14 @@ def daemon_dir(project: Path) -> Iterator[str]:
     try:
         yield folder
     finally:
-        log = project / ".toolkit" / "logs" / "engine-daemon.log"
-        for pid in _daemons(log) if log.exists() else []:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_daemons(project / ".toolkit" / "logs" / "engine-daemon.log")
         shutil.rmtree(folder, ignore_errors=True)
 
 
 # The daemon (the helper kept warm between runs) is the default: it is killed at every point.
 # Each killed run leaves a dead socket behind, which the next run (the next point) meets first.
 @pytest.mark.slow
-@pytest.mark.parametrize("point", HOLDING_WORK)
+@pytest.mark.parametrize("point", HOLDING_WORK + TRACKING)
 def test_a_daemon_killed_at_any_point_changes_nothing_and_the_next_run_starts_another(
     project: Path, without_helper: dict[str, Any], daemon_dir: str, point: str
 ) -> None:
@@ -165,13 +174,20 @@ def test_a_daemon_killed_at_any_point_changes_nothing_and_the_next_run_starts_an
         FAULT_ENV: point,
     }
     log = project / ".toolkit" / "logs" / "engine-daemon.log"
-    before = _daemons(log) if log.exists() else []
+    before = daemon_pids(log)
     summary = _run(project, env)
-    started = _daemons(log)[len(before) :]
+    started = daemon_pids(log)[len(before) :]
     assert len(started) == 1  # the run started a daemon (any earlier one was killed) ...
     wait_for(lambda: not _alive(started[0]), timeout=15, what="the killed daemon to be gone")
     _assert_like_without_helper(summary, without_helper, project)  # ... and lost nothing
     assert "Traceback" not in log.read_text()
+    # One MLflow run per step, each the one the summary names: none opened twice, none lost.
+    steps = child_runs(tracking_uri(project), summary["mlflow_run_id"])
+    assert [(name, status) for name, status, _ in steps] == [
+        ("fit", "FINISHED"),
+        ("make", "FINISHED"),
+    ]
+    assert {run for _, _, run in steps} == {s["mlflow_run_id"] for s in summary["steps"]}
 
 
 @pytest.mark.slow
@@ -183,11 +199,6 @@ def test_a_per_run_helper_killed_with_its_work_done_changes_nothing(
     exercise too), the run ends like one without a helper."""
     summary = _run(project, {"TOOLKIT_HELPER": "1", FAULT_ENV: "check-written"})
     _assert_like_without_helper(summary, without_helper, project)
-
-
-def _daemons(log: Path) -> list[int]:
-    """The pids of the daemons that started listening, in order, from their shared log."""
-    return [int(line.split()[2]) for line in log.read_text().splitlines() if " listening " in line]
 
 
 def _helpers_of(proc: subprocess.Popen) -> list[int]:

@@ -41,6 +41,22 @@ def run_toolkit(
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def daemon_pids(log: Path) -> list[int]:
+    """The pids of the engine daemons that started listening, in order, from their shared log
+    (``<project>/.toolkit/logs/engine-daemon.log``)."""
+    if not log.exists():
+        return []
+    return [int(line.split()[2]) for line in log.read_text().splitlines() if " listening " in line]
+
+
+def kill_daemons(log: Path) -> None:
+    """SIGKILL every engine daemon that logged to ``log``: they outlive the runs that start
+    them (their own session), so a test that starts some stops them."""
+    for pid in daemon_pids(log):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     """End a process and every child it started (kernels, servers); never raises."""
     with contextlib.suppress(ProcessLookupError, PermissionError):

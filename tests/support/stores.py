@@ -33,6 +33,17 @@ def run_statuses(tracking_uri: str) -> dict[str, str]:
     return dict(_query(tracking_uri, "SELECT run_uuid, status FROM runs"))
 
 
+def child_runs(tracking_uri: str, parent: str) -> list[tuple[str, str, str]]:
+    """``(step, status, run_id)`` of every run nested under ``parent``, by step name."""
+    sql = (
+        "SELECT s.value, r.status, r.run_uuid FROM runs r"
+        " JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = 'mlflow.parentRunId'"
+        " LEFT JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = 'toolkit.step'"
+        f" WHERE p.value = '{parent}' ORDER BY s.value"
+    )
+    return [tuple(row) for row in _query(tracking_uri, sql)]
+
+
 def run_tags(tracking_uri: str, run_id: str) -> dict[str, str]:
     return dict(_query(tracking_uri, f"SELECT key, value FROM tags WHERE run_uuid='{run_id}'"))
 

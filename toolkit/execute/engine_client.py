@@ -23,20 +23,29 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.contracts import step_checks as contract_checks
 from toolkit.contracts.step_checks import ContractFailed
 from toolkit.core.envflags import env_flag
+from toolkit.core.lineage import current_user
+from toolkit.core.mlflow_env import DEFAULTS
 from toolkit.execute.engine_helper import FALLBACK
 from toolkit.plan.planned import PlannedInput, PlannedOutput, PlannedStep
+
+if TYPE_CHECKING:
+    from toolkit.core.secrets import Redactor
+    from toolkit.core.settings import Settings
+    from toolkit.tracking.client import Tracker
+    from toolkit.tracking.remote import RemoteTracker
 
 log = logging.getLogger(__name__)
 HELPER_ENV = "TOOLKIT_HELPER"
 HELPER_MODULE = "toolkit.execute.engine_helper"
+REMOTE_TRACKING_ENV = "TOOLKIT_REMOTE_TRACKING"
 
 
 def helper_mode() -> str:
@@ -234,3 +243,75 @@ def start_helper(
     log_path = run_dir / "logs" / "engine-helper.log"
     helper = EngineHelper.spawn(log_path, warm_gx=contracts, warm_html=notebooks)
     return helper if helper.process is not None else None
+
+
+# MLflow settings the daemon does not get (it keeps none of a run's environment): with any of
+# them set, this process tracks itself, as it always did. The toolkit's own defaults, the URI
+# it passes on and MLflow's log level do not count. Artifact stores' credentials need no rule:
+# an upload the daemon cannot do is done again here.
+HARMLESS = ("MLFLOW_TRACKING_URI", "MLFLOW_LOGGING_LEVEL")
+
+
+def _local_store(uri: str) -> bool:
+    settings = [
+        k
+        for k, v in os.environ.items()
+        if k.startswith("MLFLOW_") and k not in HARMLESS and DEFAULTS.get(k) != v
+    ]
+    return uri.startswith("sqlite:///") and not settings
+
+
+def tracker_for_run(
+    settings: Settings, redactor: Redactor, helper: EngineHelper | None
+) -> Tracker | RemoteTracker:
+    """The run's tracker: the daemon's (:mod:`toolkit.execute.engine_tracking`), when the run's
+    helper is the daemon and the store a local SQLite file; else one of this process (MLflow
+    imported here). ``TOOLKIT_REMOTE_TRACKING=0`` keeps MLflow in this process."""
+    from toolkit.tracking.client import Tracker
+
+    def local() -> Tracker:
+        return Tracker(settings.tracking_uri, artifacts_dir=settings.artifacts_dir, redact=redactor)
+
+    daemon = helper is not None and helper.process is None and helper.failure is None
+    if (
+        not daemon
+        or env_flag(REMOTE_TRACKING_ENV) is False
+        or not _local_store(settings.tracking_uri)
+    ):
+        return local()
+    from toolkit.execute import engine_daemon
+
+    # The daemon the run's helper reached: gone since (killed), the run tracks itself.
+    conn = engine_daemon.connect(settings.cache_dir / "logs" / "engine-daemon.log", start=False)
+    if conn is None:
+        return local()
+    artifacts = settings.artifacts_dir
+    return (
+        session(conn, settings.tracking_uri, artifacts, local=local, redactor=redactor) or local()
+    )
+
+
+def session(
+    conn: Connection,
+    tracking_uri: str,
+    artifacts_dir: Path | None,
+    *,
+    local: Callable[[], Tracker],
+    redactor: Redactor,
+) -> RemoteTracker | None:
+    """Open a tracking session on ``conn`` (a connection to the daemon); None, with ``conn``
+    closed, when the daemon cannot track for this run."""
+    from toolkit.tracking.remote import RemoteTracker
+
+    try:
+        conn.send(("track", (tracking_uri, str(artifacts_dir or ""), current_user())))
+        reply = conn.recv()
+    except (EOFError, OSError) as exc:
+        log.info("tracking: no session with the engine daemon (%s)", type(exc).__name__)
+        conn.close()
+        return None
+    if reply[0] != "ok":
+        log.info("tracking: the engine daemon cannot track this run: %s", redactor(str(reply[1])))
+        conn.close()
+        return None
+    return RemoteTracker(conn, tracking_uri, local=local, redact=redactor)

@@ -135,13 +135,13 @@ def address() -> tuple[Path, bytes] | None:
     return folder / f"engine-{build_key()}.sock", key
 
 
-def connect(log_path: Path) -> Connection | None:
+def connect(log_path: Path, *, start: bool = True) -> Connection | None:
     """A connection to the daemon, started (detached, logging to ``log_path``) when there is
-    none; None when it cannot be reached in time, and the run does without it."""
+    none and ``start``; None when it cannot be reached in time, and the run does without it."""
     if (found := address()) is None:
         return None
     address_, key = found
-    if (conn := _reach(address_, key)) is not None:
+    if (conn := _reach(address_, key)) is not None or not start:
         return conn
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:

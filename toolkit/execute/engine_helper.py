@@ -8,6 +8,9 @@ other core while the first kernel starts. The orchestrator (:mod:`toolkit.execut
 starts it with ``python -m toolkit.execute.engine_helper READ_FD WRITE_FD PARENT_PID`` and sends it work
 over a pair of pipes, one request at a time; each reply is plain data.
 
+The daemon also does a run's MLflow tracking, on a session of its own
+(:mod:`toolkit.execute.engine_tracking`).
+
 The helper is never needed for correctness: whatever it cannot do, or if it dies, the
 orchestrator does in its own process with the very same function. It dies with the run: at the
 end of its request pipe (the orchestrator closed it or died) and, should the orchestrator die
@@ -39,13 +42,24 @@ FALLBACK = "fallback"
 
 # Where the fault-injection suite may crash the helper: before any work, during GX's import,
 # when a check arrives (nothing validated yet), after a check wrote its result files but
-# before the orchestrator got the reply, while rendering a step's notebook for MLflow.
-FAULT_POINTS = ("start", "warm-up", "check-received", "check-written", "logging")
+# before the orchestrator got the reply, while rendering a step's notebook for MLflow, when a
+# tracking call arrives (nothing done yet), after a tracking call was done but before the run
+# got its answer (``track-done:start_step``: at that call only).
+FAULT_POINTS = (
+    "start",
+    "warm-up",
+    "check-received",
+    "check-written",
+    "logging",
+    "track-received",
+    "track-done",
+)
 
 
-def fault(point: str) -> None:
-    """Die here, without any clean-up, when the fault-injection suite asks for it."""
-    if os.environ.get(FAULT_ENV) == point:
+def fault(point: str, detail: str | None = None) -> None:
+    """Die here, without any clean-up, when the fault-injection suite asks for it (``point``,
+    or ``point:detail`` for this one occasion of it)."""
+    if os.environ.get(FAULT_ENV) in (point, f"{point}:{detail}"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -135,6 +149,11 @@ def serve(requests: Connection, replies: Connection, work: threading.Lock | None
         except (EOFError, OSError):
             return
         if kind == "stop":
+            return
+        if kind == "track":  # a run's MLflow calls, on a connection of their own to the end
+            from toolkit.execute import engine_tracking
+
+            engine_tracking.serve(requests, replies, args, fault)
             return
         handler = HANDLERS.get(kind)
         try:

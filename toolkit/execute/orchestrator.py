@@ -183,13 +183,18 @@ class PipelineRun:
                 plan, self.tracked, contracts=contracts, helper=self.helper is not None
             )
         if self.tracked and not self.up_to_date:
+            from toolkit.execute.engine_client import tracker_for_run
+
+            redactor = run_redactor(plan, settings)
             self.tracking = RunTracking(
                 settings,
                 plan,
                 external_run_id=self.request.run_id,
-                redactor=run_redactor(plan, settings),
+                redactor=redactor,
                 owner_process=True,
                 renderer=self.helper.render if self.helper is not None else None,
+                # The engine daemon's, when the run has one: MLflow stays out of this process.
+                tracker=functools.partial(tracker_for_run, settings, redactor, self.helper),
             )
             self.tracking.start()
             self.emit(Event("tracking", message=settings.tracking_uri))

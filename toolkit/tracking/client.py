@@ -39,13 +39,12 @@ from toolkit.tracking.vocabulary import (
     MLFLOW_SOURCE_NAME,
     MLFLOW_SOURCE_TYPE,
     MLFLOW_USER,
-    TAG_ERROR_MESSAGE,
-    TAG_ERROR_TYPE,
     TAG_KIND,
     TAG_PIPELINE,
     TAG_RUN_ID,
     TAG_STEP,
     Metric,
+    error_tags,
     now_ms,
     slug,
     stringify,
@@ -334,9 +333,7 @@ class Tracker(RunQueries):
                 return
         final: dict[str, object] = dict(tags or {})
         if error is not None:
-            kind = type(error).__name__ if isinstance(error, BaseException) else "Error"
-            final[TAG_ERROR_TYPE] = kind
-            final[TAG_ERROR_MESSAGE] = str(error) or kind
+            final.update(error_tags(error))
         self._log_batch(run_id, metrics=metrics, tags=final)
         with self._guard(f"end run {run_id} in"):
             self._client.set_terminated(run_id, status=status, end_time=end_time_ms or now_ms())

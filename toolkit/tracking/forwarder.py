@@ -13,6 +13,7 @@ from toolkit.tracking.vocabulary import Metric, valid_metric_key
 
 if TYPE_CHECKING:
     from toolkit.tracking.client import Tracker
+    from toolkit.tracking.remote import RemoteTracker
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,11 @@ class MetricsForwarder:
     """
 
     def __init__(
-        self, tracker: Tracker, run_id: str, events_path: Path, poll_interval: float = 0.5
+        self,
+        tracker: Tracker | RemoteTracker,
+        run_id: str,
+        events_path: Path,
+        poll_interval: float = 0.5,
     ) -> None:
         self.tracker = tracker
         self.run_id = run_id

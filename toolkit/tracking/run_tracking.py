@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +27,7 @@ from toolkit.plan.planned import Plan, PlannedStep
 from toolkit.reports.summary import CACHED, FAILED, INTERRUPTED, SUCCEEDED, RunReport, StepReport
 from toolkit.tracking.client import Tracker
 from toolkit.tracking.forwarder import MetricsForwarder
+from toolkit.tracking.remote import RemoteTracker
 from toolkit.tracking.step_runs import Renderer, StepRuns
 from toolkit.tracking.vocabulary import TAG_LOCK_HASH, lineage_tags, now_ms
 
@@ -49,6 +50,7 @@ class RunTracking:
         redactor: Redactor | None = None,
         owner_process: bool = False,
         renderer: Renderer | None = None,
+        tracker: Callable[[], Tracker | RemoteTracker] | None = None,
     ) -> None:
         # True when this process owns the whole run: its host and pid are tagged, so that a
         # run left RUNNING by a process that died can be recognised (``toolkit runs repair``).
@@ -61,12 +63,17 @@ class RunTracking:
         self._parent: str | None = None
         # MLflow's import and store opening (seconds) overlap the first kernels' start-up: the
         # client is made and the pipeline run opens on this pool while the first steps begin.
+        # ``tracker`` may make one whose MLflow work another process does (the engine daemon).
         self._pool = ThreadPoolExecutor(2, "toolkit-track")
-        self._tracker: Future[Tracker] = self._pool.submit(
-            Tracker,
-            settings.tracking_uri,
-            artifacts_dir=settings.artifacts_dir,
-            redact=self.redactor,
+        self._tracker: Future[Tracker | RemoteTracker] = self._pool.submit(
+            tracker
+            or (
+                lambda: Tracker(
+                    settings.tracking_uri,
+                    artifacts_dir=settings.artifacts_dir,
+                    redact=self.redactor,
+                )
+            )
         )
         self._started: Future[str] | None = None
         self._steps: StepRuns | None = None
@@ -77,7 +84,7 @@ class RunTracking:
         self.git_commit: str | None = None
 
     @property
-    def tracker(self) -> Tracker:
+    def tracker(self) -> Tracker | RemoteTracker:
         return self._tracker.result()
 
     @property
@@ -169,6 +176,14 @@ class RunTracking:
             self._env_thread.join(timeout=30)
         for name in list(self.steps.runs):
             self.steps.close(name, "FAILED", "the step ended without a report")
+        self._goodbye()
+
+    def _goodbye(self) -> None:
+        """End a session with the engine daemon, which then forgets this run's open runs."""
+        if self._tracker.done() and self._tracker.exception() is None:
+            tracker = self.tracker
+            if isinstance(tracker, RemoteTracker):
+                tracker.close()
 
     def step_started_async(
         self, step: PlannedStep, events_path: Path, tags: Mapping[str, object] | None = None
@@ -286,6 +301,7 @@ class RunTracking:
             forwarder.stop()
         self.forwarders.clear()
         self.tracker.close_all(status)
+        self._goodbye()
 
     def ui_link(self) -> str | None:
         return self.tracker.ui_url(self.parent) if self.parent else None

@@ -25,6 +25,7 @@ from toolkit.reports.notebook_html import render_html
 from toolkit.reports.summary import CACHED, FAILED, INTERRUPTED, SUCCEEDED, StepReport
 from toolkit.tracking.client import Tracker
 from toolkit.tracking.forwarder import MetricsForwarder
+from toolkit.tracking.remote import RemoteTracker
 
 STATUS = {SUCCEEDED: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED", INTERRUPTED: "KILLED"}
 TAG_WORKER = "toolkit.worker"
@@ -40,7 +41,7 @@ class StepRuns:
 
     def __init__(
         self,
-        tracker: Tracker,
+        tracker: Tracker | RemoteTracker,
         settings: Settings,
         redactor: Redactor,
         renderer: Renderer | None = None,

@@ -66,6 +66,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def error_tags(error: BaseException | str) -> dict[str, str]:
+    """The tags that say why a run ended: the exception's type (or "Error") and message."""
+    kind = type(error).__name__ if isinstance(error, BaseException) else "Error"
+    return {TAG_ERROR_TYPE: kind, TAG_ERROR_MESSAGE: str(error) or kind}
+
+
 def stringify(value: object, limit: int) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
     return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
