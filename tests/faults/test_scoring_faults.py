@@ -333,6 +333,21 @@ def test_batch_short_row_is_rejected_alone(
     assert len(out) == 20 and np.flatnonzero(out["path"] == "rejected").tolist() == [10]
 
 
+def test_batch_bytes_that_are_not_utf8_reject_only_their_row(
+    loaded: GuardedModel, raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A byte that is not UTF-8 in a number (used to fail the whole batch with a decode
+    error: no decision at all) rejects its row alone, and the cell keeps the byte, visibly."""
+    path = _batch(raw, tmp_path, {(5, "mean_area"): "12@"})
+    data = path.read_bytes().replace(b"12@", b"12\xe9")
+    path.write_bytes(data)
+    assert b"\xe9" in data
+    batch = read_batch(path, loaded.contract)
+    out = loaded.predict(batch)
+    assert len(out) == 20 and np.flatnonzero(out["path"] == "rejected").tolist() == [5]
+    assert batch["mean_area"].iloc[5] == "12\\xe9"  # the cell as sent, byte included
+
+
 def test_batch_long_row_is_a_clear_error(
     loaded: GuardedModel, raw: pd.DataFrame, tmp_path: Path
 ) -> None:

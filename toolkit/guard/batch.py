@@ -46,7 +46,12 @@ def read_batch(path: str | Path, contract: InputContract) -> pd.DataFrame:
         if suffix == ".parquet":
             frame = pd.read_parquet(path)  # typed by its writer: nothing to repair
         else:
-            frame = pd.read_csv(path, sep=_FORMATS.get(suffix, ","))
+            # A byte that is not UTF-8 (an export in Latin-1, a corrupt byte) is kept visibly as
+            # \xe9 in its cell: the rows are still read, so each one gets its decision (a bad
+            # number rejects its own row), instead of the whole batch failing to decode.
+            frame = pd.read_csv(
+                path, sep=_FORMATS.get(suffix, ","), encoding_errors="backslashreplace"
+            )
     except FileNotFoundError as exc:
         raise ContractError(f"{path}: batch file not found") from exc
     except pd.errors.EmptyDataError as exc:
