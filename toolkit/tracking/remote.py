@@ -67,7 +67,6 @@ class RemoteTracker:
         self._local: Tracker | None = None
         self._local_lock = threading.Lock()
         self._lock = threading.Lock()  # one call on the socket at a time
-        self._stale = 0  # replies still owed for calls an interrupt abandoned
         self._open: dict[str, bool] = {}  # run id -> is a step's; steps end first
         self._ended: set[str] = set()
         self._known: set[str] = set()  # every run id this tracker was ever given
@@ -90,9 +89,6 @@ class RemoteTracker:
                 return FALLBACK
             sent = False
             try:
-                while self._stale:
-                    self._conn.recv_bytes()
-                    self._stale -= 1
                 self._conn.send_bytes(data)
                 sent = True
                 reply = pickle.loads(self._conn.recv_bytes())
@@ -102,9 +98,11 @@ class RemoteTracker:
             except Exception as exc:  # a reply that does not unpickle: it was read whole
                 log.info("tracking: unreadable reply from the engine daemon: %s", exc)
                 return FALLBACK
-            except BaseException:  # an interrupt while waiting: the reply comes later
-                if sent:
-                    self._stale += 1
+            except BaseException:
+                # An interrupt mid-exchange may leave half a reply unread: the socket can no
+                # longer be trusted. The run is going down; the daemon ends its runs KILLED at
+                # the end of the session, and this process ends them too.
+                self._drop("interrupted during a call")
                 raise
         if reply[0] == FALLBACK:
             why = reply[1] if self.redact is None else self.redact(str(reply[1]))
