@@ -88,15 +88,20 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _run(project: Path, env: dict[str, str]) -> dict[str, Any]:
-    before = len(model_versions(tracking_uri(project), "helper_model"))
+def _run(project: Path, env: dict[str, str], *, withdrawn: int = 0) -> dict[str, Any]:
+    """Run the pipeline: it succeeds, registers exactly one usable version (``withdrawn``
+    more, unusable: registered by a helper that died before saying so), leaves nothing
+    RUNNING."""
+    uri = tracking_uri(project)
+    before = len(model_versions(uri, "helper_model"))
+    usable_before = len(usable_versions(uri, "helper_model"))
     result = run_here(project, "run", "pipelines/helper.yaml", "--force", "--json", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    uri = tracking_uri(project)
     assert running_runs(uri) == []
     versions = model_versions(uri, "helper_model")
-    assert len(versions) == before + 1  # exactly one version per run, none lost, none doubled
+    assert len(versions) == before + 1 + withdrawn  # none lost, none doubled
+    assert len(usable_versions(uri, "helper_model")) == usable_before + 1
     assert str(summary["registered"]["version"]) in usable_versions(uri, "helper_model")
     return summary
 
@@ -121,8 +126,11 @@ HOLDING_WORK = ("check-received", "check-written", "logging")
 # The daemon also does the run's MLflow calls: killed before the first one is done, and after
 # it opened a step's run whose id never reached the run (which must adopt it, not open another).
 TRACKING = ("track-received", "track-done:start_step")
+# ... and the registry's: killed with a version registered but the run not told, which must
+# leave that version unusable and register its own.
+RELEASE = ("release-done:register",)
 assert set(HOLDING_WORK) <= set(FAULT_POINTS), "a fault point was renamed: update HOLDING_WORK"
-assert {p.split(":")[0] for p in TRACKING} <= set(FAULT_POINTS), "update TRACKING"
+assert {p.split(":")[0] for p in TRACKING + RELEASE} <= set(FAULT_POINTS), "update TRACKING"
 
 
 def _assert_like_without_helper(summary: dict[str, Any], without: dict[str, Any], project: Path):
@@ -159,7 +167,7 @@ def daemon_dir(project: Path) -> Iterator[str]:
 # The daemon (the helper kept warm between runs) is the default: it is killed at every point.
 # Each killed run leaves a dead socket behind, which the next run (the next point) meets first.
 @pytest.mark.slow
-@pytest.mark.parametrize("point", HOLDING_WORK + TRACKING)
+@pytest.mark.parametrize("point", HOLDING_WORK + TRACKING + RELEASE)
 def test_a_daemon_killed_at_any_point_changes_nothing_and_the_next_run_starts_another(
     project: Path, without_helper: dict[str, Any], daemon_dir: str, point: str
 ) -> None:
@@ -175,7 +183,7 @@ def test_a_daemon_killed_at_any_point_changes_nothing_and_the_next_run_starts_an
     }
     log = project / ".toolkit" / "logs" / "engine-daemon.log"
     before = daemon_pids(log)
-    summary = _run(project, env)
+    summary = _run(project, env, withdrawn=int(point in RELEASE))
     started = daemon_pids(log)[len(before) :]
     assert len(started) == 1  # the run started a daemon (any earlier one was killed) ...
     wait_for(lambda: not _alive(started[0]), timeout=15, what="the killed daemon to be gone")

@@ -170,6 +170,12 @@ class EngineHelper:
         entries_ok: list[dict[str, Any]] = reply[1]
         return entries_ok
 
+    def release(self, call: str, *args: Any) -> tuple[bool, Any]:
+        """A registry call of :mod:`toolkit.execute.engine_release` done by the helper:
+        ``(True, its result)``, or ``(False, None)`` when the caller must do it itself."""
+        reply = self._call("release", call, *args)
+        return (True, reply[1]) if reply is not None else (False, None)
+
     def render(self, notebook: Path, html: Path, title: str) -> Path:
         """:func:`toolkit.reports.notebook_html.render_html`, done by the helper when it can."""
         if self._call("render", str(notebook), str(html), title) is None:

@@ -2,7 +2,9 @@
 
 A run's own helper (:mod:`toolkit.execute.engine_helper`) imports GX and nbconvert again for
 every run, seconds of CPU that an edit-and-rerun loop pays each time. The daemon does the same
-work (contract checks, notebook HTML) with the same handlers, but stays alive between runs for
+work (contract checks, notebook HTML, and the run's MLflow calls and registration: see
+:mod:`toolkit.execute.engine_tracking` and :mod:`toolkit.execute.engine_release`) with the same
+handlers, but stays alive between runs for
 a bounded idle time (``TOOLKIT_DAEMON_IDLE`` seconds, 900 by default), so the next run's checks
 find GX imported. ``TOOLKIT_NO_DAEMON=1`` turns it off (runs then check their contracts
 themselves, or start a helper of their own with ``TOOLKIT_HELPER=1``).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -241,7 +244,8 @@ def main(argv: list[str]) -> int:
     print(f"engine daemon {os.getpid()} listening at {address} (idle exit: {idle:g} s)", flush=True)
     activity = _Activity()
     _exit_when_idle(activity, idle, address)
-    threading.Thread(target=engine_helper.warm_all, name="toolkit-daemon-warm", daemon=True).start()
+    warm = functools.partial(engine_helper.warm_all, mlflow=True)
+    threading.Thread(target=warm, name="toolkit-daemon-warm", daemon=True).start()
     work = threading.Lock()  # one request at a time, whichever run sent it
 
     def session(conn: Connection) -> None:

@@ -44,7 +44,8 @@ FALLBACK = "fallback"
 # when a check arrives (nothing validated yet), after a check wrote its result files but
 # before the orchestrator got the reply, while rendering a step's notebook for MLflow, when a
 # tracking call arrives (nothing done yet), after a tracking call was done but before the run
-# got its answer (``track-done:start_step``: at that call only).
+# got its answer (``track-done:start_step``: at that call only), the same two for a registry
+# call (``release-done:register``: a version registered, the run not told).
 FAULT_POINTS = (
     "start",
     "warm-up",
@@ -53,6 +54,8 @@ FAULT_POINTS = (
     "logging",
     "track-received",
     "track-done",
+    "release-received",
+    "release-done",
 )
 
 
@@ -120,9 +123,18 @@ def check(*args: Any) -> tuple[Any, ...]:
     return ("ok", entries)
 
 
-def warm_all(*, gx: bool = True, html: bool = True) -> None:
+def warm_up_mlflow() -> None:
+    """MLflow's import, and what logging a model needs (``mlflow.pyfunc``, MLflow's map of
+    installed packages): the daemon tracks runs and registers their models."""
+    from toolkit.execute.release_stage import warm_up as warm_up_release
+
+    warm_up_release()
+
+
+def warm_all(*, gx: bool = True, html: bool = True, mlflow: bool = False) -> None:
     """The imports the work needs, GX first (the first contract check waits for it)."""
-    for wanted, name, task in ((gx, "GX", warm_up), (html, "nbconvert", warm_up_html)):
+    tasks = ((gx, "GX", warm_up), (html, "nbconvert", warm_up_html))
+    for wanted, name, task in (*tasks, (mlflow, "MLflow", warm_up_mlflow)):
         if wanted:
             try:
                 task()
@@ -130,9 +142,20 @@ def warm_all(*, gx: bool = True, html: bool = True) -> None:
                 print(f"warming {name} failed: {exc}", file=sys.stderr)
 
 
+def release(call: str, *args: Any) -> tuple[Any, ...]:
+    """A registry call (:mod:`toolkit.execute.engine_release`): ``("ok", result)``."""
+    from toolkit.execute import engine_release
+
+    fault("release-received", call)
+    result = engine_release.CALLS[call](*args)
+    fault("release-done", call)
+    return ("ok", result)
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {
     "check": check,
     "render": render,
+    "release": release,
     "ping": lambda: ("ok", os.getpid()),
 }
 

@@ -17,6 +17,7 @@ from toolkit.core.fsutil import atomic_write_json
 from toolkit.core.settings import Settings
 from toolkit.core.sqlite_store import sqlite_path
 from toolkit.execute import recovery, release_stage
+from toolkit.execute.model_log import Remote
 from toolkit.plan.planned import Plan
 from toolkit.reports.run_report import write_run_report
 from toolkit.reports.summary import FAILED, SUCCEEDED, RunReport
@@ -77,11 +78,16 @@ def close_summary(plan: Plan, report: RunReport | None, status: str, reason: str
 
 
 def gate(
-    plan: Plan, settings: Settings, report: RunReport, tracking: RunTracking | None
+    plan: Plan,
+    settings: Settings,
+    report: RunReport,
+    tracking: RunTracking | None,
+    remote: Remote | None = None,
 ) -> tuple[RunReport, release_stage.Release | None]:
-    """The gates' verdict in the report; the registration they allow is returned, not done."""
+    """The gates' verdict in the report; the registration they allow is returned, not done.
+    ``remote``: the engine helper's way to do registry calls (see ``model_log.Remote``)."""
     try:
-        release = release_stage.evaluate(plan, settings, report.steps, tracking)
+        release = release_stage.evaluate(plan, settings, report.steps, tracking, remote)
     except ToolkitError as exc:
         return release_error(report, exc), None
     if release is None:

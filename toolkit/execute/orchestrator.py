@@ -24,7 +24,7 @@ from toolkit.core.fsutil import atomic_write_json
 from toolkit.core.interrupts import deferred, sigterm_interrupts
 from toolkit.core.runlock import pipeline_lock
 from toolkit.core.settings import Settings
-from toolkit.execute import finish, recovery, release_stage
+from toolkit.execute import finish, model_log, recovery, release_stage
 from toolkit.execute.cache_session import CacheSession
 from toolkit.execute.executors import LocalExecutor, StepExecutor, open_executor
 from toolkit.execute.request import RunRequest, prepare, run_redactor, step_cache
@@ -144,7 +144,7 @@ class PipelineRun:
         self.report: RunReport | None = None
         self.release: release_stage.Release | None = None
         self.helper: EngineHelper | None = None
-        self.prefetch: release_stage.ModelPrefetch | None = None
+        self.prefetch: model_log.ModelPrefetch | None = None
         self.started_at, self.t0 = now_iso(), time.monotonic()
 
     def prepare(self, reused: dict[str, StepReport]) -> None:
@@ -199,15 +199,18 @@ class PipelineRun:
             self.tracking.start()
             self.emit(Event("tracking", message=settings.tracking_uri))
         if self.tracking is not None and release_stage.may_register(plan):
-            assert plan.model is not None
-            model = plan.step(plan.model.step).outputs.get(plan.model.output)
-            log = functools.partial(release_stage.log_model, plan, settings, self.tracking)
-            self.prefetch = release_stage.ModelPrefetch(model.path, log) if model else None
+            self.prefetch = model_log.prefetcher(plan, settings, self.tracking, self.remote)
         self.execution = Execution(
             settings, plan, self.request, self._on_event, self.tracking, self.executor
         )
         self.execution.reused = reused
         self.execution.hooks.contracts = self.helper
+
+    @property
+    def remote(self) -> model_log.Remote | None:
+        """Registry work (champion, logging the model, registering) done by the engine helper,
+        so that this process needs neither MLflow nor the model's libraries."""
+        return self.helper.release if self.helper is not None else None
 
     def _on_event(self, event: Event) -> None:
         """Events go to the display; the model's step finishing starts loading the model."""
@@ -251,7 +254,9 @@ class PipelineRun:
                 registered=finish.already_registered(self.up_to_date),
             )
         elif not interrupted:
-            self.report, self.release = finish.gate(plan, settings, self.report, tracking)
+            self.report, self.release = finish.gate(
+                plan, settings, self.report, tracking, self.remote
+            )
             if self.release is not None:
                 self.release.prefetch = self.prefetch
         # The run's own records first: a model is registered only once they are on disk.
@@ -268,7 +273,9 @@ class PipelineRun:
                 from toolkit.execute.run_diff import record_champion_diff
 
                 # A new candidate: show the reviewer what changed against the champion.
-                record_champion_diff(settings, self.report)
+                remote = self.remote
+                if not (remote and remote("champion_diff", settings, self.report)[0]):
+                    record_champion_diff(settings, self.report)
         return self.report
 
     def abort(self, status: str, withdraw_why: str, reason: str) -> None:
@@ -301,7 +308,7 @@ def _warm_up_engines(plan: Plan, tracked: bool, *, contracts: bool, helper: bool
     tasks: list[Callable[[], None]] = []
     if contracts and not helper:
         tasks.append(contract_checks.warm_up)
-    if tracked and release_stage.may_register(plan):
+    if tracked and release_stage.may_register(plan) and not helper:  # else the helper's work
         tasks.append(release_stage.warm_up)
 
     def warm() -> None:

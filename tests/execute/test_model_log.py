@@ -11,7 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from toolkit.core.errors import RegistryError
-from toolkit.execute.release_stage import ModelPrefetch
+from toolkit.execute.model_log import ModelPrefetch
 
 
 def _model(path: Path, c: float) -> Path:
