@@ -198,6 +198,7 @@ def full_release_path(env: Env, name: str, load) -> None:
 
     history = registry.releases(name)
     assert [(e.action, e.from_version, e.to_version, e.by) for e in history] == [
+        ("admins_recorded", None, None, "carol"),  # with the policy, by the first registration
         ("registered", None, "1", "carol"),
         ("approved", None, "1", "alice"),
         ("promoted", None, "1", "dave"),
@@ -207,8 +208,8 @@ def full_release_path(env: Env, name: str, load) -> None:
         ("rolled_back", "2", "1", "erin"),
     ]
     assert history[-1].reason == "latency regression in prod"
-    assert history[4].reason == "lgtm"
-    assert [e.seq for e in history] == list(range(1, 8))
+    assert history[5].reason == "lgtm"
+    assert [e.seq for e in history] == list(range(1, 9))
     assert all(e.at.endswith("+00:00") for e in history)
 
     with pytest.raises(RegistryError, match="no previous champion"):
@@ -345,7 +346,7 @@ def test_history_is_append_only(env: Env) -> None:
         assert {k: newer[k] for k in older} == older  # nothing rewritten, nothing deleted
     entries = [json.loads(v) for k, v in snapshots[-1].items() if k.startswith("toolkit.release.")]
     assert sorted(e["action"] for e in entries) == [
-        "promoted", "promoted", "registered", "registered", "rolled_back"
+        "admins_recorded", "promoted", "promoted", "registered", "registered", "rolled_back"
     ]  # fmt: skip
 
 

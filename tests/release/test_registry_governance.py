@@ -99,7 +99,7 @@ def test_finding1_a_spec_without_a_policy_cannot_bypass_the_models(
         capsys, "promote", "bound", "candidate", "--pipeline", "pipelines/score.yaml"
     )
     assert code == ExitCode.USAGE and "0 of 1 required approval(s)" in err
-    assert actions(env, "bound") == ["registered"]
+    assert actions(env, "bound") == ["admins_recorded", "registered"]
     # The policy is on the model, with the spec it came from.
     code, out, _ = toolkit(capsys, "policy", "bound", "--json")
     recorded = json.loads(out)
@@ -125,7 +125,9 @@ def test_finding2_a_broken_spec_and_a_free_text_reviewer_are_refused(
     # Without --pipeline the broken spec is irrelevant: the model's own policy applies.
     code, _, err = toolkit(capsys, "review", "approve", "typo", "candidate")
     assert code == ExitCode.USAGE and "self-approval is forbidden" in err
-    # The reviewer is the OS user; another name is an admin override nobody configured.
+    # The reviewer is the OS user; another name is an admin override, which only the model's
+    # recorded release admins have.
+    env.registry.set_admins("typo", ["ops-lead"], reason="ops owns its releases")
     for args in (
         ("review", "approve", "typo", "candidate", "--reviewer", "user-b"),
         ("promote", "typo", "candidate", "--by", "user-b", "--force", "--reason", "x"),
@@ -133,7 +135,7 @@ def test_finding2_a_broken_spec_and_a_free_text_reviewer_are_refused(
         code, _, err = toolkit(capsys, *args)
         assert code == ExitCode.USAGE, args
         assert f"you are {ME!r}" in err and "admin override" in err
-    assert actions(env, "typo") == ["registered"]
+    assert actions(env, "typo") == ["admins_recorded", "registered", "admins_changed"]
 
 
 def test_an_admin_override_is_recorded_and_shown(
@@ -155,7 +157,7 @@ def test_an_admin_override_is_recorded_and_shown(
     assert code == 0, err
     assert toolkit(capsys, "rollback", "override", "--reason", "hotfix broke scoring")[0] == 0
     code, out, _ = toolkit(capsys, "releases", "override", "--json")
-    history = {e["action"] + e["to_version"]: e for e in json.loads(out)}
+    history = {e["action"] + e["to_version"]: e for e in json.loads(out) if e["to_version"]}
     approved, promoted = history["approved1"], history["promoted1"]
     assert (approved["by"], approved["recorded_by"], approved["identity"]) == (
         "user-b",
@@ -189,7 +191,7 @@ def test_finding5_a_version_from_an_unfinished_run_is_not_releasable(
     assert code == ExitCode.USAGE and f"cannot approve {name!r} v1" in err and status in err
     code, _, err = toolkit(capsys, "promote", name, "1", "--force", "--reason", "ship it")
     assert code == ExitCode.USAGE and status in err and "not even with --force" in err
-    assert actions(env, name) == ["registered"]
+    assert actions(env, name) == ["admins_recorded", "registered"]
     (view,) = env.registry.candidates(name)
     assert status in view.problems[0] and not view.ready
 
@@ -206,7 +208,7 @@ def test_a_version_marked_unusable_is_not_releasable(
         env.registry.review("unusable", 1, decision="approved", reviewer="user-b")
     assert env.registry.candidates("unusable") == []
     assert "candidate" not in env.state("unusable")[0]
-    assert actions(env, "unusable") == ["registered", "marked_unusable"]
+    assert actions(env, "unusable") == ["admins_recorded", "registered", "marked_unusable"]
 
 
 def test_a_run_stopped_inside_its_registration_withdraws_the_version_it_never_heard_of(
@@ -224,7 +226,9 @@ def test_a_run_stopped_inside_its_registration_withdraws_the_version_it_never_he
     assert marked == ["2"]
     assert "candidate" not in env.state("stopped")[0]
     assert [c.version.version for c in env.registry.candidates("stopped")] == ["1"]
-    assert actions(env, "stopped") == ["registered", "registered", "marked_unusable"]
+    assert actions(env, "stopped") == [
+        "admins_recorded", "registered", "registered", "marked_unusable"
+    ]  # fmt: skip
 
 
 def test_pipeline_policy_only_tightens_the_recorded_one(env: Env) -> None:
@@ -271,13 +275,18 @@ def test_runs_tighten_the_recorded_policy_and_only_an_admin_loosens_it(env: Env)
     assert env.registry.policy(name) == stricter
     assert actions(env, name).count("policy_tightened") == 1
 
-    looser = PolicyRecord(OPEN, "pipelines/loose.yaml", "1" * 64)
-    with pytest.raises(PermissionRefused, match="only a release admin may"):
-        Registry(env.uri).record_policy(name, looser, reason="no more reviews")
-    assert env.registry.policy(name) == stricter
-    entry = env.registry.record_policy(name, looser, reason="team decision #12")
+    # The first registration recorded its project's admins with the model: they count, not
+    # the list of whoever asks (here none at all).
+    assert env.registry.release_admins(name) == (ME,)
+    back = PolicyRecord(base, "pipelines/train.yaml", "1" * 64)
+    entry = Registry(env.uri).record_policy(name, back, reason="team decision #12")
     assert entry.action == "policy_changed" and entry.recorded_by is None
-    assert env.registry.policy(name) == OPEN
+    assert env.registry.policy(name) == base
+    env.registry.set_admins(name, ["ops-lead"], reason="ops owns releases now")
+    looser = PolicyRecord(OPEN, "pipelines/loose.yaml", "2" * 64)
+    with pytest.raises(PermissionRefused, match=r"recorded with 'evolving' \(ops-lead\) may"):
+        env.registry.record_policy(name, looser, reason="no more reviews")
+    assert env.registry.policy(name) == base
 
 
 def test_a_model_without_a_recorded_policy_fails_closed(
@@ -298,7 +307,7 @@ def test_a_model_without_a_recorded_policy_fails_closed(
     )
     assert code == ExitCode.USAGE and "self-approval is forbidden" in err
     assert env.registry.policy("legacy") == STRICT
-    assert actions(env, "legacy") == ["registered", "policy_recorded"]
+    assert actions(env, "legacy") == ["admins_recorded", "registered", "policy_recorded"]
 
     env.client.set_registered_model_tag("legacy", "toolkit.policy", "{not json")
     code, _, err = toolkit(capsys, "promote", "legacy", "1", "--force", "--reason", "x")

@@ -10,8 +10,9 @@ from toolkit.core.jsonable import dumps
 
 
 def _settings() -> tuple[Any, list[str]]:
-    """This project's settings, and ``[tool.toolkit] release_admins``: the OS users who may
-    record a decision for someone else (an override, recorded with their own name)."""
+    """This project's settings, and ``[tool.toolkit] release_admins``: recorded as a model's
+    release admins when its policy is first recorded; after that the model's recorded list
+    counts, never this one (anyone can write a pyproject.toml naming themselves)."""
     from toolkit.core.errors import UsageError
     from toolkit.core.settings import load_settings
 
@@ -213,15 +214,22 @@ def _print_champion_at(registry: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    """Show the policy bound to a model, or record one from a spec (``--set-from``)."""
+    """Show the policy and release admins bound to a model, or record a policy from a spec
+    (``--set-from``) or the model's release admins (``--set-admins``)."""
     from toolkit.core.errors import UsageError
+    from toolkit.release.admins import describe_admins
     from toolkit.release.registry import PolicyRecord
     from toolkit.specs.load import load_spec
 
     registry = _registry()
+    if (args.set_from or args.set_admins is not None) and not args.reason:
+        flag = "--set-from" if args.set_from else "--set-admins"
+        raise UsageError(f"{flag} needs --reason: the change is recorded in the history")
+    if args.set_admins is not None:
+        names = [n for n in args.set_admins.split(",") if n.strip()]
+        _print_entry(registry.set_admins(args.model, names, reason=args.reason), args.json)
+        return 0
     if args.set_from:
-        if not args.reason:
-            raise UsageError("--set-from needs --reason: the change is recorded in the history")
         spec = load_spec(Path(args.set_from))
         if spec.model is None or spec.model.name != args.model:
             released = spec.model.name if spec.model else "no model"
@@ -230,10 +238,13 @@ def cmd_policy(args: argparse.Namespace) -> int:
         _print_entry(registry.record_policy(args.model, record, reason=args.reason), args.json)
         return 0
     record = registry.policy_record(args.model)
+    admins = registry.release_admins(args.model)
     if args.json:
-        print(dumps(record.to_dict() if record else None, indent=2))
+        found = record.to_dict() if record else None
+        print(dumps(found and {**found, "release_admins": admins}, indent=2))
     else:
         print(record.describe() if record else f"{args.model} has no recorded release policy")
+        print("release admins: " + describe_admins(admins, registry.admins))
     return 0
 
 
@@ -289,7 +300,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     policy = sub.add_parser("policy", help="the release policy bound to a model")
     policy.add_argument("model")
-    policy.add_argument("--set-from", metavar="SPEC", help="record this spec's release policy")
+    change = policy.add_mutually_exclusive_group()
+    change.add_argument("--set-from", metavar="SPEC", help="record this spec's release policy")
+    change.add_argument(
+        "--set-admins",
+        metavar="NAME[,NAME...]",
+        help="record who may act for others or loosen the policy on a local store (release "
+        "admins of the model only, or whoever first registered it while it has none)",
+    )
     policy.add_argument("--reason", default="")
     policy.add_argument("--json", action="store_true")
     policy.set_defaults(handler=cmd_policy)

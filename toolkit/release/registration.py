@@ -116,26 +116,25 @@ class Registration(GovernedStore):
             else GateReport.from_dict(gate_report)
         )
         report.raise_for_failure()
-        with self._guard(f"register model {model_name!r}"):
-            who = self.actor(triggered_by)
-        all_tags = {
-            **{str(k): str(v) for k, v in (tags or {}).items()},
-            **{DATA_PREFIX + key_part(k): str(v) for k, v in (data_fingerprints or {}).items()},
-            TAG_MLFLOW_RUN_ID: run_id,
-            TAG_METRICS_RUN_ID: metrics_run_id or run_id,
-            TAG_TRIGGERED_BY: who.name,
-            TAG_IDENTITY: who.source,
-            TAG_GATES: report.to_json(),
-            TAG_GATES_PASSED: "true",
-        }
-        all_tags |= {TAG_REGISTERED_BY: who.real} if who.override else {}
-        all_tags |= {TAG_RUN_ID: toolkit_run_id} if toolkit_run_id else {}
-        all_tags |= {TAG_GIT_COMMIT: git_commit} if git_commit else {}
-        if readiness is not None:
-            from toolkit.readiness.record import TAG_READINESS
-
-            all_tags[TAG_READINESS] = readiness.to_json()
         with self._guard(f"register model {model_name!r}"), self._lock(model_name):
+            who = self.actor(triggered_by, model=model_name)  # under the lock: see admins
+            all_tags = {
+                **{str(k): str(v) for k, v in (tags or {}).items()},
+                **{DATA_PREFIX + key_part(k): str(v) for k, v in (data_fingerprints or {}).items()},
+                TAG_MLFLOW_RUN_ID: run_id,
+                TAG_METRICS_RUN_ID: metrics_run_id or run_id,
+                TAG_TRIGGERED_BY: who.name,
+                TAG_IDENTITY: who.source,
+                TAG_GATES: report.to_json(),
+                TAG_GATES_PASSED: "true",
+            }
+            all_tags |= {TAG_REGISTERED_BY: who.real} if who.override else {}
+            all_tags |= {TAG_RUN_ID: toolkit_run_id} if toolkit_run_id else {}
+            all_tags |= {TAG_GIT_COMMIT: git_commit} if git_commit else {}
+            if readiness is not None:
+                from toolkit.readiness.record import TAG_READINESS
+
+                all_tags[TAG_READINESS] = readiness.to_json()
             source, model_id = self._source(model_uri)
             try:
                 self._client.create_registered_model(model_name)

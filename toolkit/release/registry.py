@@ -180,7 +180,7 @@ class Registry(Registration):
         if reviewer is not None and not reviewer.strip():
             raise RegistryError("a review needs a reviewer name")
         with self._guard(f"review {model_name!r} v{version}"), self._lock(model_name):
-            who = self.actor(reviewer)
+            who = self.actor(reviewer, model=model_name)
             effective = self.policy(model_name, policy)
             mv = self._mv(model_name, version)
             aliases = self._aliases(self._model(model_name))
@@ -238,7 +238,7 @@ class Registry(Registration):
         if force and not reason.strip():
             raise RegistryError("a forced promotion needs a reason")
         with self._guard(f"promote {model_name!r} v{version}"), self._lock(model_name):
-            who = self.actor(by)
+            who = self.actor(by, model=model_name)
             effective = self.policy(model_name, policy)
             mv = self._mv(model_name, version)
             blocker, named = self._blockers(mv)
@@ -293,7 +293,7 @@ class Registry(Registration):
             raise RegistryError("a rollback needs a reason")
         target = None if to is None else version_number(to)
         with self._guard(f"roll back {model_name!r}"), self._lock(model_name):
-            who = self.actor(by)
+            who = self.actor(by, model=model_name)
             current = self._settle(model_name)
             history = self._history(self._model(model_name))
             stack = champion_stack(history)

@@ -22,7 +22,7 @@ from toolkit.core.errors import (
 from toolkit.core.locks import file_lock
 from toolkit.gates.evaluation import GateReport
 from toolkit.release import mlflow_registry
-from toolkit.release.identity import MLFLOW_AUTH, Actor, Identity, system_identity
+from toolkit.release.identity import Actor, Identity, system_identity
 from toolkit.release.vocabulary import (
     CHAMPION,
     ENTRY_KEY,
@@ -49,9 +49,11 @@ class RegistryStore:
 
     ``local_lock=False`` skips the per-model file lock (layer 1 of the package docstring); it
     exists to test the lockless path, which is what clients on different machines get.
-    ``admins`` are the OS users who may act for someone else (``reviewer=``/``by=`` naming
-    another person) where identity is the OS user; on an authenticating MLflow server only the
-    server's admins may. Backend failures raise :class:`TrackingError`; invalid requests
+    ``admins`` is the project's ``[tool.toolkit] release_admins``: recorded with a model when its
+    policy is first recorded (:mod:`.admins`), after which only the model's recorded admins may
+    act for someone else (``reviewer=``/``by=`` naming another person) or loosen its policy
+    where identity is the OS user; on an authenticating MLflow server only the server's admins
+    may. ``None``: the project's list is not known here, and nothing is recorded. Backend failures raise :class:`TrackingError`; invalid requests
     :class:`RegistryError`, refusals by identity or server permission :class:`PermissionRefused`,
     and then nothing has changed.
     """
@@ -62,12 +64,12 @@ class RegistryStore:
         *,
         lock_timeout: float = 60.0,
         local_lock: bool = True,
-        admins: Iterable[str] = (),
+        admins: Iterable[str] | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.lock_timeout = lock_timeout
         self.local_lock = local_lock
-        self.admins = frozenset(admins)
+        self.admins = None if admins is None else tuple(dict.fromkeys(admins))
         self._identity: Identity | None = None
         self._client = mlflow_registry.connect(tracking_uri)
 
@@ -78,26 +80,6 @@ class RegistryStore:
         if self._identity is None:
             self._identity = system_identity(self.tracking_uri)
         return self._identity
-
-    def actor(self, as_name: str | None = None) -> Actor:
-        """The author of a record: the caller, or ``as_name`` when an admin acts for them."""
-        me = self.identity()
-        name = (as_name or "").strip()
-        if not name or name == me.name:
-            return Actor(me.name, me.name, me.source)
-        admin = me.is_admin if me.source == MLFLOW_AUTH else me.name in self.admins
-        if not admin:
-            where = (
-                "the MLflow server's admins"
-                if me.source == MLFLOW_AUTH
-                else "the OS users listed in [tool.toolkit] release_admins"
-            )
-            raise PermissionRefused(
-                f"you are {me.name!r} ({me.source}); acting as {name!r} is an admin override "
-                f"that only {where} may use",
-                hint=f"leave the name out to act as {me.name}, or have {name} run the command",
-            )
-        return Actor(name, me.name, me.source)
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -167,6 +149,15 @@ class RegistryStore:
             token = page.token
             if not token:
                 return names
+
+    def _model_or_none(self, name: str) -> Any:
+        """The registered model ``name``, None when it is not registered."""
+        try:
+            return self._client.get_registered_model(name)
+        except Exception as exc:
+            if not self._missing(exc):
+                raise
+        return None
 
     def _model(self, name: str) -> Any:
         try:
