@@ -13,17 +13,11 @@ def _settings() -> tuple[Any, list[str]]:
     """This project's settings, and ``[tool.toolkit] release_admins``: recorded as a model's
     release admins when its policy is first recorded; after that the model's recorded list
     counts, never this one (anyone can write a pyproject.toml naming themselves)."""
-    from toolkit.core.errors import UsageError
     from toolkit.core.settings import load_settings
+    from toolkit.release.admins import project_admins
 
     settings = load_settings()
-    admins = settings.extra.get("release_admins", [])
-    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
-        raise UsageError(
-            f"{settings.root / 'pyproject.toml'}: [tool.toolkit] release_admins must be a list "
-            "of OS user names"
-        )
-    return settings, admins
+    return settings, project_admins(settings)
 
 
 def _registry() -> Any:

@@ -17,12 +17,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from toolkit.core.errors import PermissionRefused, RegistryError
+from toolkit.core.errors import PermissionRefused, RegistryError, UsageError
 from toolkit.release.vocabulary import ReleaseEntry
+
+if TYPE_CHECKING:
+    from toolkit.core.settings import Settings
 
 TAG_ADMINS = "toolkit.admins"
 SET_ADMINS = "toolkit policy {model} --set-admins NAME[,NAME...] --reason TEXT"
+
+
+def project_admins(settings: Settings) -> list[str]:
+    """A project's ``[tool.toolkit] release_admins``: what a model records with its first
+    policy (pass it as ``Registry(..., admins=)``), never what grants anything afterwards."""
+    admins = settings.extra.get("release_admins", [])
+    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
+        raise UsageError(
+            f"{settings.root / 'pyproject.toml'}: [tool.toolkit] release_admins must be a list "
+            "of OS user names"
+        )
+    return admins
 
 
 def clean_admins(names: Iterable[str]) -> tuple[str, ...]:

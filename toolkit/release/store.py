@@ -53,9 +53,9 @@ class RegistryStore:
     policy is first recorded (:mod:`.admins`), after which only the model's recorded admins may
     act for someone else (``reviewer=``/``by=`` naming another person) or loosen its policy
     where identity is the OS user; on an authenticating MLflow server only the server's admins
-    may. ``None``: the project's list is not known here, and nothing is recorded. Backend failures raise :class:`TrackingError`; invalid requests
-    :class:`RegistryError`, refusals by identity or server permission :class:`PermissionRefused`,
-    and then nothing has changed.
+    may. ``None``: the project's list is not known here, and nothing is recorded. Backend
+    failures raise :class:`TrackingError`; invalid requests :class:`RegistryError`, refusals by
+    identity or server permission :class:`PermissionRefused`, and then nothing has changed.
     """
 
     def __init__(
