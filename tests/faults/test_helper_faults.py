@@ -36,7 +36,13 @@ from support.procs import (
     wait_for,
 )
 from support.projects import mini_project, tracking_uri
-from support.stores import child_runs, model_versions, running_runs, usable_versions
+from support.stores import (
+    child_runs,
+    model_tags,
+    model_versions,
+    running_runs,
+    usable_versions,
+)
 
 from toolkit.execute.engine_helper import FAULT_ENV, FAULT_POINTS
 
@@ -76,6 +82,10 @@ VERDICT = ("target", "direction", "suite", "on_fail", "success", "blocking", "st
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("helper")
+    # Registration records them with the model, wherever it runs (this process, the helper).
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "mini"\n[tool.toolkit]\nrelease_admins = ["ops-lead"]\n'
+    )
     mini_project(
         root,
         SPEC,
@@ -103,6 +113,7 @@ def _run(project: Path, env: dict[str, str], *, withdrawn: int = 0) -> dict[str,
     assert len(versions) == before + 1 + withdrawn  # none lost, none doubled
     assert len(usable_versions(uri, "helper_model")) == usable_before + 1
     assert str(summary["registered"]["version"]) in usable_versions(uri, "helper_model")
+    assert json.loads(model_tags(uri, "helper_model")["toolkit.admins"]) == ["ops-lead"]
     return summary
 
 

@@ -44,6 +44,12 @@ def child_runs(tracking_uri: str, parent: str) -> list[tuple[str, str, str]]:
     return [tuple(row) for row in _query(tracking_uri, sql)]
 
 
+def model_tags(tracking_uri: str, name: str) -> dict[str, str]:
+    """The tags of registered model ``name`` (its policy, its release admins...)."""
+    sql = f"SELECT key, value FROM registered_model_tags WHERE name='{name}'"
+    return dict(_query(tracking_uri, sql))
+
+
 def run_tags(tracking_uri: str, run_id: str) -> dict[str, str]:
     return dict(_query(tracking_uri, f"SELECT key, value FROM tags WHERE run_uuid='{run_id}'"))
 

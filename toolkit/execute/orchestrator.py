@@ -150,6 +150,10 @@ class PipelineRun:
     def prepare(self, reused: dict[str, StepReport]) -> None:
         """The run folder's records, the step cache, engine warm-ups and the MLflow run."""
         plan, settings = self.plan, self.settings
+        if self.tracked and release_stage.may_register(plan):
+            from toolkit.release.admins import project_admins
+
+            project_admins(settings)  # a malformed list: a usage error before anything starts
         (plan.run_dir / "events").mkdir(exist_ok=True)
         # Notebooks hold parameter values until they are scrubbed after their step: private.
         (plan.run_dir / "notebooks").mkdir(mode=0o700, exist_ok=True)

@@ -193,12 +193,15 @@ def register_version(
         for key, out in step.outputs.items()
         if Path(out.path).exists()
     }
+    from toolkit.release.admins import project_admins
     from toolkit.release.registry import PolicyRecord, Registry
 
     # The policy travels with the model from here on (review/promote read it from the
-    # registry); the trainer is the registry's system identity, not a name chosen here.
+    # registry); the trainer is the registry's system identity, not a name chosen here. A
+    # model's first registration also records the project's release admins with it.
     policy = PolicyRecord(plan.release, _spec_label(plan.spec_path, settings), plan.spec_hash)
-    info = Registry(settings.tracking_uri).register(
+    registry = Registry(settings.tracking_uri, admins=project_admins(settings))
+    info = registry.register(
         plan.model.name,
         model_uri=uri,
         run_id=parent,
