@@ -275,15 +275,18 @@ def _edit_where(d: Mapping[str, Any]) -> list[str]:
         f"{fmt_s(d['bare_last_import_papermill_s'])} and the notebook "
         f"{fmt_s(d['bare_last_execute_s'])}): {total - bare:+.2f} s where the budget is "
         f"+{d['target_edit_extra_s']:g} s. The re-run's segments: start-up "
-        f"{fmt_s(seg['startup'])}; tracking set-up {fmt_s(seg['run_setup'])} (MLflow imported, "
-        f"the pipeline's run opened, before the first step is reused); between the {reused} "
+        f"{fmt_s(seg['startup'])}; tracking set-up {fmt_s(seg['run_setup'])} (the pipeline's "
+        f"run opened, before the first step is reused: the engine daemon does the run's MLflow "
+        f"calls and its registration, so the run imports neither MLflow nor the model's "
+        f"libraries); between the {reused} "
         f"reused steps and `{step}` {fmt_s(seg['between_steps'])}: in a tracked run each reused "
         f"step still gets its own MLflow run, logged one after the other before `{step}` may "
         f"start (fingerprints, contract results, its notebook scrubbed, rendered to HTML and "
         f"uploaded), {fmt_s(seg['between_steps'] / max(reused, 1))} per reused step; the step "
         f"itself {fmt_s(d['edit_last_step_s'])} (bare: {fmt_s(d['bare_last_execute_s'])}); its "
         f"bookkeeping {fmt_s(seg['last_step_bookkeeping'])}; release (gates, registration of a "
-        f"new version) {fmt_s(seg['release'])}; finish (run report, summary to MLflow, kernel "
+        f"new version, in the daemon after the step's notebook is rendered there) "
+        f"{fmt_s(seg['release'])}; finish (run report, summary to MLflow, kernel "
         f"shut-downs) and exit {fmt_s(seg['finish_exit'])}.",
     ]
 

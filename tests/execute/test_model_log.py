@@ -67,3 +67,20 @@ def test_an_unreadable_model_fails_at_registration_as_before(tmp_path: Path) -> 
 def test_without_start_the_model_is_loaded_when_taken(tmp_path: Path) -> None:
     model, uri = ModelPrefetch(_model(tmp_path / "model.joblib", 3.0)).take()
     assert model.C == 3.0 and uri is None
+
+
+def test_a_model_logged_by_the_helper_is_never_loaded_here(tmp_path: Path) -> None:
+    """load=False (the engine helper loads and logs it): this process never unpickles the
+    model; a file replaced since leaves registration to log the new one."""
+    seen: list[object] = []
+
+    def log(model: object) -> str:
+        seen.append(model)
+        return "models:/m-helper"
+
+    path = _model(tmp_path / "model.joblib", 1.0)
+    prefetch = ModelPrefetch(path, log, load=False)
+    prefetch.start()
+    assert prefetch.take() == (None, "models:/m-helper") and seen == [None]
+    os.replace(_model(tmp_path / "new.joblib", 2.0), path)
+    assert prefetch.take() == (None, None)
