@@ -196,6 +196,35 @@ def test_a_damaged_admins_tag_refuses_and_only_the_creator_records_it_again(
     assert code == 0, err
 
 
+def test_an_unreadable_policy_is_recorded_again_by_a_release_admin_only(
+    env: Env, tmp_path: Path, cli
+) -> None:
+    """A damaged policy tag refuses every release (fails closed). Its hint named a command that
+    does not exist, and `policy --set-from` failed on the very tag it was to replace: nothing
+    could repair it. A recorded admin now can, in the history; anyone else is refused."""
+    model, theirs = "damaged_policy", "damaged_policy_of_ops"
+    team = project(tmp_path / "team", env, [ME], model)
+    train(env, team, model, [ME])
+    ops = project(tmp_path / "ops", env, ["ops-lead"], theirs)
+    train(env, ops, theirs, ["ops-lead"])  # trained by me, but ops-lead is its admin
+    for name in (model, theirs):
+        env.client.set_registered_model_tag(name, "toolkit.policy", "{not json")
+    code, _, err = cli(team, "review", "approve", model, "candidate", "--reviewer", "user-b")
+    assert code == ExitCode.USAGE and "is unreadable" in err, err
+    assert f"toolkit policy {model} --set-from SPEC --reason TEXT" in err  # a real command
+    before = env.state(theirs)
+    code, _, err = cli(ops, "policy", theirs, "--set-from", "pipelines/train.yaml", "--reason", "x")
+    assert code == ExitCode.USAGE and "replace the unreadable release policy" in err, err
+    assert "only the release admins recorded with" in err and "(ops-lead)" in err
+    assert env.state(theirs) == before
+    code, out, err = cli(
+        team, "policy", model, "--set-from", "pipelines/train.yaml", "--reason", "repaired"
+    )
+    assert code == 0 and out.startswith("policy_changed:"), err
+    code, _, err = cli(team, "review", "approve", model, "candidate", "--reviewer", "user-b")
+    assert code == 0, err
+
+
 def test_a_model_without_recorded_admins_has_none_but_what_its_creator_records(
     env: Env, tmp_path: Path, cli
 ) -> None:

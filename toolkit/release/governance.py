@@ -157,23 +157,29 @@ class GovernedStore(RegistryStore):
             raise RegistryError("recording a release policy needs a reason")
         with self._guard(f"record the release policy of {model_name!r}"), self._lock(model_name):
             who = self.actor(by, model=model_name)
-            current = PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
+            try:
+                current = PolicyRecord.from_tags(model_name, self._model(model_name).tags or {})
+                damaged = None
+            except RegistryError as exc:  # unreadable: only an admin may record one again
+                current, damaged = None, exc
             loosens = current is not None and not at_least_as_strict(record.policy, current.policy)
-            refusal = self.admin_refusal(model_name) if loosens else None
-            if current is not None and refusal is not None:
+            refusal = self.admin_refusal(model_name) if loosens or damaged else None
+            if refusal is not None:
                 admins, hint = refusal
+                what = "replace the unreadable" if damaged else "loosen the"
+                now = str(damaged) if damaged else current.describe() if current else ""
                 raise PermissionRefused(
-                    f"this would loosen the release policy of {model_name!r} "
-                    f"({current.describe()}); only {admins} may",
+                    f"this would {what} release policy of {model_name!r} ({now}); "
+                    f"only {admins} may",
                     hint=hint,
                 )
             for key, value in record.tags().items():
                 self._write(self._client.set_registered_model_tag, model_name, key, value)
-            action = "policy_recorded" if current is None else "policy_changed"
+            action = "policy_recorded" if current is None and not damaged else "policy_changed"
             entry = self._append(
                 model_name, action, None, None, who, reason=f"{reason} - {record.describe()}"
             )
-            if current is None:
+            if current is None and not damaged:
                 self._record_project_admins(model_name, who)
             return entry
 

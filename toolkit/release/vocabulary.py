@@ -378,8 +378,8 @@ class PolicyRecord:
         except (TypeError, ValueError, ValidationError) as exc:
             raise RegistryError(
                 f"the release policy recorded on {model!r} ({TAG_POLICY}) is unreadable: {exc}",
-                hint="a release admin can record it again: toolkit policy set "
-                f"{model} --pipeline SPEC --reason TEXT",
+                hint="a release admin of the model records it again: toolkit policy "
+                f"{model} --set-from SPEC --reason TEXT",
             ) from exc
         return cls(policy, tags.get(TAG_POLICY_SOURCE, "?"), tags.get(TAG_POLICY_SPEC_SHA, "?"))
 
