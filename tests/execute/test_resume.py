@@ -45,6 +45,23 @@ def test_resume_reuses_succeeded_steps_and_reruns_the_rest(
     assert Path(second["run_dir"], "data", "last.txt").exists()
 
 
+def test_resume_runs_again_a_succeeded_step_whose_notebook_changed_since(
+    make_project: MakeProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The notebook of a step that succeeded is edited before --resume: its outputs are not
+    what it makes now, so it runs again (it used to be kept, and the run mixed two versions)."""
+    path = make_project(spec_for(tmp_path), notebooks=("ok", "flaky"), store=True)
+    assert main(["run", str(path), "--run-id", "edited-1", "--json", "--quiet"]) == 1
+    capsys.readouterr()
+    notebook = path.parents[1] / "notebooks" / "ok.ipynb"
+    data = json.loads(notebook.read_text())
+    data["cells"].append({"cell_type": "markdown", "metadata": {}, "source": ["edited"]})
+    notebook.write_text(json.dumps(data))
+    assert main(["run", str(path), "--resume", "edited-1", "--json", "--quiet"]) == 0
+    steps = json.loads(capsys.readouterr().out)["steps"]
+    assert [s["status"] for s in steps] == ["succeeded", "succeeded", "succeeded"]
+
+
 def test_resume_of_an_unknown_run(
     make_project: MakeProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -46,12 +46,22 @@ class CacheSession:
         self.hashes[step.name] = {k: v["sha256"] for k, v in decision.entry["outputs"].items()}
         return report
 
-    def adopt(self, step: PlannedStep) -> None:
-        """A step kept by ``--resume``: its outputs feed the keys of the steps after it."""
-        self.decisions[step.name] = self.cache.decide(step, self.hashes)
-        self.hashes[step.name] = {
-            k: self.cache.hashes.of(v.path) or "" for k, v in step.outputs.items()
-        }
+    def adopt(self, step: PlannedStep) -> bool:
+        """A step kept by ``--resume``: its outputs feed the keys of the steps after it.
+
+        False, and nothing adopted, when the step changed since it ran (its notebook, its
+        parameters, an input): no cache entry of its key now holds the files it left, so they
+        are not what it would make today, and it must run again. A step whose caching is off
+        (or forced) cannot be checked, and is kept as it was.
+        """
+        decision = self.cache.decide(step, self.hashes)
+        outputs = {k: self.cache.hashes.of(v.path) or "" for k, v in step.outputs.items()}
+        checkable = step.cache and decision.reason != "--force"
+        if checkable and (decision.entry is None or _hashes(decision.entry) != outputs):
+            return False
+        self.decisions[step.name] = decision
+        self.hashes[step.name] = outputs
+        return True
 
     def succeeded(self, step: PlannedStep, report: StepReport) -> None:
         decision = self.decisions.get(step.name) or self.cache.decide(step, self.hashes)
@@ -86,3 +96,7 @@ class CacheSession:
             self.cache.record_run(
                 key, report.run_id, {"gates": report.gates, "registered": report.registered}
             )
+
+
+def _hashes(entry: Mapping[str, Any]) -> dict[str, str]:
+    return {k: str(v.get("sha256", "")) for k, v in entry.get("outputs", {}).items()}

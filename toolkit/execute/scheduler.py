@@ -142,9 +142,11 @@ def schedule(
                 results[name] = StepReport(name, SKIPPED, reason=blocked[name])
                 execution.emit(Event("step_finished", name, SKIPPED, blocked[name]))
                 sorter.done(name)
+            elif name in execution.reused and cache and not cache.adopt(plan.step(name)):
+                # Changed since the run being resumed: what it left is not what it makes now.
+                del execution.reused[name]
+                running[pool.submit(execution.run_step, plan.step(name))] = name
             elif name in execution.reused:
-                if cache:
-                    cache.adopt(plan.step(name))
                 results[name] = execution.reuse(plan.step(name))
                 sorter.done(name)
             elif cache and (hit := cache.ready(plan.step(name))):
