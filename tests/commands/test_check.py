@@ -23,6 +23,18 @@ def test_clean_project_has_no_problems(make_project: MakeProject) -> None:
     assert check_project([make_project(GOOD)]) == []
 
 
+def test_two_specs_with_one_name_are_a_warning(make_project: MakeProject) -> None:
+    """A copied spec whose name was not changed would share the first one's runs, run lock
+    and MLflow experiment: check says so, naming both files (the project still passes)."""
+    first = make_project(GOOD)
+    copy = make_project(GOOD, name="copy")
+    other = make_project(GOOD.replace("name: p", "name: other"), name="other")
+    problems = check_project([first, copy, other])
+    assert [(p.spec, p.warning) for p in problems] == [(copy, True)]
+    assert f"pipeline name 'p' is also the name of {first}" in problems[0].message
+    assert "`name:` field" in (problems[0].hint or "")
+
+
 def test_reports_every_problem_with_hints(make_project: MakeProject) -> None:
     spec = (
         GOOD

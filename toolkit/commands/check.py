@@ -35,10 +35,14 @@ class Problem:
 
 def check_spec(path: Path) -> list[Problem]:
     """All problems found in one spec and the notebooks it uses."""
+    return _check_one(path)[1]
+
+
+def _check_one(path: Path) -> tuple[Pipeline | None, list[Problem]]:
     try:
         spec = load_spec(path)
     except ToolkitError as exc:
-        return [_problem(path, exc)]
+        return None, [_problem(path, exc)]
     problems = _check_steps(spec)
     if not [p for p in problems if not p.warning]:
         try:
@@ -52,7 +56,7 @@ def check_spec(path: Path) -> list[Problem]:
         except ToolkitError as exc:
             problems.append(_problem(spec.source, exc))
     problems += _check_contracts(spec)
-    return problems
+    return spec, problems
 
 
 def _problem(path: Path, exc: ToolkitError) -> Problem:
@@ -144,5 +148,26 @@ def _check_steps(spec: Pipeline) -> list[Problem]:
 
 
 def check_project(specs: list[Path]) -> list[Problem]:
-    """Check each spec; an empty list means the project is clean."""
-    return [problem for path in specs for problem in check_spec(path)]
+    """Check each spec, and that no two share a name; an empty list means the project is
+    clean."""
+    problems: list[Problem] = []
+    named: dict[str, Path] = {}
+    for path in specs:
+        spec, found = _check_one(path)
+        problems += found
+        if spec is None:
+            continue
+        first = named.setdefault(spec.name, path)
+        if first != path:
+            # Runs are filed by name: the two would share runs/NAME, the run lock, --resume
+            # ids and the MLflow experiment, and `runs list NAME` would mix them.
+            problems.append(
+                Problem(
+                    path,
+                    f"pipeline name {spec.name!r} is also the name of {first}: their runs, run "
+                    "lock and MLflow experiment would be shared",
+                    hint="give each spec a name of its own (the `name:` field)",
+                    warning=True,
+                )
+            )
+    return problems
