@@ -8,6 +8,7 @@ Passing gates register ``model.output`` of ``model.step`` as a new version with 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,14 +123,12 @@ class Release:
         self.remote = remote
         self.prefetch: ModelPrefetch | None = None  # set by the run when it loads the model ahead
 
-    @property
+    @functools.cached_property
     def registry(self) -> Any:
         """The registry, opened in this process (MLflow imported) on first use."""
-        if "_registry" not in self.__dict__:
-            from toolkit.release.registry import Registry
+        from toolkit.release.registry import Registry
 
-            self.__dict__["_registry"] = Registry(self.settings.tracking_uri)
-        return self.__dict__["_registry"]
+        return Registry(self.settings.tracking_uri)
 
     @property
     def ready(self) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,7 +25,7 @@ from toolkit.core.errors import TrackingError
 from toolkit.core.jsonable import dumps
 from toolkit.core.lineage import current_user
 from toolkit.core.mlflow_env import use_mlflow_defaults
-from toolkit.tracking.run_queries import OpenRun, RunQueries
+from toolkit.tracking.run_queries import OpenRun, RunQueries, end_open_runs
 from toolkit.tracking.vocabulary import (
     END_STATUSES,
     MAX_ENTITIES_PER_BATCH,
@@ -49,8 +48,6 @@ from toolkit.tracking.vocabulary import (
     slug,
     stringify,
 )
-
-log = logging.getLogger(__name__)
 
 
 class Tracker(RunQueries):
@@ -347,14 +344,7 @@ class Tracker(RunQueries):
         Meant for signal handlers and ``finally`` blocks, so it never raises: a run that cannot
         be ended is logged and skipped, and the others are still closed.
         """
-        closed = []
-        for run_id in self.open_runs():
-            try:
-                self.end(run_id, status, error=error)
-                closed.append(run_id)
-            except Exception:
-                log.exception("could not end MLflow run %s", run_id)
-        return closed
+        return end_open_runs(self, status, error=error)
 
     @contextlib.contextmanager
     def failing(self) -> Iterator[None]:

@@ -32,6 +32,7 @@ from typing import Any
 from toolkit.core.errors import ToolkitError
 from toolkit.core.jsonable import dumps
 from toolkit.tracking.client import Tracker
+from toolkit.tracking.run_queries import end_open_runs
 from toolkit.tracking.vocabulary import (
     MAX_PARAM_VALUE,
     MAX_TAG_VALUE,
@@ -297,16 +298,8 @@ class RemoteTracker:
             self._ended.add(run_id)
 
     def close_all(self, status: str, *, error: BaseException | str | None = None) -> list[str]:
-        """End every run this tracker left open, steps first; never raises (as
-        :meth:`Tracker.close_all`)."""
-        closed = []
-        for run_id in self.open_runs():
-            try:
-                self.end(run_id, status, error=error)
-                closed.append(run_id)
-            except Exception:
-                log.exception("could not end MLflow run %s", run_id)
-        return closed
+        """:meth:`Tracker.close_all`: every run left open ended, steps first; never raises."""
+        return end_open_runs(self, status, error=error)
 
     def end_orphaned_steps(self, parent_run_id: str, steps: Iterable[str]) -> list[str]:
         return list(self._call("end_orphaned_steps", parent_run_id, list(steps)))

@@ -6,6 +6,7 @@ probe, the runs it has open, queries, and the error boundary both sides share. I
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from toolkit.tracking.vocabulary import (
 )
 
 _R = TypeVar("_R", bound=RunSummary)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -214,3 +216,19 @@ class RunQueries:
     def _step(self, run: Any) -> StepDetail:
         step = run.data.tags.get(TAG_STEP, run.info.run_name or "")
         return StepDetail(**self._fields(run), step=step, artifact_uri=run.info.artifact_uri)
+
+
+def end_open_runs(
+    tracker: Any, status: str, *, error: BaseException | str | None = None
+) -> list[str]:
+    """``tracker.close_all``, for a :class:`Tracker` and its stand-in
+    (:class:`toolkit.tracking.remote.RemoteTracker`): end every run it has open, steps first,
+    skipping (and logging) one that cannot be ended."""
+    closed = []
+    for run_id in tracker.open_runs():
+        try:
+            tracker.end(run_id, status, error=error)
+            closed.append(run_id)
+        except Exception:
+            log.exception("could not end MLflow run %s", run_id)
+    return closed
