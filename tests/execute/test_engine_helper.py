@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
-from support.procs import wait_for
+from support.procs import children, cmdline, wait_for
 
 from toolkit.execute import engine_daemon
 from toolkit.execute.engine_client import EngineHelper, start_helper
@@ -155,6 +155,56 @@ def test_a_killed_daemon_hands_the_work_back_and_the_next_run_starts_another(
     assert new_pid not in {None, pid}
     replacement.close()
     wait_for(lambda: _gone(new_pid), timeout=20, what="the new daemon to idle out")
+
+
+def _renderers(daemon: int) -> list[int]:
+    return [c for c in children(daemon) if "spawn_main" in cmdline(c)]
+
+
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.usefixtures("daemon_env")
+def test_the_daemon_renders_in_a_lower_priority_process_that_dies_with_it(
+    tmp_path: Path,
+) -> None:
+    """A render holds no GIL of the daemon's (its checks and registry calls would wait on it),
+    and its CPU goes to the kernels first; the process never outlives the daemon."""
+    helper = _daemon(tmp_path)
+    pid = helper.ping()
+    assert pid is not None
+    by_daemon = helper.render(NOTEBOOK, tmp_path / "daemon.html", "ok")
+    assert helper.failure is None
+    assert (
+        by_daemon.read_bytes()
+        == render_html(NOTEBOOK, tmp_path / "here.html", title="ok").read_bytes()
+    )
+    (renderer,) = _renderers(pid)
+    assert _niceness(renderer) > _niceness(pid)
+    assert helper.ping() == pid  # the first connection still serves while renders go aside
+    helper.close()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _gone(renderer), timeout=20, what="the render process to follow its daemon")
+
+
+@pytest.mark.usefixtures("daemon_env")
+def test_a_render_process_that_dies_is_replaced_and_the_daemon_serves_on(tmp_path: Path) -> None:
+    helper = _daemon(tmp_path)
+    pid = helper.ping()
+    assert pid is not None
+    helper.render(NOTEBOOK, tmp_path / "first.html", "ok")
+    (first,) = _renderers(pid)
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: _gone(first), timeout=20, what="the render process to die")
+    expected = render_html(NOTEBOOK, tmp_path / "here.html", title="ok").read_bytes()
+    for name in ("second", "third"):  # handed back to this process, or to a new render process
+        assert helper.render(NOTEBOOK, tmp_path / f"{name}.html", "ok").read_bytes() == expected
+    assert helper.failure is None and helper.ping() == pid  # the daemon itself lives on
+    (second,) = wait_for(lambda: _renderers(pid), timeout=20, what="a new render process")
+    assert second != first
+    helper.close()
+    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.usefixtures("daemon_env")

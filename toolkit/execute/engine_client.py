@@ -18,6 +18,7 @@ it is used only when asked for. ``TOOLKIT_HELPER=0`` turns helpers off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import subprocess
@@ -67,11 +68,19 @@ class EngineHelper:
         replies: Connection | None,
         process: subprocess.Popen[bytes] | None = None,
         failure: str | None = None,
+        side: Callable[[], Connection | None] | None = None,
     ) -> None:
         self.failure = failure
         self.process = process  # None for the daemon: not this run's to kill or wait for
         self._lock = threading.Lock()
         self._requests, self._replies = requests, replies
+        # The daemon's renders go over a second connection (``side`` opens it), which the
+        # daemon serves beside the first: a notebook's render (0.3-1 s of nbconvert) would
+        # otherwise hold up the next step's contract checks and the release's registry calls
+        # behind it, on the run's critical path.
+        self._side_open = side
+        self._side: Connection | None = None
+        self._side_lock = threading.Lock()
 
     @classmethod
     def spawn(
@@ -176,9 +185,29 @@ class EngineHelper:
         reply = self._call("release", call, *args)
         return (True, reply[1]) if reply is not None else (False, None)
 
+    def _side_call(self, kind: str, *args: Any) -> tuple[Any, ...] | None:
+        """:meth:`_call` on the second connection; on the first when there is none (a helper
+        of the run's own, or the daemon would not take one). Losing it loses only it."""
+        with self._side_lock:
+            if self._side is None and self._side_open is not None and self.failure is None:
+                self._side = self._side_open()
+                self._side_open = None  # opened once: a daemon that refused will refuse again
+            if self._side is None:
+                return self._call(kind, *args)
+            try:
+                self._side.send((kind, args))
+                reply: tuple[Any, ...] = self._side.recv()
+            except Exception as exc:  # a dead daemon, a reply that does not unpickle
+                log.info("engine helper: its second connection failed (%s)", type(exc).__name__)
+                with contextlib.suppress(OSError):
+                    self._side.close()
+                self._side = None
+                return None
+            return None if reply and reply[0] == FALLBACK else reply
+
     def render(self, notebook: Path, html: Path, title: str) -> Path:
         """:func:`toolkit.reports.notebook_html.render_html`, done by the helper when it can."""
-        if self._call("render", str(notebook), str(html), title) is None:
+        if self._side_call("render", str(notebook), str(html), title) is None:
             from toolkit.reports.notebook_html import render_html
 
             render_html(notebook, html, title=title)
@@ -197,6 +226,15 @@ class EngineHelper:
         killed at once rather than waited for, or the daemon's socket shut, and that check falls
         back to this process.
         """
+        if self._side_lock.acquire(timeout=0.1):
+            if self._side is not None:
+                with contextlib.suppress(OSError):
+                    self._side.send(("stop", ()))
+                    self._side.close()
+            self._side, self._side_open = None, None
+            self._side_lock.release()
+        elif self._side is not None:
+            _shut(self._side)  # a render under way: its caller renders here
         if self._lock.acquire(timeout=0.1):
             try:
                 if self.failure is None:
@@ -243,7 +281,8 @@ def start_helper(
     if engine_daemon.daemon_allowed(asked=mode == "on"):
         log_path = cache_dir / "logs" / "engine-daemon.log"
         if (conn := engine_daemon.connect(log_path)) is not None:
-            return EngineHelper(conn, conn)
+            side = functools.partial(engine_daemon.connect, log_path, start=False)
+            return EngineHelper(conn, conn, side=side)
     if mode == "auto":
         return None
     log_path = run_dir / "logs" / "engine-helper.log"

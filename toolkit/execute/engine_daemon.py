@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
 import logging
 import os
@@ -226,6 +225,7 @@ def _exit_when_idle(activity: _Activity, idle: float, address: Path) -> None:
 
 def main(argv: list[str]) -> int:
     from toolkit.execute import engine_helper
+    from toolkit.execute.engine_render import RenderWorker
 
     engine_helper.fault("start")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -244,13 +244,18 @@ def main(argv: list[str]) -> int:
     print(f"engine daemon {os.getpid()} listening at {address} (idle exit: {idle:g} s)", flush=True)
     activity = _Activity()
     _exit_when_idle(activity, idle, address)
-    warm = functools.partial(engine_helper.warm_all, mlflow=True)
+    renders = RenderWorker()
+
+    def warm() -> None:  # nbconvert is the render process's, not the daemon's
+        engine_helper.warm_all(html=False, mlflow=True)
+        renders.warm_up()
+
     threading.Thread(target=warm, name="toolkit-daemon-warm", daemon=True).start()
-    work = threading.Lock()  # one request at a time, whichever run sent it
+    work = threading.Lock()  # one check or registry call at a time, whichever run sent it
 
     def session(conn: Connection) -> None:
         try:
-            engine_helper.serve(conn, conn, work)
+            engine_helper.serve(conn, conn, work, renders)
         finally:
             conn.close()
             activity.end()

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FALLBACK", "FAULT_ENV", "FAULT_POINTS", "main"]
+__all__ = ["FALLBACK", "FAULT_ENV", "FAULT_POINTS", "main", "watch_parent"]
 
 # Read by the helper only: the fault-injection suite's way to crash it at a chosen point.
 FAULT_ENV = "TOOLKIT_HELPER_FAULT"
@@ -42,7 +42,8 @@ FALLBACK = "fallback"
 
 # Where the fault-injection suite may crash the helper: before any work, during GX's import,
 # when a check arrives (nothing validated yet), after a check wrote its result files but
-# before the orchestrator got the reply, while rendering a step's notebook for MLflow, when a
+# before the orchestrator got the reply, while rendering a step's notebook for MLflow (the
+# daemon handing it to its render process; ``render-process``: that process), when a
 # tracking call arrives (nothing done yet), after a tracking call was done but before the run
 # got its answer (``track-done:start_step``: at that call only), the same two for a registry
 # call (``release-done:register``: a version registered, the run not told).
@@ -52,6 +53,7 @@ FAULT_POINTS = (
     "check-received",
     "check-written",
     "logging",
+    "render-process",
     "track-received",
     "track-done",
     "release-received",
@@ -66,7 +68,7 @@ def fault(point: str, detail: str | None = None) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _watch_parent(parent: int, interval: float = 0.5) -> None:
+def watch_parent(parent: int, interval: float = 0.5) -> None:
     """Exit as soon as the orchestrator is gone, even in the middle of a check (its pid comes
     in the arguments: it may have died while this process was still starting)."""
 
@@ -93,12 +95,16 @@ def warm_up_html() -> None:
     HTMLExporter(template_name="lab")
 
 
-def render(notebook: str, html: str, title: str) -> tuple[Any, ...]:
+def rendered(notebook: str, html: str, title: str) -> tuple[Any, ...]:
     """A step's scrubbed notebook as HTML (:func:`toolkit.reports.notebook_html.render_html`)."""
     from toolkit.reports.notebook_html import render_html
 
-    fault("logging")
     return ("ok", str(render_html(Path(notebook), Path(html), title=title)))
+
+
+def render(notebook: str, html: str, title: str) -> tuple[Any, ...]:
+    fault("logging")
+    return rendered(notebook, html, title)
 
 
 def check(*args: Any) -> tuple[Any, ...]:
@@ -160,11 +166,18 @@ HANDLERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def serve(requests: Connection, replies: Connection, work: threading.Lock | None = None) -> None:
+def serve(
+    requests: Connection,
+    replies: Connection,
+    work: threading.Lock | None = None,
+    render: Callable[..., tuple[Any, ...]] | None = None,
+) -> None:
     """Answer requests, one at a time, until the orchestrator closes the pipe or says stop.
 
-    ``work`` is held while a request is handled: the daemon serves several runs, one request
-    at a time (nbconvert is not known to be thread-safe, and they would share 2 cores anyway).
+    ``work`` is held while a request is handled: the daemon serves several runs, one check or
+    registry call at a time. Its renders go to ``render`` instead
+    (:class:`toolkit.execute.engine_render.RenderWorker`), without ``work``: a render must not
+    hold up the checks and the release that a run waits for.
     """
     while True:
         try:
@@ -178,9 +191,11 @@ def serve(requests: Connection, replies: Connection, work: threading.Lock | None
 
             engine_tracking.serve(requests, replies, args, fault)
             return
-        handler = HANDLERS.get(kind)
+        handler, lock = (
+            (render, None) if kind == "render" and render else (HANDLERS.get(kind), work)
+        )
         try:
-            with work or contextlib.nullcontext():
+            with lock or contextlib.nullcontext():
                 reply = handler(*args) if handler else (FALLBACK, f"unknown request {kind!r}")
         except Exception as exc:
             reply = (FALLBACK, f"{type(exc).__name__}: {exc}")
@@ -195,7 +210,7 @@ def main(argv: list[str]) -> int:
     # Ctrl-C reaches the whole process group: the orchestrator decides what an interrupt
     # means, and closes this process itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _watch_parent(int(argv[2]))
+    watch_parent(int(argv[2]))
     requests = Connection(int(argv[0]), writable=False)
     replies = Connection(int(argv[1]), readable=False)
     warm_all(gx="--warm-gx" in argv[3:], html="--warm-html" in argv[3:])
