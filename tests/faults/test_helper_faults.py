@@ -7,7 +7,9 @@ written but the reply not yet sent, while rendering a step's notebook to log it,
 first MLflow call received, with a step's MLflow run opened but its id not yet sent. Every time the
 orchestrator does the rest itself and the run ends exactly like one that never had a helper: same
 exit code, same contract results, one model version registered and usable, no MLflow run left
-RUNNING; the next run starts another daemon. The helper a run starts for itself
+RUNNING; the next run starts another daemon. The daemon's render process, killed at every
+render, costs the run its renders (done by the run instead) and nothing else. The helper a run
+starts for itself
 (``TOOLKIT_HELPER=1`` without a daemon) is killed at one of those points, and never outlives its
 orchestrator, even one killed with kill -9.
 """
@@ -42,6 +44,7 @@ from support.stores import (
     model_versions,
     running_runs,
     usable_versions,
+    version_tags,
 )
 
 from toolkit.execute.engine_helper import FAULT_ENV, FAULT_POINTS
@@ -207,6 +210,36 @@ def test_a_daemon_killed_at_any_point_changes_nothing_and_the_next_run_starts_an
         ("make", "FINISHED"),
     ]
     assert {run for _, _, run in steps} == {s["mlflow_run_id"] for s in summary["steps"]}
+
+
+@pytest.mark.slow
+def test_a_render_process_killed_changes_nothing_and_the_daemon_serves_on(
+    project: Path, without_helper: dict[str, Any], daemon_dir: str
+) -> None:
+    """The daemon renders notebooks in a process of its own, killed here at every render: the
+    run renders them itself and ends like one without a helper, while the daemon lives on and
+    does the rest: it registers the version, whose model card it refreshes after its answer."""
+    env = {
+        "TOOLKIT_HELPER": "1",
+        "TOOLKIT_NO_DAEMON": "",
+        "TOOLKIT_DAEMON_IDLE": "120",
+        "TOOLKIT_DAEMON_DIR": daemon_dir,
+        FAULT_ENV: "render-process",
+    }
+    log = project / ".toolkit" / "logs" / "engine-daemon.log"
+    before = daemon_pids(log)
+    summary = _run(project, env)
+    _assert_like_without_helper(summary, without_helper, project)
+    (daemon,) = daemon_pids(log)[len(before) :]
+    assert _alive(daemon)  # it served the run to the end: the release too
+    uri, version = tracking_uri(project), str(summary["registered"]["version"])
+    card = wait_for(
+        lambda: version_tags(uri, "helper_model", version).get("toolkit.card"),
+        timeout=30,
+        what="the daemon to refresh the model card",
+    )
+    assert str(card).startswith("runs:/") and "registered" in str(card)
+    os.kill(daemon, signal.SIGKILL)
 
 
 @pytest.mark.slow

@@ -50,6 +50,14 @@ def model_tags(tracking_uri: str, name: str) -> dict[str, str]:
     return dict(_query(tracking_uri, sql))
 
 
+def version_tags(tracking_uri: str, name: str, version: str) -> dict[str, str]:
+    """The tags of version ``version`` of registered model ``name``."""
+    sql = (
+        f"SELECT key, value FROM model_version_tags WHERE name='{name}' AND version={int(version)}"
+    )
+    return dict(_query(tracking_uri, sql))
+
+
 def run_tags(tracking_uri: str, run_id: str) -> dict[str, str]:
     return dict(_query(tracking_uri, f"SELECT key, value FROM tags WHERE run_uuid='{run_id}'"))
 

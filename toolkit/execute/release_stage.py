@@ -178,9 +178,11 @@ def register_version(
     *,
     estimator: Any = None,
     log_artifact: LogArtifact | None = None,
+    card: bool = True,
 ) -> dict[str, Any]:
     """Register the model of ``plan`` from its run ``parent`` (logged first when ``uri`` is
-    None), with its gates, lineage, policy and readiness; refresh its model card."""
+    None), with its gates, lineage, policy and readiness; refresh its model card (unless not
+    ``card``: the caller does it, see :mod:`toolkit.execute.engine_release`)."""
     assert plan.model is not None
     if uri is None:
         path = plan.step(plan.model.step).outputs[plan.model.output].path
@@ -213,9 +215,10 @@ def register_version(
         tags={TAG_REFERENCE: f"runs:/{parent}/{REFERENCE_ARTIFACT}"} if plan.guard else None,
         readiness=readiness_record(plan, settings),
     )
-    from toolkit.cards.publish import refresh
+    if card:
+        from toolkit.cards.publish import refresh
 
-    refresh(info.name, info.version, "registered", settings=settings)  # from what exists now
+        refresh(info.name, info.version, "registered", settings=settings)  # from what exists now
     return {"name": info.name, "version": info.version, "model_uri": info.model_uri}
 
 
