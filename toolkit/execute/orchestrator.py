@@ -264,7 +264,7 @@ class PipelineRun:
             if self.release is not None:
                 self.release.prefetch = self.prefetch
         # The run's own records first: a model is registered only once they are on disk.
-        finish.write_records(plan, settings, self.report)
+        finish.write_records(plan, settings, self.report, page=self.release is None)
         if self.release is not None:
             self.report = finish.register(plan, settings, self.report, self.release)
         # The outcome is on disk: a SIGTERM from here on is raised once the MLflow runs are
