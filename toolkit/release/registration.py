@@ -147,8 +147,12 @@ class Registration(GovernedStore):
                 model_name, source=source, run_id=run_id, tags=all_tags, model_id=model_id
             )
             version = str(mv.version)
-            previous = self._aliases(self._model(model_name)).get(CANDIDATE)
+            rm = self._model(model_name)  # one read for the history and the aliases
+            aliases = self._aliases(rm)
+            previous = aliases.get(CANDIDATE)
             reason = f"run {toolkit_run_id or run_id}"
-            self._append(model_name, "registered", previous, version, who, reason=reason)
+            self._append(model_name, "registered", previous, version, who, rm=rm, reason=reason)
             self._write(self._client.set_registered_model_alias, model_name, CANDIDATE, version)
-            return self.get_version(model_name, version)
+            # As get_version would read it, without reading the model twice more.
+            created = self._client.get_model_version(model_name, version)
+            return self._info(created, {**aliases, CANDIDATE: version})

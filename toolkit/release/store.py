@@ -220,10 +220,20 @@ class RegistryStore:
         return sorted((e for e in entries if e is not None), key=lambda e: e.key)
 
     def _append(
-        self, name: str, action: str, frm: str | None, to: str | None, by: Actor, **extra: Any
+        self,
+        name: str,
+        action: str,
+        frm: str | None,
+        to: str | None,
+        by: Actor,
+        *,
+        rm: Any = None,
+        **extra: Any,
     ) -> ReleaseEntry:
-        """Add one history entry under a fresh key: never overwrites (append-only)."""
-        seqs = [int(m.group(1)) for k in self._model(name).tags or {} if (m := ENTRY_KEY.match(k))]
+        """Add one history entry under a fresh key: never overwrites (append-only). ``rm``: the
+        model as just read under the caller's lock, which saves reading it again."""
+        tags = (rm if rm is not None else self._model(name)).tags or {}
+        seqs = [int(m.group(1)) for k in tags if (m := ENTRY_KEY.match(k))]
         key = f"{RELEASE_PREFIX}{max(seqs, default=0) + 1:08d}-{uuid.uuid4().hex[:8]}"
         value: dict[str, object] = {
             "action": action,
