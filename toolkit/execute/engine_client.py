@@ -75,7 +75,7 @@ class EngineHelper:
         self._lock = threading.Lock()
         self._requests, self._replies = requests, replies
         # The daemon's renders go over a second connection (``side`` opens it), which the
-        # daemon serves beside the first: a notebook's render (0.3-1 s of nbconvert) would
+        # daemon serves beside the first: a notebook's render (0.1-0.5 s of nbconvert) would
         # otherwise hold up the next step's contract checks and the release's registry calls
         # behind it, on the run's critical path.
         self._side_open = side
@@ -230,6 +230,7 @@ class EngineHelper:
             if self._side is not None:
                 with contextlib.suppress(OSError):
                     self._side.send(("stop", ()))
+                with contextlib.suppress(OSError):
                     self._side.close()
             self._side, self._side_open = None, None
             self._side_lock.release()
