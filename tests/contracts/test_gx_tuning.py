@@ -64,3 +64,26 @@ def test_outside_a_validation_gx_builds_the_configuration_afresh() -> None:
     assert expectation.configuration.kwargs["column"] == "a"
     expectation.column = "b"
     assert expectation.configuration.kwargs["column"] == "b"
+
+
+def test_metric_ids_are_the_ones_gx_computes() -> None:
+    """The ids of a validation's metrics: plain kwargs take the short way, the rest GX's."""
+    import hashlib
+    import json
+
+    from great_expectations.core.id_dict import IDDict
+    from great_expectations.util import convert_to_json_serializable
+
+    contracts.validate(pd.DataFrame({"a": [1]}), contracts.load_suite("orders", FIXTURES))
+    cases: list[dict[str, Any]] = [
+        {"column": "a", "batch_id": "x", "row_condition": None},
+        {"mostly": 0.9, "value_set": [1, "b", None], "format": {"kind": "BASIC", "n": 80}},
+        {"pair": (1, 2.5), "flag": True},
+        {"missing": float("nan"), "n": 1},  # NaN: GX's way
+        {"n": np.int64(3), "when": pd.Timestamp("2026-01-01")},  # numpy, dates: GX's way
+    ]
+    for case in cases:
+        converted = convert_to_json_serializable(data=dict(case))
+        text = json.dumps(converted, sort_keys=True).encode()
+        assert IDDict(case).to_id() == hashlib.md5(text, usedforsecurity=False).hexdigest()
+    assert IDDict({"one": 1}).to_id() == "one=1"
