@@ -23,6 +23,7 @@ while a check is under way, when its parent process is gone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -155,7 +156,33 @@ def release(call: str, *args: Any) -> tuple[Any, ...]:
     fault("release-received", call)
     result = engine_release.CALLS[call](*args)
     fault("release-done", call)
+    if (later := engine_release.LATER.get(call)) is not None:
+        task = functools.partial(later, result, *args)
+        if not _after_session(task):
+            task()
     return ("ok", result)
+
+
+_SESSION = threading.local()  # .after: what to do once this thread's session has ended
+
+
+def _after_session(task: Callable[[], object]) -> bool:
+    """Do ``task`` once the run that asked for it has ended its session with this process (its
+    last request answered, the run gone or about to be); False outside a session, when the
+    caller does it at once. A failure of ``task`` is written to this process's log."""
+    tasks: list[Callable[[], object]] | None = getattr(_SESSION, "after", None)
+    if tasks is None:
+        return False
+    tasks.append(task)
+    return True
+
+
+def _run_after(tasks: list[Callable[[], object]]) -> None:
+    for task in tasks:
+        try:
+            task()
+        except Exception as exc:
+            print(f"after a session: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {
@@ -177,8 +204,24 @@ def serve(
     ``work`` is held while a request is handled: the daemon serves several runs, one check or
     registry call at a time. Its renders go to ``render`` instead
     (:class:`toolkit.execute.engine_render.RenderWorker`), without ``work``: a render must not
-    hold up the checks and the release that a run waits for.
+    hold up the checks and the release that a run waits for. What the handlers leave for after
+    the session (:func:`_after_session`) is done when it ends.
     """
+    tasks: list[Callable[[], object]] = []
+    _SESSION.after = tasks
+    try:
+        _serve(requests, replies, work, render)
+    finally:
+        _SESSION.after = None
+        _run_after(tasks)
+
+
+def _serve(
+    requests: Connection,
+    replies: Connection,
+    work: threading.Lock | None,
+    render: Callable[..., tuple[Any, ...]] | None,
+) -> None:
     while True:
         try:
             kind, args = requests.recv()

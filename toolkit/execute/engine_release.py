@@ -11,7 +11,6 @@ Release`), which withdraws a version a cut-short registration may have left behi
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from toolkit.core.settings import Settings
@@ -29,25 +28,25 @@ def log_ahead(plan: Plan, settings: Settings, parent: str) -> str:
     return log_model(plan, settings, parent, estimator, None)
 
 
-# The model cards of versions registered here, refreshed one after the other once the run has
-# its answer. A card is a by-product that never fails a release (``cards.publish.refresh``), and
-# its refresh (collecting the version's records, rendering, logging two files: 0.2-0.3 s) was
-# the largest part of registering, on the run's critical path. A helper that dies before it is
-# done leaves the version without its first card; any later event (review, promotion,
-# monitoring) or ``toolkit card`` makes one from the same records.
-CARDS = ThreadPoolExecutor(1, thread_name_prefix="toolkit-card")
-
-
 def register(*args: Any) -> dict[str, Any]:
-    """:func:`~toolkit.execute.release_stage.register_version`, its card refreshed after."""
+    """:func:`~toolkit.execute.release_stage.register_version` without the version's model card:
+    the helper refreshes it once the run has ended its session (:data:`LATER`)."""
+    return release_stage.register_version(*args, card=False)
+
+
+def refresh_card(registered: dict[str, Any], plan: Plan, settings: Settings, *_: Any) -> None:
+    """The registered version's first model card.
+
+    A card is a by-product that never fails a release (``cards.publish.refresh``), and its
+    refresh (collecting the version's records, rendering, logging two files: 0.3-0.5 s of CPU)
+    was the largest part of registering, on the run's critical path; beside the run's last
+    MLflow calls it still slowed them. A helper that dies before it is done leaves the version
+    without its first card; any later event (review, promotion, monitoring) or ``toolkit card``
+    makes one from the same records.
+    """
     from toolkit.cards.publish import refresh
 
-    registered = release_stage.register_version(*args, card=False)
-    settings = args[1]
-    CARDS.submit(
-        refresh, registered["name"], registered["version"], "registered", settings=settings
-    )
-    return registered
+    refresh(registered["name"], registered["version"], "registered", settings=settings)
 
 
 def champion_diff(settings: Settings, report: RunReport) -> None:
@@ -62,3 +61,5 @@ CALLS: dict[str, Callable[..., Any]] = {
     "register": register,
     "champion_diff": champion_diff,
 }
+# What a call leaves for after the run's session: ``(its result, *its arguments)``.
+LATER: dict[str, Callable[..., None]] = {"register": refresh_card}
