@@ -52,6 +52,30 @@ def test_single_records_match_the_general_path_on_the_messy_batch(guard: Guarded
     assert paths == {"model", "fallback", "rejected"}  # every path was compared above
 
 
+def test_a_large_batch_is_scored_like_scikit_learns_pipeline(guard: GuardedModel) -> None:
+    """Above SMALL rows the features are scaled as they are copied, and the scores prove them
+    finite: the same records, bit for bit, as the steps' own transform and predict_proba, also
+    for integer and float32 columns and for batches holding rows whose features are not finite."""
+    general = copy.copy(guard)
+    general._plain = False
+    messy = read_batch(MESSY_BATCH, guard.contract)
+    large = pd.concat([messy] * 40, ignore_index=True)
+    numeric = [r.name for r in guard.contract.columns if r.kind == "numeric"]
+    rng = np.random.default_rng(8)
+    noise = rng.uniform(0.9, 1.1, (len(large), len(numeric)))
+    large[numeric] = large[numeric].apply(pd.to_numeric, errors="coerce") * noise
+    large[numeric[2]] = large[numeric[2]].fillna(0).round().astype(np.int64)
+    large[numeric[4]] = large[numeric[4]].astype(np.float32)
+    finite = large.dropna().loc[lambda d: d["mean_area"] > 0]
+    large.loc[[5, 700, 1500], "mean_area"] = 0.0  # inside the contract; log(0) is not finite
+    assert len(finite) > SMALL
+    for batch in (large, finite):
+        fast = records(guard.predict(batch))
+        pd.testing.assert_frame_equal(fast, records(general.predict(batch)), check_exact=True)
+    assert set(records(guard.predict(finite))["path"]) >= {"model", "fallback"}
+    assert "not finite" in " ".join(records(guard.predict(large))["reason"].dropna())
+
+
 def test_only_binary_standardised_logistic_models_take_the_fast_path() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(120, 4)) * 5 + 1

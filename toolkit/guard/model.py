@@ -44,6 +44,7 @@ from toolkit.guard.sklearn_path import (
     linear_proba,
     numpy_twin,
     plain_linear,
+    scaled_proba,
     transform,
 )
 
@@ -241,11 +242,17 @@ class GuardedModel:
         Raises:
             KeyError: a fitted column is neither in the contract nor made by ``preprocess``.
         """
-        if self.preprocess is not None:
-            copied = frame.copy(deep=False)  # copy-on-write: the contract frame stays as it is
-            with np.errstate(all="ignore"):  # e.g. log(0): non-finite features are rejected
-                result = self.preprocess(copied)
-            frame = copied if result is None else result
+        return self._columns(self._preprocessed(frame))
+
+    def _preprocessed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.preprocess is None:
+            return frame
+        copied = frame.copy(deep=False)  # copy-on-write: the contract frame stays as it is
+        with np.errstate(all="ignore"):  # e.g. log(0): non-finite features are rejected
+            result = self.preprocess(copied)
+        return copied if result is None else result
+
+    def _columns(self, frame: pd.DataFrame) -> tuple[pd.DataFrame | None, np.ndarray]:
         names = self.feature_names
         if names is None:
             return frame, frame.to_numpy(np.float64)
@@ -269,7 +276,14 @@ class GuardedModel:
         self, frame: pd.DataFrame, rows: np.ndarray, path: np.ndarray, reasons: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, Any]:
         """Probabilities (and linear contributions) of the rows whose features are finite."""
-        x, values = self.features(frame)
+        ready, linear, wanted = self._preprocessed(frame), self._linear, self.feature_names
+        fused = len(rows) > SMALL and self.__dict__.get("_plain") and self._numpy_model is not None
+        if fused and linear is not None and wanted is not None and np.all(linear[3] != 0):
+            # (a zero coefficient could hide a NaN feature from the score)
+            done = scaled_proba(*linear[:2], [ready[name].to_numpy() for name in wanted])
+            if done is not None:  # every feature finite: the batch is scored as it is
+                return rows, done[1], (done[0], linear[3], linear[2])
+        x, values = self._columns(ready)
         finite = np.isfinite(values).all(axis=1)
         if not finite.all():  # e.g. log(0): the contract let it through, the model cannot score it
             columns = self.feature_names or [str(c) for c in getattr(x, "columns", ())]

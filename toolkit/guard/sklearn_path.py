@@ -126,13 +126,49 @@ def plain_linear(steps: list[Any], final: Any) -> bool:
 def linear_proba(steps: list[Any], final: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(transformed ``x``, probabilities) with scikit-learn's arithmetic for the dense case
     (StandardScaler.transform, LogisticRegression.predict_proba), overwriting ``x``."""
-    from scipy.special import expit
-
     for step in steps:
         if step.with_mean:
             x -= step.mean_.astype(x.dtype)
         if step.with_std:
             x /= step.scale_.astype(x.dtype)
-    scores = x @ final.coef_.T + final.intercept_
+    return x, _logistic(x @ final.coef_.T + final.intercept_)
+
+
+def scaled_proba(
+    steps: list[Any], final: Any, columns: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`linear_proba` of the float64 matrix whose columns are ``columns``, or None when
+    a row's score is not finite.
+
+    The matrix is written once: each column is scaled as it is copied in (``X -= mean_`` and
+    ``X /= scale_`` element by element are the same operations, so the same bits), instead of a
+    copy and then two passes over a batch larger than the CPU's caches. A NaN or infinite
+    feature makes its row's score NaN or infinite (every coefficient must be non-zero: the
+    caller checks), so finite scores prove finite features; otherwise the caller takes the
+    path that finds the rows at fault.
+    """
+    z = np.empty((len(columns[0]), len(columns)), order="F")
+    for j, column in enumerate(columns):
+        source, out = column, z[:, j]
+        if column.dtype != np.float64:
+            out[...] = column  # the cast of an assignment, as features() does
+            source = out
+        for step in steps:
+            if step.with_mean:
+                source = np.subtract(source, np.float64(step.mean_[j]), out=out)
+            if step.with_std:
+                source = np.divide(source, np.float64(step.scale_[j]), out=out)
+        if source is column:
+            out[...] = column
+    scores = z @ final.coef_.T + final.intercept_
+    if not np.isfinite(scores).all():
+        return None
+    return z, _logistic(scores)
+
+
+def _logistic(scores: np.ndarray) -> np.ndarray:
+    """A binary LogisticRegression's probabilities from its scores (overwritten)."""
+    from scipy.special import expit
+
     prob = expit(scores.reshape(-1), out=scores.reshape(-1))
-    return x, np.stack([1 - prob, prob], axis=1)
+    return np.stack([1 - prob, prob], axis=1)
