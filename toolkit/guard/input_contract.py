@@ -33,12 +33,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.guard.hashing import hash_arrow, hash_objects, number_hashes, scan_numbers
 from toolkit.guard.patterns import match_fixed_width
 
 NUMERIC, STRING, ANY = "numeric", "str", "any"
 _SMALL_BATCH = 64  # up to this many rows, reading values one by one beats pandas' set-up costs
-# Per-byte-position weights of the string hash (odd, so that no byte difference can vanish).
-_BYTE_WEIGHTS = pd.util.hash_array(np.arange(1, 257, dtype=np.uint64)) | np.uint64(1)
 
 
 @dataclass(frozen=True)
@@ -162,12 +161,12 @@ class InputContract:
             df = df.loc[:, ~dup]
         position = {c: i for i, c in enumerate(df.columns.tolist())}
         cells = df.to_numpy(object) if n <= _SMALL_BATCH else None
-        matrix, raw, wrong = _numbers(df, position, [r.name for r in num], cells)
+        names = [r.name for r in num]
+        matrix, low, high, hashes, raw, wrong = _numbers(df, position, names, cells, num_weights)
         bad = np.zeros(n, dtype=bool)
         for mask in wrong.values():
             bad |= mask
         if n:  # min/max propagate NaN, so a NaN flags a column holding nulls
-            low, high = matrix.min(axis=0), matrix.max(axis=0)
             if np.isnan(low).any():
                 bad |= np.isnan(matrix[:, plan["not_null"]]).any(axis=1)
                 low, high = np.fmin.reduce(matrix, axis=0), np.fmax.reduce(matrix, axis=0)
@@ -177,11 +176,6 @@ class InputContract:
                 bad |= matrix[:, j] > plan["hi"][j]
         for k, rule in plan["sets"]:
             bad |= _set_failures(rule, matrix[:, k]) & ~np.isnan(matrix[:, k])
-        # The bits as received (-0.0 and 0.0 differ: canonicalising would cost a copy), column
-        # by column: numpy's integer matmul is a plain loop, twice as slow as these ufuncs.
-        hashes = np.zeros(n, dtype=np.uint64)
-        for col, weight in enumerate(num_weights):
-            hashes += matrix[:, col].view(np.uint64) * weight
         for k, rule in enumerate(num):
             if rule.name in wrong:  # hash what was sent, not the null it became
                 hashes[wrong[rule.name]] += (
@@ -225,22 +219,48 @@ class InputContract:
 
 
 def _numbers(
-    df: pd.DataFrame, position: dict[Any, int], names: list[str], cells: np.ndarray | None
-) -> tuple[np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
-    """The numeric columns as one float64 matrix (NaN where null or not a number), the raw
-    values of the columns read value by value and, for those holding something else, where.
+    df: pd.DataFrame,
+    position: dict[Any, int],
+    names: list[str],
+    cells: np.ndarray | None,
+    weights: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
+    """The numeric columns as one float64 matrix (NaN where null or not a number), each
+    column's min and max (NaN if it holds one), the rows' hashes of these values (the bits as
+    received: -0.0 and 0.0 differ), the raw values of the columns read value by value and, for
+    those holding something else, where.
 
     A large batch converts its numeric-typed columns in one block (a view when pandas stores
-    them together). Other columns, and all of a small batch (``cells``), are read value by value:
-    for a few rows that beats pandas' per-column overhead (~20 us a column).
+    them together), copied into the matrix column by column with the min, max and hash of each.
+    Other columns, and all of a small batch (``cells``), are read value by value: for a few rows
+    that beats pandas' per-column overhead (~20 us a column).
     """
     n, fast = len(df), []
     if cells is None:
         dtypes = df.dtypes.to_numpy()
         fast = [c for c in names if c in position and dtypes[position[c]].kind in "iuf"]
         if fast == names:
-            return df[names].to_numpy(np.float64, na_value=np.nan), {}, {}
-    matrix = np.full((n, len(names)), np.nan, order="F")
+            given = [c for c in position if c in set(names)]  # the frame's order: a view
+            source = df[given].to_numpy(np.float64, na_value=np.nan)
+            where = {c: i for i, c in enumerate(given)}
+            return (*scan_numbers(source, [where[c] for c in names], weights), {}, {})
+    matrix, raw, wrong = _read(df, position, names, cells, fast)
+    low, high = np.full(len(names), np.nan), np.full(len(names), np.nan)
+    if n:
+        low, high = matrix.min(axis=0), matrix.max(axis=0)
+    return matrix, low, high, number_hashes(matrix, weights), raw, wrong
+
+
+def _read(
+    df: pd.DataFrame,
+    position: dict[Any, int],
+    names: list[str],
+    cells: np.ndarray | None,
+    fast: list[str],
+) -> tuple[np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`_numbers`' matrix, raw values and odd cells when some columns (``names`` not in
+    ``fast``), or all of a small batch, are read value by value."""
+    matrix = np.full((len(df), len(names)), np.nan, order="F")
     if fast:
         matrix[:, [names.index(c) for c in fast]] = df[fast].to_numpy(np.float64, na_value=np.nan)
     if not (slow := [c for c in names if c in position and c not in fast]):
@@ -323,44 +343,7 @@ def _text_column(rule: ColumnRule, column: pd.Series | np.ndarray) -> tuple[np.n
             failed |= is_str & ~np.fromiter(hits, np.bool_, len(null))
     if rule.value_set or rule.forbidden:
         failed |= _set_failures(rule, column if values is None else values) & ~null
-    return failed, (hash_objects(values) if values is not None else _hash_arrow(arrow, null))
-
-
-def hash_objects(values: np.ndarray) -> np.ndarray:
-    """:func:`_hash_arrow` of any values: non-strings are tagged with their type first, so that
-    5, "5" and None differ, and a string hashes the same whichever path read it."""
-    import pyarrow as pa
-
-    tagged = np.array(values, dtype=object)
-    null = pd.isna(tagged)
-    tagged[null] = ""
-    odd = ~np.fromiter(map(_is_str, tagged), bool, len(tagged))
-    tagged[odd] = [f"\1{type(v).__name__}:{v!r}" for v in tagged[odd]]
-    return _hash_arrow(pa.array(tagged, pa.string()), null)
-
-
-def _hash_arrow(strings: Any, null: np.ndarray) -> np.ndarray:
-    """Hashes of a pyarrow string array, from its buffers: the sum of (byte + 1) x a weight per
-    position, plus the length; 3x faster than siphash on 100k strings converted to objects."""
-    wide = str(strings.type) in ("large_string", "large_utf8")
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64 if wide else np.int32)
-    offsets = offsets[strings.offset : strings.offset + len(strings) + 1].astype(np.int64)
-    lengths, start, size = np.diff(offsets), int(offsets[0]), int(offsets[-1] - offsets[0])
-    hashes = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    width = int(lengths[0]) if len(lengths) else 0
-    if size and width and size == width * len(lengths):  # all one length (IDs, codes): a matrix
-        data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[start : start + size]
-        matrix = data.reshape(len(lengths), width).astype(np.uint64) + np.uint64(1)
-        hashes += matrix @ _BYTE_WEIGHTS[np.arange(width) % 256]
-    elif size:
-        data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[start : start + size]
-        starts = offsets[:-1] - start
-        where = np.arange(size) - np.repeat(starts, lengths)  # each byte's position in its string
-        weighted = (data.astype(np.uint64) + np.uint64(1)) * _BYTE_WEIGHTS[where % 256]
-        sums = np.add.reduceat(np.append(weighted, np.uint64(0)), np.minimum(starts, size))
-        hashes += np.where(lengths > 0, sums, np.uint64(0))  # reduceat misreads empty strings
-    hashes[null] = np.uint64(0x5BD1E995)
-    return hashes
+    return failed, (hash_objects(values) if values is not None else hash_arrow(arrow, null))
 
 
 def _at(values: Any, i: int | np.integer) -> Any:

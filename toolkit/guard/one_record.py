@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.guard.hashing import hash_objects
 from toolkit.guard.input_contract import (
     STRING,
     CheckResult,
     InputContract,
-    hash_objects,
     is_number,
 )
 

@@ -135,23 +135,32 @@ def match_fixed_width(strings: Any, pattern: str) -> np.ndarray | None:
         return np.zeros(n, dtype=bool)
     data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[int(offsets[0]) :]
     rows = data[: width * n].reshape(n, width)
-    # Whole-buffer byte tests, one per class (a table look-up would index with intp: 8x the
-    # bytes), then the rows holding a byte outside its position's class.
-    good, at = np.zeros((n, width), dtype=bool), 0
-    sets: dict[frozenset[int], np.ndarray] = {}
+    return ~_outside_by_position(rows, atoms, spare)
+
+
+def _outside_by_position(rows: np.ndarray, atoms: list[Atom], spare: int) -> np.ndarray:
+    """The rows holding a byte outside its position's class, tested position by position
+    (without the rows x width arrays of whole-buffer tests): two passes over the position's
+    bytes per range of its class, or a table look-up for a class of three ranges or more."""
+    n = len(rows)
+    bad, outside, shifted = np.zeros(n, bool), np.empty(n, bool), np.empty(n, np.uint8)
+    at = 0
     for allowed, lo, hi in atoms:
         count = lo if lo == hi else spare
-        if count:
-            sets.setdefault(allowed, np.zeros(width, dtype=bool))[at : at + count] = True
+        ranges, table = _ranges(allowed), np.ones(256, dtype=bool)
+        table[list(allowed)] = False
+        for column in rows.T[at : at + count]:
+            if len(ranges) > 2:
+                np.take(table, column, out=outside)
+            for r, (first, last) in enumerate(ranges if len(ranges) <= 2 else ()):
+                np.subtract(column, np.uint8(first), out=shifted)  # wraps below first
+                if r == 0:
+                    np.greater(shifted, np.uint8(last - first), out=outside)
+                else:
+                    outside &= shifted > np.uint8(last - first)
+            bad |= outside
         at += count
-    for allowed, columns in sets.items():
-        inside = np.zeros((n, width), dtype=bool)
-        for first, last in _ranges(allowed):
-            inside |= (rows - np.uint8(first)) <= np.uint8(last - first)  # wraps below first
-        good |= inside & columns
-    ok = np.ones(n, dtype=bool)
-    ok[np.flatnonzero(~good.reshape(-1)) // max(width, 1)] = False
-    return ok
+    return bad
 
 
 def _ranges(allowed: frozenset[int]) -> list[tuple[int, int]]:
