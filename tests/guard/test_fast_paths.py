@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from support.guards import MESSY_BATCH, example_guard
 
+from toolkit.guard import explain
 from toolkit.guard.batch import read_batch
 from toolkit.guard.decisions import SMALL
 from toolkit.guard.input_contract import ColumnRule, InputContract
@@ -85,6 +87,37 @@ def test_only_binary_standardised_logistic_models_take_the_fast_path() -> None:
         x, (x[:, 0] > 1).astype(int) + (x[:, 1] > 1)
     )
     assert not plain_linear([three[0]], three[-1])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_contributions_ranked_on_32_bits_are_ranked_as_on_64(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 32-bit scan hands rows whose keys are too close to the 64-bit one, and ranks the
+    others as it would: near ties (equal, one or a few ulps apart), zeros, wide magnitudes."""
+    rng = np.random.default_rng(seed)
+    n, m = 3_000, int(rng.integers(5, explain.WIDE + 1))
+    z = rng.normal(size=(n, m)) * 10.0 ** rng.integers(-3, 4, m)
+    for c in range(1, m, 3):
+        ulps = rng.integers(-40, 40, n) * 2.0**-52
+        z[:, c] = np.nextafter(z[:, c - 1], np.inf) if c % 2 else z[:, c - 1] * (1 + ulps)
+    z[rng.random((n, m)) < 0.05] = 0.0
+    z = np.asfortranarray(z)
+    coef = np.ones((1, m)) if seed % 2 else rng.normal(size=(3, m))
+    coef[:, 1::3] = coef[:, 0:-1:3][:, : len(range(1, m, 3))]  # tied columns, tied weights
+    chosen = rng.integers(0, len(coef), n)
+    handed: list[int] = []
+
+    def exact(z: np.ndarray, *args: Any) -> np.ndarray:
+        handed.append(len(z))
+        return explain_exact(z, *args)
+
+    explain_exact = explain._exact
+    monkeypatch.setattr(explain, "_exact", exact)
+    for k in (1, 3, 5):
+        want = explain_exact(z, coef, chosen, k)
+        assert np.array_equal(explain._ranked(z, coef, chosen, k), want)
+    assert handed and min(handed) < n  # some rows, not all, were ranked on 64 bits
 
 
 @pytest.mark.parametrize("columns", [1, 2, 3])
