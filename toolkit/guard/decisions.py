@@ -21,11 +21,6 @@ OUTPUT_COLUMNS = (
     "rule",  # the fallback rule that fired (added later: records written before lack it)
 )  # fmt: skip
 SMALL = 64  # rows up to which plain Python beats numpy/pyarrow set-up costs (measured)
-# "0000".."ffff" as 4-byte units: one lookup per 16 bits of a hash (memory order is kept both
-# ways); the 256 KB table stays in cache, and a quarter of the lookups of a per-byte table.
-HEX_QUADS = np.frombuffer(
-    b"".join(b"%02x%02x" % (i >> 8, i & 255) for i in range(65536)), dtype=np.uint32
-)
 # (first value x 1000, pyarrow array of formatted numbers, table of pieces, what it is for)
 NumberCache = tuple[int, Any, Any, Any]
 
@@ -56,9 +51,6 @@ def decision_table(
     if n <= SMALL and (tops is None or isinstance(tops[1], list)):
         text = _small_text(codes, path, reasons, check, tops, labels, model_name, version, rules)
         return _frame(pa, ArrowStringArray, text, numbers, index)
-    words = check.hashes.astype(">u8").view(">u2").reshape(n, 4)
-    digits = HEX_QUADS[words]  # four hex digits per 16 bits, straight into an Arrow buffer
-    offsets = pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int64))
     text_type = pa.large_string()  # what pandas keeps: anything else it casts, column by column
     off = path != 0  # reasons and fallback rules: None on the model's path
     where = np.flatnonzero(off)
@@ -66,9 +58,9 @@ def decision_table(
         "prediction": _labelled(pa, codes, labels),
         "path": _labelled(pa, path, PATHS),
         "reason": _scatter(pa, reasons[off].tolist(), where, n),
-        "model": pa.repeat(pa.scalar(model_name, text_type), n),
-        "version": pa.repeat(pa.scalar(version, text_type), n),
-        "input_hash": pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(digits)),
+        "model": _repeated(pa, model_name.encode() * n, n, len(model_name.encode())),
+        "version": _repeated(pa, version.encode() * n, n, len(version.encode())),
+        "input_hash": _repeated(pa, _hex(check.hashes), n, 16),
         "top_features": pa.nulls(n, text_type)
         if tops is None
         else _scatter(pa, tops[1], tops[0], n),
@@ -78,6 +70,27 @@ def decision_table(
         else _scatter(pa, rules[off].tolist(), where, n),
     }
     return _frame(pa, ArrowStringArray, text, numbers, index)
+
+
+def _hex(hashes: np.ndarray) -> bytes:
+    """Each hash as 16 lowercase hex digits, back to back: each big-endian byte becomes two
+    nibbles (one uint16, high nibble first in memory), then each nibble its ASCII digit."""
+    octets = hashes.astype(">u8").view(np.uint8)
+    pairs = (octets & np.uint8(15)).astype("<u2")  # little-endian on any machine
+    pairs <<= 8
+    pairs |= octets >> 4
+    digits = pairs.view(np.uint8)
+    letters = digits > 9
+    digits += np.uint8(48)  # "0"
+    digits += letters.view(np.uint8) * np.uint8(39)  # "a" is 39 after "9" + 1
+    return digits.tobytes()
+
+
+def _repeated(pa: Any, data: bytes, n: int, width: int) -> Any:
+    """``n`` strings of ``width`` bytes each, back to back in ``data``, as an Arrow array
+    built on its buffers (a pyarrow repeat writes them one by one)."""
+    offsets = np.arange(n + 1, dtype=np.int64) * width
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def _frame(pa: Any, wrap: Any, text: dict[str, Any], numbers: dict[str, Any], index: Any) -> Any:
@@ -205,10 +218,11 @@ def contributions_json(
         names = [("{" if r == 0 else ",") + key + ":" for r in range(k) for key in keys]
         table = pa.concat_arrays([pa.array(names, pa.large_string()), numbers, closing])
     n, first = len(top), k * len(keys)  # where the numbers start in the table
-    where = np.empty((n, 2 * k), dtype=np.int64)
-    where[:, 0::2] = top + np.arange(0, first, len(keys))
-    where[:, 1::2] = quantised + (first - offset)
-    where[:, -1] += len(numbers)  # the last number closes the object
+    where = np.empty((n, 2 * k), dtype=np.int32 if len(table) < 2**31 else np.int64)
+    for r in range(k):  # a column at a time: top and values are column-major
+        np.add(top[:, r], r * len(keys), out=where[:, 2 * r], casting="unsafe")
+        shift = first - offset + (len(numbers) if r == k - 1 else 0)  # the last closes the object
+        np.add(quantised[:, r], shift, out=where[:, 2 * r + 1], casting="unsafe")
     # In bounds by construction: top < len(keys), offset <= quantised < offset + len(numbers).
     pieces = pc.take(table, pa.array(where.reshape(-1)), boundscheck=False)
     ends = np.frombuffer(pieces.buffers()[1], dtype=np.int64)[pieces.offset :][: 2 * k * n + 1]
