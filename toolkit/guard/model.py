@@ -128,7 +128,7 @@ class GuardedModel:
     def _decide(self, df: pd.DataFrame, start: float) -> pd.DataFrame:
         fast = self.__dict__.get("_one_record") if len(df) == 1 else None  # None: older pickles
         n, check = len(df), (fast and fast(df)) or self.contract.check(df)
-        path, reasons = np.where(check.valid, 0, 2).astype(np.int8), check.reasons.copy()
+        path, reasons = np.where(check.valid, np.int8(0), np.int8(2)), check.reasons.copy()
         codes = np.full(n, -1, dtype=np.intp)  # index of the predicted label; -1: none
         probability, confidence = np.full(n, np.nan), np.full(n, np.nan)
         rows, tops = np.flatnonzero(check.valid), None
@@ -142,19 +142,23 @@ class GuardedModel:
                 to_fallback.append((rows, f"model error: {type(exc).__name__}: {exc}"))
                 rows, proba, contrib = rows[:0], np.empty((0, 0)), None
             if rows.size:
-                codes[rows] = chosen = self.output.predicted_index(proba)
-                confidence[rows] = row_max(proba)
+                at = slice(None) if rows.size == n else rows  # every row: no index arrays
+                codes[at] = chosen = self.output.predicted_index(proba)
+                confidence[at] = row_max(proba)
                 binary = proba.shape[1] == 2
-                probability[rows] = proba[:, 1] if binary else proba[np.arange(rows.size), chosen]
+                probability[at] = proba[:, 1] if binary else proba[np.arange(rows.size), chosen]
                 broken = self.output.violations(proba)
-                unsure = self.policy.unsure(confidence[rows]) & ~broken
+                unsure = self.policy.unsure(confidence[at]) & ~broken
                 to_fallback.append((rows[broken], "output contract: probabilities outside [0, 1]"))
                 to_fallback.append((rows[unsure], self.policy.reason))
                 if contrib is not None and self.top_k:
                     tops = (rows, self._explain(*contrib, chosen=chosen))
+        taken: Any = slice(None)  # a rules file reads a few columns: take those only
+        if isinstance(self.fallback, RuleFallback):
+            taken = [c in self.fallback.columns for c in check.frame.columns]
         for positions, why in to_fallback:
             if positions.size:
-                picked = check.frame.iloc[positions]
+                picked = check.frame.iloc[positions, taken]
                 self._fall_back(picked, positions, why, path, codes, reasons, rules)
         if path.shape != (n,) or not ((path >= 0) & (path <= 2)).all():  # isin: 5x slower
             raise RuntimeError("a record was left without a decision")
@@ -358,10 +362,9 @@ class GuardedModel:
             return
         reasons[positions] = why + "; " + because
         index = {label: i for i, label in enumerate(self.output.labels)}
-        for k, label in enumerate(labels):
-            if label in index:
-                codes[positions[k]] = index[label]
-            elif label is not None and label == label:  # not None/NaN: outside the contract
+        codes[positions] = found = np.fromiter(map(index.get, labels, [-1] * len(labels)), np.intp)
+        for k in np.flatnonzero(found < 0).tolist():
+            if (label := labels[k]) is not None and label == label:  # not None/NaN: outside
                 path[positions[k]] = 2
                 reasons[positions[k]] = f"{why}; fallback returned {label!r}, not an allowed label"
 

@@ -171,4 +171,7 @@ def _logistic(scores: np.ndarray) -> np.ndarray:
     from scipy.special import expit
 
     prob = expit(scores.reshape(-1), out=scores.reshape(-1))
-    return np.stack([1 - prob, prob], axis=1)
+    proba = np.empty((len(prob), 2), order="F")  # np.stack's values, each column contiguous
+    np.subtract(1, prob, out=proba[:, 0])
+    proba[:, 1] = prob
+    return proba
