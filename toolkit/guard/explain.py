@@ -51,6 +51,10 @@ def _exact(z: np.ndarray, coef: np.ndarray, chosen: np.ndarray, k: int) -> np.nd
     bits = max(1, (m - 1).bit_length())
     low = np.uint64((1 << bits) - 1)
     keep = np.uint64(0x7FFF_FFFF_FFFF_FFFF) & ~low
+    if n <= SMALL:  # the same keys, sorted row by row (unique: no ties)
+        contrib = z * (weights if weights is not None else coef[chosen])
+        keys = (contrib.view(np.uint64) & keep) | (low - np.arange(m, dtype=np.uint64))
+        return (low - (np.sort(keys, axis=1)[:, : -k - 1 : -1] & low)).astype(np.intp)
     keys = np.zeros((k, n), dtype=np.uint64)
     for a in range(0, n, BLOCK):
         b = min(n, a + BLOCK)

@@ -128,7 +128,8 @@ class GuardedModel:
     def _decide(self, df: pd.DataFrame, start: float) -> pd.DataFrame:
         fast = self.__dict__.get("_one_record") if len(df) == 1 else None  # None: older pickles
         n, check = len(df), (fast and fast(df)) or self.contract.check(df)
-        path, reasons = np.where(check.valid, np.int8(0), np.int8(2)), check.reasons.copy()
+        path = np.where(check.valid, np.int8(0), np.int8(2))
+        reasons = check.reasons  # this call's own check: written in place, not copied
         codes = np.full(n, -1, dtype=np.intp)  # index of the predicted label; -1: none
         probability, confidence = np.full(n, np.nan), np.full(n, np.nan)
         rows, tops = np.flatnonzero(check.valid), None
