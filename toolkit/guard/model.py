@@ -154,11 +154,12 @@ class GuardedModel:
                 to_fallback.append((rows[unsure], self.policy.reason))
                 if contrib is not None and self.top_k:
                     tops = (rows, self._explain(*contrib, chosen=chosen))
-        taken: Any = slice(None)  # a rules file reads a few columns: take those only
-        if isinstance(self.fallback, RuleFallback):
-            taken = [c in self.fallback.columns for c in check.frame.columns]
         for positions, why in to_fallback:
             if positions.size:
+                taken: Any = slice(None)  # a rules file reads a few columns: take those only
+                if isinstance(self.fallback, RuleFallback):
+                    read = self.fallback.columns
+                    taken = [c in read for c in check.frame.columns]
                 picked = check.frame.iloc[positions, taken]
                 self._fall_back(picked, positions, why, path, codes, reasons, rules)
         if path.shape != (n,) or not ((path >= 0) & (path <= 2)).all():  # isin: 5x slower
