@@ -88,12 +88,12 @@ def _ranked(z: np.ndarray, coef: np.ndarray, chosen: np.ndarray, k: int) -> np.n
     sample = weights if weights is not None else coef[chosen[::step]]
     order = np.argsort(-np.abs(z[::step] * sample).mean(axis=0), kind="stable").tolist()
     keys = np.zeros((k + 1, n), dtype=np.uint32)
-    value, hit = np.empty(n), np.empty(n, dtype=bool)
+    hit = np.empty(n, dtype=bool)
     key, spare = np.empty(n, np.uint32), np.empty(n, np.uint32)
     slots = list(keys)
     for t, j in enumerate(order):
-        np.multiply(z[:, j], weights[j] if weights is not None else coef[chosen, j], out=value)
-        key.view(np.float32)[...] = value
+        w = weights[j] if weights is not None else coef[chosen, j]  # the float64 product, rounded
+        np.multiply(z[:, j], w, out=key.view(np.float32), casting="same_kind")
         np.bitwise_and(key, keep, out=key)
         np.bitwise_or(key, low - np.uint32(j), out=key)
         if t > k:  # the k+1 slots are full: insert where the key beats the last one
