@@ -241,7 +241,9 @@ def _numbers(
         fast = [c for c in names if c in position and dtypes[position[c]].kind in "iuf"]
         if fast == names:
             given = [c for c in position if c in set(names)]  # the frame's order: a view
-            source = df[given].to_numpy(np.float64, na_value=np.nan)
+            at: Any = [position[c] for c in given]  # by position: half the cost of by name
+            at = slice(at[0], at[-1] + 1) if at and at[-1] - at[0] == len(at) - 1 else at
+            source = df.iloc[:, at].to_numpy(np.float64, na_value=np.nan)
             where = {c: i for i, c in enumerate(given)}
             return (*scan_numbers(source, [where[c] for c in names], weights), {}, {})
     matrix, raw, wrong = _read(df, position, names, cells, fast)
