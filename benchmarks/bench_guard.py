@@ -22,31 +22,37 @@ The batch is also timed with explanations off (``explain: {top_k: 0}``), the opt
 scoring that does not need per-row explanations.
 
 Where the batch time goes (100k rows, CPU time of the calling thread per stage, median of 11
-interleaved with bare ``predict_proba`` at ~30 ms, load ~6): the contract check ~29 ms (the
-numeric columns' copy, min/max and hash, the string ``patient_id``'s hash, and its pattern:
-an anchored ID pattern of equal-length strings is tested on the bytes, ~3 ms, not by RE2,
-~8.6), preprocess + features ~11 ms, scaler + ``predict_proba`` ~15 ms, the top-3 scan over
-|coefficient x value| ~27 ms (one blockwise pass with integer keys: smaller blocks, a per-row
-sort or ``np.partition`` were measured slower; so was copying the numeric columns one by one
-for the check to read each from cache), the explanations' JSON ~8-15 ms (one take of
-pre-formatted pieces whose offsets delimit the rows; six takes and a join took ~26), the
-decision table ~11 ms, fallback ~3 ms, the rest ~10 ms: ~122 ms in all, 4.0x. The previous
-code, interleaved in the same process on the same batch (identical tables): 132 ms against
-114 ms, 4.7x against 3.9x bare. Without explanations the batch is ~2.6x; explanations as
-structured columns instead of JSON text would save ~5 ms (string columns of names) to ~10 ms
-(categorical), a format change users would see. The CPU time of all threads counts OpenBLAS's
-helper thread spinning on the other core when it is idle, so at low load it can exceed the
-wall time. The cProfile shares listed in
-RESULTS.md overstate the stages made of many small numpy calls (the top-3 scan above all).
-Before the previous round the scaler's copy of the 25 MB feature matrix was 13% and numpy's
-row-wise max/argmax/any over two columns ~5%. Single rows: the guard feeds the
-estimator numpy (sklearn's DataFrame validation is ~1 ms a call), and a StandardScaler +
-binary LogisticRegression is computed with sklearn's arithmetic but without its per-call input
-validation (checked bit for bit on a probe at build time); a record that passes the contract is
-checked value by value (``toolkit.guard.one_record``) and the table's strings of a few rows are
-built from Python lists. What remains is pandas: building the checked frame, running
-``preprocess`` and building the decision table (~25%, ~40%, ~25% of a call). Both breakdowns are
-re-measured on every run (``batch_profile_pct``, ``row_profile_pct``) and listed in RESULTS.md.
+rounds at load ~0.7, bare ``predict_proba`` ~25 ms; this code and the previous one in one
+process on the same batch, identical tables): the contract check ~17 ms (each numeric column
+copied into the check's matrix, then bounded and hashed while it is in cache, ~9; the string
+``patient_id`` ~4: its ID pattern tested one byte position at a time, ~1, its hash ~1.5),
+preprocess + scoring ~13 ms (``preprocess`` ~2; the features scaled as they are copied, with
+StandardScaler's own ``X -= mean_; X /= scale_``, ~6, of which the divisions are a third;
+``predict_proba``'s matmul and expit ~3; finite scores prove finite features, so there is no
+row-wise scan of the matrix), the top-3 explanations ~15 ms (a scan of 32-bit keys, the
+strongest columns first and, once the 4th key is high, sparse updates, ~10; gathering the chosen
+contributions from the 25 MB matrix, ~4.5: random reads, which neither blocking nor sorting by
+column made cheaper), their JSON ~9 ms (one pyarrow take of pre-formatted pieces, ~6.5 of it),
+the decision table ~9 ms (two label takes, the hashes' hex, the reason and rule columns), fallback
+~2 ms, the rest ~4.5 ms: ~70 ms in all, 2.9x. The previous code in the same rounds: ~97 ms, 3.9x
+(check 22, scoring 20.5, explanations 32, table 10.5, fallback 3, the rest 9). Without
+explanations the batch is ~1.75x. What is left is mostly passes over the batch's 25 MB (copy,
+bounds and hash; scaling; matmul; the key scan) and pyarrow's per-string cost of takes;
+explanations as structured columns instead of JSON text would save most of the JSON's ~9 ms, a
+format change users would see. The CPU time of all threads counts OpenBLAS's helper thread
+spinning on the other core when it is idle, so at low load it can exceed the wall time. The
+cProfile shares listed in RESULTS.md overstate the stages made of many small numpy calls (the
+top-3 scan above all); in a batch the features are built while they are scaled, so their time
+is listed under scoring, and "preprocess + features" is ``preprocess`` alone.
+
+Single rows: the guard feeds the estimator numpy (sklearn's DataFrame validation is ~1 ms a
+call), and a StandardScaler + binary LogisticRegression is computed with sklearn's arithmetic
+but without its per-call input validation (checked bit for bit on a probe at build time); a
+record that passes the contract is checked value by value (``toolkit.guard.one_record``) and the
+table's strings of a few rows are built from Python lists. What remains is pandas: building the
+checked frame, running ``preprocess`` and building the decision table (~25%, ~40%, ~25% of a
+call). Both breakdowns are re-measured on every run (``batch_profile_pct``,
+``row_profile_pct``) and listed in RESULTS.md.
 
     .venv/bin/python benchmarks/bench_guard.py [rows] [repeat]
 """
@@ -147,8 +153,8 @@ def _setup(rows: int, folder: Path) -> tuple[Any, Any, Any, Any]:
 # Where predict's CPU time goes: (stage, functions whose cumulative time it is), by cProfile.
 STAGES = (
     ("contract check", ("input_contract:check", "one_record:__call__")),
-    ("preprocess + features", ("model:features",)),
-    ("scoring", ("model:_score",)),  # includes features: subtracted below
+    ("preprocess + features", ("model:_preprocessed", "model:_columns")),
+    ("scoring", ("model:_score",)),  # includes preprocess + features: subtracted below
     ("explanations", ("model:_explain",)),
     ("fallback", ("model:_fall_back",)),
     ("decision table", ("decisions:decision_table",)),

@@ -604,7 +604,7 @@ def test_missing_rules_file(tmp_path: Path) -> None:
 def test_large_batch_explanations_match_a_per_row_sort(
     guard: GuardedModel, estimator: Any, raw: pd.DataFrame, measures: list[str]
 ) -> None:
-    """Batches large enough for the blockwise top-k scan (several blocks, and a partial one)
+    """Batches large enough for the 32-bit top-k scan (and the 64-bit one of its close calls)
     name the same features, in the same order, as sorting each row's contributions."""
     rng = np.random.default_rng(7)
     rows = raw.iloc[rng.integers(0, len(raw), 40_000)].reset_index(drop=True)
@@ -628,7 +628,7 @@ def test_large_batch_explanations_match_a_per_row_sort(
 def test_multiclass_explanations_use_the_predicted_class(
     raw: pd.DataFrame, measures: list[str]
 ) -> None:
-    """A 3-class model, in a batch large enough for the blockwise scan: each row is explained
+    """A 3-class model, in a batch large enough for the top-k scan: each row is explained
     with the coefficients of the class it was predicted as."""
     x = raw[measures[:6]]
     y = pd.qcut(raw["mean_area"], 3, labels=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SMALL = 64  # rows up to which one argsort beats the set-up of the blockwise scan (measured)
+SMALL = 64  # rows up to which one argsort beats the set-up of the scans below (measured)
 BLOCK = 16_384  # rows per block of the exact scan: its few vectors stay in the CPU's cache
 WIDE = 64  # columns up to which the 32-bit scan leaves enough bits of each value to rank them
 SPARSE = 32  # a column beating the k+1-th key in fewer than 1/SPARSE of the rows is inserted
