@@ -17,6 +17,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.data import add_example_features
 from support.guards import MESSY_BATCH, example_guard
 
 from toolkit.guard import explain
@@ -87,6 +88,30 @@ def test_only_binary_standardised_logistic_models_take_the_fast_path() -> None:
         x, (x[:, 0] > 1).astype(int) + (x[:, 1] > 1)
     )
     assert not plain_linear([three[0]], three[-1])
+
+
+def test_a_preprocess_writing_into_its_rows_leaves_the_callers_batch_as_it_was(
+    guard: GuardedModel,
+) -> None:
+    """The check reads a large batch's float columns without copying them; ``preprocess``
+    gets a copy-on-write frame, so what it writes, in place or not, is its own."""
+
+    def overwrite(df: pd.DataFrame) -> pd.DataFrame:
+        df.loc[:, "mean_area"] = df["mean_area"] * 2
+        df.loc[df.index[:5], "mean_radius"] = 0.0
+        return add_example_features(df)
+
+    batch = read_batch(MESSY_BATCH, guard.contract).dropna()
+    numeric = [r.name for r in guard.contract.columns if r.kind == "numeric"]
+    batch = pd.concat([batch] * 10, ignore_index=True)
+    batch[numeric] = batch[numeric].astype(np.float64)
+    assert len(batch) > SMALL
+    sent = batch.copy(deep=True)
+    writer = copy.copy(guard)
+    writer.preprocess = overwrite
+    assert len(writer.predict(batch)) == len(batch)
+    pd.testing.assert_frame_equal(batch, sent)
+    pd.testing.assert_frame_equal(records(guard.predict(batch)), records(guard.predict(sent)))
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -162,26 +162,31 @@ class InputContract:
         position = {c: i for i, c in enumerate(df.columns.tolist())}
         cells = df.to_numpy(object) if n <= _SMALL_BATCH else None
         names = [r.name for r in num]
-        matrix, low, high, hashes, raw, wrong = _numbers(df, position, names, cells, num_weights)
+        cols, low, high, hashes, raw, wrong = _numbers(df, position, names, cells, num_weights)
         bad = np.zeros(n, dtype=bool)
         for mask in wrong.values():
             bad |= mask
         if n:  # min/max propagate NaN, so a NaN flags a column holding nulls
-            if np.isnan(low).any():
-                bad |= np.isnan(matrix[:, plan["not_null"]]).any(axis=1)
-                low, high = np.fmin.reduce(matrix, axis=0), np.fmax.reduce(matrix, axis=0)
+            for j in np.flatnonzero(np.isnan(low)):
+                if plan["not_null"][j]:
+                    bad |= np.isnan(cols[j])
+                low[j], high[j] = np.fmin.reduce(cols[j]), np.fmax.reduce(cols[j])
             for j in np.flatnonzero(low < plan["lo"]):  # NaN compares False: nulls pass bounds
-                bad |= matrix[:, j] < plan["lo"][j]
+                bad |= cols[j] < plan["lo"][j]
             for j in np.flatnonzero(high > plan["hi"]):
-                bad |= matrix[:, j] > plan["hi"][j]
+                bad |= cols[j] > plan["hi"][j]
         for k, rule in plan["sets"]:
-            bad |= _set_failures(rule, matrix[:, k]) & ~np.isnan(matrix[:, k])
+            bad |= _set_failures(rule, cols[k]) & ~np.isnan(cols[k])
         for k, rule in enumerate(num):
             if rule.name in wrong:  # hash what was sent, not the null it became
                 hashes[wrong[rule.name]] += (
                     hash_objects(raw[rule.name][wrong[rule.name]]) * num_weights[k]
                 )
-        frame = pd.DataFrame(matrix, columns=plan["num_index"], index=df.index, copy=False)
+        if isinstance(cols, np.ndarray):  # read value by value into a matrix: its transpose
+            frame = pd.DataFrame(cols.T, columns=plan["num_index"], index=df.index, copy=False)
+        else:  # the batch's own columns (views, read-only), in the contract's order
+            frame = pd.DataFrame(dict(enumerate(cols)), index=df.index, copy=False)
+            frame.columns = plan["num_index"]
         for rule, weight in zip(plan["other"], other_weights, strict=True):
             column: Any = np.full(n, None, dtype=object)
             if rule.name in position:
@@ -206,7 +211,7 @@ class InputContract:
                         )
                     )
                 elif rule.name in position:
-                    found.append(_describe(rule, matrix[i, k], False))
+                    found.append(_describe(rule, cols[k][i], False))
             found += [
                 _describe(r, _at(raw[r.name], i), False)
                 for r in plan["other"]
@@ -224,16 +229,17 @@ def _numbers(
     names: list[str],
     cells: np.ndarray | None,
     weights: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
-    """The numeric columns as one float64 matrix (NaN where null or not a number), each
-    column's min and max (NaN if it holds one), the rows' hashes of these values (the bits as
-    received: -0.0 and 0.0 differ), the raw values of the columns read value by value and, for
-    those holding something else, where.
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
+    """The numeric columns as float64 (NaN where null or not a number), each column's min and
+    max (NaN if it holds one), the rows' hashes of these values (the bits as received: -0.0 and
+    0.0 differ), the raw values of the columns read value by value and, for those holding
+    something else, where.
 
     A large batch converts its numeric-typed columns in one block (a view when pandas stores
-    them together), copied into the matrix column by column with the min, max and hash of each.
-    Other columns, and all of a small batch (``cells``), are read value by value: for a few rows
-    that beats pandas' per-column overhead (~20 us a column).
+    them together, as float64 columns usually are): a list of its columns, not copied. Other
+    columns, and all of a small batch (``cells``), are read value by value into one matrix,
+    given transposed (its rows are the columns): for a few rows that beats pandas' per-column
+    overhead (~20 us a column).
     """
     n, fast = len(df), []
     if cells is None:
@@ -243,14 +249,14 @@ def _numbers(
             given = [c for c in position if c in set(names)]  # the frame's order: a view
             at: Any = [position[c] for c in given]  # by position: half the cost of by name
             at = slice(at[0], at[-1] + 1) if at and at[-1] - at[0] == len(at) - 1 else at
-            source = df.iloc[:, at].to_numpy(np.float64, na_value=np.nan)
+            source = np.asfortranarray(df.iloc[:, at].to_numpy(np.float64, na_value=np.nan))
             where = {c: i for i, c in enumerate(given)}
             return (*scan_numbers(source, [where[c] for c in names], weights), {}, {})
     matrix, raw, wrong = _read(df, position, names, cells, fast)
     low, high = np.full(len(names), np.nan), np.full(len(names), np.nan)
     if n:
         low, high = matrix.min(axis=0), matrix.max(axis=0)
-    return matrix, low, high, number_hashes(matrix, weights), raw, wrong
+    return matrix.T, low, high, number_hashes(matrix, weights), raw, wrong
 
 
 def _read(
