@@ -4,7 +4,7 @@ Great Expectations validates whole batches, costs ~2 s to import and ~35 ms per 
 reports "3 rows failed" rather than which row and why. Serving needs a verdict and a reason for
 every row, fast. So the suite's per-row expectations are compiled once, at build time
 (:func:`toolkit.guard.compile_suite`), into plain data (:class:`ColumnRule`), and checking is
-numpy over one matrix.
+numpy over the batch's numeric columns as float64.
 
 Compiled (``mostly`` is ignored: a single record passes a check or it does not):
 ``expect_table_columns_to_match_set`` and ``_to_match_ordered_list`` (the set, not the order),
@@ -65,7 +65,8 @@ class CheckResult:
         valid: True where the row passed every compiled check.
         reasons: None for valid rows, else ``"column: why; column: why"``.
         frame: the contract's columns (numeric ones as float64, missing optional columns
-            all-null) with the input index; unknown columns are not in it.
+            all-null) with the input index; unknown columns are not in it. Float columns of a
+            large batch are the batch's own (read-only views): copy before writing.
         hashes: a 64-bit hash of each row's contract values, blind to column order, unknown
             columns and int/float types: a record hashes the same online and in batch. Not
             cryptographic.
