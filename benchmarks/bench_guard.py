@@ -22,24 +22,24 @@ The batch is also timed with explanations off (``explain: {top_k: 0}``), the opt
 scoring that does not need per-row explanations.
 
 Where the batch time goes (100k rows, CPU time of the calling thread per stage, median of 11
-rounds at load ~0.7, bare ``predict_proba`` ~25 ms; this code and the previous one in one
-process on the same batch, identical tables): the contract check ~17 ms (each numeric column
-copied into the check's matrix, then bounded and hashed while it is in cache, ~9; the string
+rounds at load ~0.9, bare ``predict_proba`` ~26 ms; this code and the previous one in one
+process on the same batch, identical tables): the contract check ~15 ms (the float columns read
+where they are, each one's min, max and hash while it is in cache, ~7; the string
 ``patient_id`` ~4: its ID pattern tested one byte position at a time, ~1, its hash ~1.5),
-preprocess + scoring ~13 ms (``preprocess`` ~2; the features scaled as they are copied, with
-StandardScaler's own ``X -= mean_; X /= scale_``, ~6, of which the divisions are a third;
+preprocess + scoring ~13.5 ms (``preprocess`` ~2.5; the features scaled as they are copied,
+with StandardScaler's own ``X -= mean_; X /= scale_``, ~6.5, a third of it the divisions;
 ``predict_proba``'s matmul and expit ~3; finite scores prove finite features, so there is no
-row-wise scan of the matrix), the top-3 explanations ~15 ms (a scan of 32-bit keys, the
+row-wise scan of the matrix), the top-3 explanations ~15.5 ms (a scan of 32-bit keys, the
 strongest columns first and, once the 4th key is high, sparse updates, ~10; gathering the chosen
 contributions from the 25 MB matrix, ~4.5: random reads, which neither blocking nor sorting by
-column made cheaper), their JSON ~9 ms (one pyarrow take of pre-formatted pieces, ~6.5 of it),
-the decision table ~9 ms (two label takes, the hashes' hex, the reason and rule columns), fallback
-~2 ms, the rest ~4.5 ms: ~70 ms in all, 2.9x. The previous code in the same rounds: ~97 ms, 3.9x
-(check 22, scoring 20.5, explanations 32, table 10.5, fallback 3, the rest 9). Without
-explanations the batch is ~1.75x. What is left is mostly passes over the batch's 25 MB (copy,
-bounds and hash; scaling; matmul; the key scan) and pyarrow's per-string cost of takes;
-explanations as structured columns instead of JSON text would save most of the JSON's ~9 ms, a
-format change users would see. The CPU time of all threads counts OpenBLAS's helper thread
+column made cheaper), their JSON ~8.5 ms (one pyarrow take of pre-formatted pieces, ~6.5 of
+it), the decision table ~9 ms (two label takes, the hashes' hex, the reason and rule columns),
+fallback ~1.7 ms, the rest ~4.5 ms: ~68 ms in all, 2.6x. The previous code in the same rounds:
+~97 ms, 3.8x (check 23, scoring 20.5, explanations 31, table 10, fallback 3, the rest 8.5).
+Without explanations the batch is ~1.75x. What is left is mostly passes over the batch's
+25 MB (bounds and hash; scaling; matmul; the key scan) and pyarrow's per-string cost of takes;
+explanations as structured columns instead of JSON text would save most of the JSON's ~8.5 ms,
+a format change users would see. The CPU time of all threads counts OpenBLAS's helper thread
 spinning on the other core when it is idle, so at low load it can exceed the wall time. The
 cProfile shares listed in RESULTS.md overstate the stages made of many small numpy calls (the
 top-3 scan above all); in a batch the features are built while they are scaled, so their time
