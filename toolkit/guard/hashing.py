@@ -70,7 +70,7 @@ def hash_arrow(strings: Any, null: np.ndarray) -> np.ndarray:
     lengths, start, size = np.diff(offsets), int(offsets[0]), int(offsets[-1] - offsets[0])
     hashes = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     width = int(lengths[0]) if len(lengths) else 0
-    if size and width and size == width * len(lengths):  # all one length (IDs, codes): a matrix
+    if size and width and (lengths == width).all():  # all one length (IDs, codes): a matrix
         data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[start : start + size]
         weights = _BYTE_WEIGHTS[np.arange(width) % 256]
         # sum((byte + 1) x weight) = sum(byte x weight) + sum(weight), modulo 2**64
