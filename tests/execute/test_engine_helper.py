@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,14 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 from support.procs import children, cmdline, wait_for
+from support.projects import mini_project
 
+from toolkit.core.settings import load_settings
 from toolkit.execute import engine_daemon
 from toolkit.execute.engine_client import EngineHelper, start_helper
+from toolkit.plan.build import build_plan
 from toolkit.reports.notebook_html import render_html
+from toolkit.specs.load import load_spec
 
 NOTEBOOK = FIXTURES / "notebooks" / "ok.ipynb"
 
@@ -203,6 +208,55 @@ def test_a_render_process_that_dies_is_replaced_and_the_daemon_serves_on(tmp_pat
     assert helper.failure is None and helper.ping() == pid  # the daemon itself lives on
     (second,) = wait_for(lambda: _renderers(pid), timeout=20, what="a new render process")
     assert second != first
+    helper.close()
+    os.kill(pid, signal.SIGKILL)
+
+
+MODEL_SPEC = """
+name: ahead
+steps:
+  - {name: fit, notebook: ../notebooks/ok.ipynb, outputs: {out: model.joblib}}
+model: {name: ahead_model, step: fit, output: out}
+gates: {step: fit, checks: ["accuracy >= 0.5"]}
+"""
+
+
+def _writer_once_read(fifo: Path) -> int | None:
+    """The write end of ``fifo`` once a reader has opened it, else None."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+@pytest.mark.usefixtures("daemon_env")
+def test_logging_the_model_ahead_never_holds_up_the_runs_other_requests(tmp_path: Path) -> None:
+    """Logging the model ahead can take seconds (loading the model imports its libraries); it
+    goes beside the run's checks, never in front of them. Here the model file is a pipe that
+    nobody writes yet: the daemon waits on it, and still answers the run's other requests."""
+    plan = build_plan(load_spec(mini_project(tmp_path, MODEL_SPEC, ("ok",))), tmp_path / "run")
+    model = plan.step("fit").outputs["out"].path
+    model.parent.mkdir(parents=True)
+    os.mkfifo(model)
+    helper = _daemon(tmp_path)
+    pid = helper.ping()
+    assert pid is not None
+    logged: list[tuple[bool, object]] = []
+    args = (plan, load_settings(tmp_path), "no-such-run")
+    ahead = threading.Thread(target=lambda: logged.append(helper.release("log_ahead", *args)))
+    ahead.start()
+    writer = wait_for(lambda: _writer_once_read(model), timeout=60, what="the daemon to read")
+    assert isinstance(writer, int)
+    answered: list[int | None] = []
+    ping = threading.Thread(target=lambda: answered.append(helper.ping()))
+    ping.start()
+    ping.join(timeout=60)
+    answered_while_reading, still_reading = list(answered), ahead.is_alive()
+    os.write(writer, b"not a pickle")
+    os.close(writer)
+    ahead.join(timeout=60)
+    assert answered_while_reading == [pid] and still_reading
+    assert logged == [(False, None)]  # an unreadable model: left to registration, as before
     helper.close()
     os.kill(pid, signal.SIGKILL)
 

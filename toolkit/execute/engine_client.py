@@ -34,7 +34,7 @@ from toolkit.contracts.step_checks import ContractFailed
 from toolkit.core.envflags import env_flag
 from toolkit.core.lineage import current_user
 from toolkit.core.mlflow_env import DEFAULTS
-from toolkit.execute.engine_helper import FALLBACK
+from toolkit.execute.engine_helper import FALLBACK, UNLOCKED_RELEASE_CALLS
 from toolkit.plan.planned import PlannedInput, PlannedOutput, PlannedStep
 
 if TYPE_CHECKING:
@@ -74,10 +74,10 @@ class EngineHelper:
         self.process = process  # None for the daemon: not this run's to kill or wait for
         self._lock = threading.Lock()
         self._requests, self._replies = requests, replies
-        # The daemon's renders go over a second connection (``side`` opens it), which the
-        # daemon serves beside the first: a notebook's render (0.1-0.5 s of nbconvert) would
-        # otherwise hold up the next step's contract checks and the release's registry calls
-        # behind it, on the run's critical path.
+        # The daemon's renders, and the model logged ahead, go over a second connection (``side``
+        # opens it), which the daemon serves beside the first: a notebook's render (0.1-0.5 s)
+        # or the model's logging (0.6 s to seconds) would otherwise hold up the next step's
+        # contract checks and the release's registry calls behind it, on the critical path.
         self._side_open = side
         self._side: Connection | None = None
         self._side_lock = threading.Lock()
@@ -182,7 +182,8 @@ class EngineHelper:
     def release(self, call: str, *args: Any) -> tuple[bool, Any]:
         """A registry call of :mod:`toolkit.execute.engine_release` done by the helper:
         ``(True, its result)``, or ``(False, None)`` when the caller must do it itself."""
-        reply = self._call("release", call, *args)
+        aside = call in UNLOCKED_RELEASE_CALLS  # long, and in the background: not in the way
+        reply = (self._side_call if aside else self._call)("release", call, *args)
         return (True, reply[1]) if reply is not None else (False, None)
 
     def _side_call(self, kind: str, *args: Any) -> tuple[Any, ...] | None:

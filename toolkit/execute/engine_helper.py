@@ -185,6 +185,20 @@ def _run_after(tasks: list[Callable[[], object]]) -> None:
             print(f"after a session: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
+# Registry calls done without ``work``: logging the model ahead loads the model (its libraries
+# imported on a first run) and saves it, 0.6 s to seconds, while the next steps run; nothing of
+# another run's touches what it reads and writes, and a step's contract check must not wait
+# behind it. The run sends it on its second connection (``EngineHelper.release``).
+UNLOCKED_RELEASE_CALLS = frozenset({"log_ahead"})
+
+
+def _lock_for(
+    kind: str, args: tuple[Any, ...], work: threading.Lock | None
+) -> threading.Lock | None:
+    unlocked = kind == "release" and args and args[0] in UNLOCKED_RELEASE_CALLS
+    return None if unlocked else work
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {
     "check": check,
     "render": render,
@@ -234,9 +248,10 @@ def _serve(
 
             engine_tracking.serve(requests, replies, args, fault)
             return
-        handler, lock = (
-            (render, None) if kind == "render" and render else (HANDLERS.get(kind), work)
-        )
+        lock: threading.Lock | None = None
+        handler: Callable[..., Any] | None = render
+        if kind != "render" or render is None:
+            handler, lock = HANDLERS.get(kind), _lock_for(kind, args, work)
         try:
             with lock or contextlib.nullcontext():
                 reply = handler(*args) if handler else (FALLBACK, f"unknown request {kind!r}")
